@@ -1,0 +1,416 @@
+//! The public error types, one per layer. Each names what failed and where; the cause is in
+//! [`std::error::Error::source`].
+
+use std::borrow::Cow;
+use std::error::Error as StdError;
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::codec::{DecodeError, EncodeError};
+use crate::event::EventId;
+use crate::store::CommandRecord;
+use crate::stream::{ExpectedVersion, GlobalPosition, StreamId, StreamVersion};
+
+/// A stream id that cannot be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidStreamId {
+    /// The id is empty.
+    #[error("stream id is empty")]
+    Empty,
+    /// The id is longer than the stores accept.
+    #[error("stream id is {len} bytes long; at most {max} are allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The id holds a control character (NUL, newline, ...).
+    #[error("stream id holds a control character at byte {index}")]
+    ControlCharacter {
+        /// Byte offset of the first one.
+        index: usize,
+    },
+}
+
+/// What kind of failure a back end reported; lets callers decide whether to retry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// The database could not be reached or dropped the connection; retrying may succeed.
+    Unavailable,
+    /// The database schema was written by a newer (or unknown) version of this framework.
+    SchemaMismatch,
+    /// The store holds data that breaks its own invariants.
+    Corrupt,
+    /// The request holds a value the back end cannot store (a version beyond `i64`, say).
+    InvalidInput,
+    /// A leased operation lost its lease to another worker.
+    LeaseLost,
+    /// Anything else the back end reported.
+    Other,
+}
+
+impl fmt::Display for BackendErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Unavailable => "database unavailable",
+            Self::SchemaMismatch => "schema version mismatch",
+            Self::Corrupt => "stored data is corrupt",
+            Self::InvalidInput => "invalid input",
+            Self::LeaseLost => "lease lost",
+            Self::Other => "database error",
+        })
+    }
+}
+
+/// A failure inside a store's back end, with the operation and object it concerned.
+#[derive(Debug, thiserror::Error)]
+#[error("{backend} store: {context}: {kind}")]
+pub struct BackendError {
+    backend: &'static str,
+    kind: BackendErrorKind,
+    context: Cow<'static, str>,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A back-end error; `context` says what was being done to what (`"append to stream x"`).
+    #[must_use]
+    pub fn new(
+        backend: &'static str,
+        kind: BackendErrorKind,
+        context: impl Into<Cow<'static, str>>,
+    ) -> Self {
+        Self {
+            backend,
+            kind,
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches the underlying error.
+    #[must_use]
+    pub fn with_source(mut self, source: impl StdError + Send + Sync + 'static) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    /// The kind of failure.
+    #[must_use]
+    pub const fn kind(&self) -> BackendErrorKind {
+        self.kind
+    }
+
+    /// The name of the back end (`"postgres"`, `"sqlite"`, `"memory"`).
+    #[must_use]
+    pub const fn backend(&self) -> &'static str {
+        self.backend
+    }
+}
+
+/// Why an append did not happen. Nothing was written in every case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AppendError {
+    /// The stream's version did not match the expected version.
+    #[error("version conflict on stream `{stream_id}`: expected {expected}, found version {actual}")]
+    Conflict {
+        /// The stream appended to.
+        stream_id: StreamId,
+        /// What the caller expected.
+        expected: ExpectedVersion,
+        /// The stream's version at the time of the append.
+        actual: StreamVersion,
+    },
+    /// The command id was already recorded by an earlier append.
+    #[error(
+        "command {} was already applied to stream `{}`", .0.command_id, .0.stream_id
+    )]
+    DuplicateCommand(CommandRecord),
+    /// An event id is already stored.
+    #[error("event id {event_id} is already stored (appending to stream `{stream_id}`)")]
+    DuplicateEventId {
+        /// The stream appended to.
+        stream_id: StreamId,
+        /// The id that exists.
+        event_id: EventId,
+    },
+    /// The back end failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Why a stream, the global log or a snapshot could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LoadError {
+    /// A stored event could not be decoded.
+    #[error("cannot decode event at version {stream_version} of stream `{stream_id}`")]
+    Decode {
+        /// The stream read.
+        stream_id: StreamId,
+        /// The event's version.
+        stream_version: StreamVersion,
+        /// What was wrong with it.
+        #[source]
+        source: DecodeError,
+    },
+    /// A snapshot could not be decoded (it is ignored only when its schema version is old).
+    #[error("cannot decode snapshot at version {stream_version} of stream `{stream_id}`")]
+    Snapshot {
+        /// The stream read.
+        stream_id: StreamId,
+        /// The version the snapshot was taken at.
+        stream_version: StreamVersion,
+        /// What serde said.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A stream's stored versions have a hole or run backwards.
+    #[error(
+        "stream `{stream_id}` is corrupt: expected version {expected} next, found {found}"
+    )]
+    VersionHole {
+        /// The stream read.
+        stream_id: StreamId,
+        /// The version that should have come next.
+        expected: StreamVersion,
+        /// The version that came.
+        found: StreamVersion,
+    },
+    /// The back end failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// Why a command did not take effect. Nothing was written in every case.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E> {
+    /// The aggregate refused the command: a domain rule.
+    #[error(transparent)]
+    Rejected(E),
+    /// The stream moved on: the caller's expected version did not match, or every retry lost
+    /// the race to another writer.
+    #[error(
+        "version conflict on stream `{stream_id}`: expected {expected}, found version {actual} (after {attempts} attempt(s))"
+    )]
+    Conflict {
+        /// The aggregate's stream.
+        stream_id: StreamId,
+        /// What the command expected.
+        expected: ExpectedVersion,
+        /// The version found.
+        actual: StreamVersion,
+        /// How many times the command was decided.
+        attempts: u32,
+    },
+    /// The command requires an existing aggregate and the stream has no events.
+    #[error("aggregate stream `{stream_id}` does not exist")]
+    NotFound {
+        /// The aggregate's stream.
+        stream_id: StreamId,
+    },
+    /// The command id was used before for a different stream.
+    #[error(
+        "command id {command_id} was already used for stream `{recorded_stream}`, not `{stream_id}`"
+    )]
+    CommandIdReused {
+        /// The id sent twice.
+        command_id: Uuid,
+        /// The stream this command addressed.
+        stream_id: StreamId,
+        /// The stream the id was first used for.
+        recorded_stream: StreamId,
+    },
+    /// The aggregate id does not make a valid stream id.
+    #[error("invalid aggregate id")]
+    InvalidId(#[source] InvalidStreamId),
+    /// The aggregate type was not registered with the registry.
+    #[error("aggregate `{aggregate}` is not registered")]
+    NotRegistered {
+        /// The aggregate's name.
+        aggregate: &'static str,
+    },
+    /// The aggregate could not be loaded.
+    #[error("loading the aggregate failed")]
+    Load(#[source] LoadError),
+    /// An event the aggregate decided could not be encoded.
+    #[error("encoding a decided event failed")]
+    Encode(#[source] EncodeError),
+    /// The append failed for a reason other than a conflict.
+    #[error("appending the decided events failed")]
+    Append(#[source] AppendError),
+}
+
+impl<E> CommandError<E> {
+    /// The domain error, when the aggregate refused the command.
+    pub const fn rejection(&self) -> Option<&E> {
+        match self {
+            Self::Rejected(error) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+/// A registry that cannot be built: two registrations would make events or streams ambiguous.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// The same aggregate name was registered twice.
+    #[error("aggregate `{name}` is registered twice")]
+    DuplicateAggregate {
+        /// The name.
+        name: &'static str,
+    },
+    /// Two aggregates list an event with the same stable name.
+    #[error("event type `{event_type}` is claimed by both aggregate `{first}` and aggregate `{second}`")]
+    EventTypeClaimedTwice {
+        /// The event's stable name.
+        event_type: &'static str,
+        /// The aggregate registered first.
+        first: &'static str,
+        /// The aggregate registered second.
+        second: &'static str,
+    },
+    /// One aggregate's stream prefix (`"{name}-"`) begins another's, so stream ids would overlap.
+    #[error(
+        "stream prefix `{first}-` of aggregate `{first}` overlaps with aggregate `{second}`; rename one"
+    )]
+    OverlappingStreamPrefix {
+        /// The shorter name.
+        first: &'static str,
+        /// The name it begins.
+        second: &'static str,
+    },
+    /// Two projections share a name (and would share a checkpoint).
+    #[error("projection `{name}` is registered twice")]
+    DuplicateProjection {
+        /// The name.
+        name: &'static str,
+    },
+}
+
+/// What a projection handler returns on failure; any error converts into it with `?`.
+///
+/// Deliberately not `std::error::Error` itself (as with `anyhow::Error`), which is what allows
+/// the blanket conversion from every error type.
+pub struct HandlerError(Box<dyn StdError + Send + Sync>);
+
+impl HandlerError {
+    /// An error from a plain message.
+    #[must_use]
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self(message.to_string().into())
+    }
+
+    /// The underlying error.
+    #[must_use]
+    pub fn as_error(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.0
+    }
+
+    pub(crate) fn into_inner(self) -> Box<dyn StdError + Send + Sync> {
+        self.0
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<E> for HandlerError {
+    fn from(error: E) -> Self {
+        Self(Box::new(error))
+    }
+}
+
+impl fmt::Debug for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A projection stopped at an event; the event was not applied and the checkpoint did not move.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "projection `{projection}` failed at event {event_id} (`{event_type}`, position {position}): {reason}"
+)]
+pub struct ProjectionError {
+    /// The projection's name.
+    pub projection: &'static str,
+    /// The event's position.
+    pub position: GlobalPosition,
+    /// The event's id.
+    pub event_id: EventId,
+    /// The event's stable name.
+    pub event_type: String,
+    /// What went wrong, in one line.
+    pub reason: ProjectionFailure,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+/// Which step of projecting an event failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProjectionFailure {
+    /// The payload did not decode.
+    Decode,
+    /// The user's handler returned an error.
+    Handler,
+}
+
+impl fmt::Display for ProjectionFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Decode => "the event does not decode",
+            Self::Handler => "the handler failed",
+        })
+    }
+}
+
+impl ProjectionError {
+    /// A decode failure at `event`.
+    #[must_use]
+    pub fn decode(
+        projection: &'static str,
+        event: &crate::RecordedEvent,
+        source: DecodeError,
+    ) -> Self {
+        Self::at(projection, event, ProjectionFailure::Decode, Box::new(source))
+    }
+
+    /// A handler failure at `event`.
+    #[must_use]
+    pub fn handler(
+        projection: &'static str,
+        event: &crate::RecordedEvent,
+        source: HandlerError,
+    ) -> Self {
+        Self::at(projection, event, ProjectionFailure::Handler, source.into_inner())
+    }
+
+    fn at(
+        projection: &'static str,
+        event: &crate::RecordedEvent,
+        reason: ProjectionFailure,
+        source: Box<dyn StdError + Send + Sync>,
+    ) -> Self {
+        Self {
+            projection,
+            position: event.position,
+            event_id: event.id,
+            event_type: event.event_type.clone(),
+            reason,
+            source: Some(source),
+        }
+    }
+}

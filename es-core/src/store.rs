@@ -1,0 +1,288 @@
+//! The [`EventStore`] contract every back end implements, and the in-memory store.
+//!
+//! The contract, checked by [`crate::testing::conformance`] for every store:
+//! - an append is atomic (all its events or none), checked against an [`ExpectedVersion`];
+//!   a mismatch is [`AppendError::Conflict`] naming the actual version, and nothing is written;
+//! - an acknowledged append has committed; stream versions run 1, 2, 3 ... without holes;
+//! - a command id recorded with an append makes a second append with that id fail with
+//!   [`AppendError::DuplicateCommand`], in the same transaction as the first;
+//! - [`EventStore::read_all`] returns events ordered by [`LogPosition`], and an event that
+//!   becomes visible later never sorts before one already returned.
+
+use std::future::Future;
+
+use futures_core::Stream;
+use uuid::Uuid;
+
+use crate::error::{AppendError, BackendError, LoadError};
+use crate::event::{NewEvent, RecordedEvent};
+use crate::snapshot::Snapshot;
+use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
+
+pub mod memory;
+
+/// One atomic append: events for one stream, the version they expect, and an optional command
+/// id that makes the append idempotent.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct AppendRequest {
+    /// The stream to append to.
+    pub stream_id: StreamId,
+    /// The optimistic concurrency check.
+    pub expected: ExpectedVersion,
+    /// The events, in order. May be empty only with a command id (to record a no-op command).
+    pub events: Vec<NewEvent>,
+    /// Recorded with the append; a second append with the same id fails with
+    /// [`AppendError::DuplicateCommand`].
+    pub command_id: Option<Uuid>,
+}
+
+impl AppendRequest {
+    /// An append of `events` to `stream_id`, checked against `expected`.
+    #[must_use]
+    pub const fn new(stream_id: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self {
+            stream_id,
+            expected,
+            events,
+            command_id: None,
+        }
+    }
+
+    /// Records `command_id` with the append.
+    #[must_use]
+    pub const fn with_command_id(mut self, command_id: Uuid) -> Self {
+        self.command_id = Some(command_id);
+        self
+    }
+}
+
+/// What a committed append wrote.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Committed {
+    /// The stream's version before the append.
+    pub version_before: StreamVersion,
+    /// The stream's version after it: the version of its last event.
+    pub version_after: StreamVersion,
+    /// Where the last appended event stands in the log (`None` for an empty append).
+    pub last_position: Option<LogPosition>,
+}
+
+impl Committed {
+    /// A commit record from its parts; for store implementations.
+    #[must_use]
+    pub const fn new(
+        version_before: StreamVersion,
+        version_after: StreamVersion,
+        last_position: Option<LogPosition>,
+    ) -> Self {
+        Self {
+            version_before,
+            version_after,
+            last_position,
+        }
+    }
+}
+
+/// The record of an idempotent command: which stream it touched and which versions it wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommandRecord {
+    /// The command's id.
+    pub command_id: Uuid,
+    /// The stream it appended to.
+    pub stream_id: StreamId,
+    /// The stream's version before its events.
+    pub version_before: StreamVersion,
+    /// The stream's version after its events (equal to `version_before` for a no-op).
+    pub version_after: StreamVersion,
+}
+
+impl CommandRecord {
+    /// A record from its parts; for store implementations.
+    #[must_use]
+    pub const fn new(
+        command_id: Uuid,
+        stream_id: StreamId,
+        version_before: StreamVersion,
+        version_after: StreamVersion,
+    ) -> Self {
+        Self {
+            command_id,
+            stream_id,
+            version_before,
+            version_after,
+        }
+    }
+}
+
+/// Which events a global read returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EventFilter<'a> {
+    /// Every event.
+    All,
+    /// Only events whose stable name is in the list (a projection's consumed events).
+    Types(&'a [&'a str]),
+}
+
+impl EventFilter<'_> {
+    /// Whether an event named `event_type` passes.
+    #[must_use]
+    pub fn matches(&self, event_type: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::Types(types) => types.contains(&event_type),
+        }
+    }
+}
+
+/// Wakes readers of the global log when new events may have committed.
+///
+/// A wake-up is a hint, not a promise of new events; readers re-read from their checkpoint.
+#[derive(Clone, Debug)]
+pub struct LogWatch(tokio::sync::watch::Receiver<u64>);
+
+impl LogWatch {
+    /// A watch fed by `receiver`; stores send on every commit (or notification).
+    #[must_use]
+    pub const fn new(receiver: tokio::sync::watch::Receiver<u64>) -> Self {
+        Self(receiver)
+    }
+
+    /// Resolves when something was appended since the last call, or the store was dropped
+    /// (then it resolves at once, every time: callers fall back to their poll interval).
+    pub async fn changed(&mut self) {
+        if self.0.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A durable, ordered log of events grouped in streams.
+///
+/// Implementations are cheap to clone handles (a pool, an `Arc`) and safe to use from many
+/// tasks at once.
+pub trait EventStore: Clone + Send + Sync + 'static {
+    /// Appends atomically, or writes nothing.
+    ///
+    /// # Errors
+    /// [`AppendError::Conflict`] when the expected version does not hold,
+    /// [`AppendError::DuplicateCommand`] for a recorded command id, and back-end failures.
+    fn append(
+        &self,
+        request: AppendRequest,
+    ) -> impl Future<Output = Result<Committed, AppendError>> + Send;
+
+    /// The events of one stream with versions above `after`, in version order, streamed so a
+    /// long stream is never held in memory whole. An unknown stream yields nothing.
+    fn load<'a>(
+        &'a self,
+        stream_id: &'a StreamId,
+        after: StreamVersion,
+    ) -> impl Stream<Item = Result<RecordedEvent, LoadError>> + Send + 'a;
+
+    /// The stream's current version ([`StreamVersion::INITIAL`] when it has no events).
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn stream_version(
+        &self,
+        stream_id: &StreamId,
+    ) -> impl Future<Output = Result<StreamVersion, LoadError>> + Send;
+
+    /// Up to `limit` events after `after` in log order, restricted by `filter`.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        filter: EventFilter<'_>,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>, LoadError>> + Send;
+
+    /// The position of the last visible event of the log, if any.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn head(&self) -> impl Future<Output = Result<Option<LogPosition>, LoadError>> + Send;
+
+    /// A watch that wakes when events may have been appended.
+    fn watch(&self) -> LogWatch;
+
+    /// Saves (or replaces) the snapshot of a stream.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn save_snapshot(
+        &self,
+        stream_id: &StreamId,
+        snapshot: Snapshot,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// The latest snapshot of a stream, if any.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn load_snapshot(
+        &self,
+        stream_id: &StreamId,
+    ) -> impl Future<Output = Result<Option<Snapshot>, LoadError>> + Send;
+
+    /// The record of an idempotent command, if one with this id was appended.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn find_command(
+        &self,
+        command_id: Uuid,
+    ) -> impl Future<Output = Result<Option<CommandRecord>, LoadError>> + Send;
+}
+
+/// A store that also keeps projection checkpoints, committed together with the read model's
+/// writes in one unit of work.
+pub trait CheckpointStore: EventStore {
+    /// The unit of work handed to projection handlers (a database transaction; `()` in memory).
+    type Transaction: Send;
+
+    /// The projection's checkpoint ([`LogPosition::START`] when it never ran).
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn checkpoint(
+        &self,
+        projection: &str,
+    ) -> impl Future<Output = Result<LogPosition, BackendError>> + Send;
+
+    /// Opens a unit of work for one batch of `projection`.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn begin(
+        &self,
+        projection: &str,
+    ) -> impl Future<Output = Result<Self::Transaction, BackendError>> + Send;
+
+    /// Moves the checkpoint to `checkpoint` and commits the unit of work with it: both or
+    /// neither.
+    ///
+    /// # Errors
+    /// Back-end failures; the unit of work is then rolled back.
+    fn commit(
+        &self,
+        transaction: Self::Transaction,
+        projection: &str,
+        checkpoint: LogPosition,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Resets the checkpoint to the start, for a rebuild.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn reset_checkpoint(
+        &self,
+        projection: &str,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+}

@@ -1,0 +1,5 @@
+//! The in-memory store. PLACEHOLDER: being written.
+
+/// An in-memory event store.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore;
