@@ -44,14 +44,13 @@ pub fn decode<E: Event>(schema_version: u32, payload: &RawValue) -> Result<E, De
     }
     let mut value: serde_json::Value = serde_json::from_str(payload.get())
         .map_err(|source| DecodeError::payload(E::NAME, schema_version, source))?;
-    let mut version = schema_version;
-    for upcaster in E::UPCASTERS.iter().skip((schema_version - 1) as usize) {
+    let pending = E::UPCASTERS.iter().skip((schema_version - 1) as usize);
+    for (from_version, upcaster) in (schema_version..).zip(pending) {
         value = upcaster(value).map_err(|source| DecodeError::Upcast {
             event_type: E::NAME.to_owned(),
-            from_version: version,
+            from_version,
             source,
         })?;
-        version += 1;
     }
     serde_json::from_value(value)
         .map_err(|source| DecodeError::payload(E::NAME, schema_version, source))

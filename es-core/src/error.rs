@@ -118,7 +118,9 @@ impl BackendError {
 #[non_exhaustive]
 pub enum AppendError {
     /// The stream's version did not match the expected version.
-    #[error("version conflict on stream `{stream_id}`: expected {expected}, found version {actual}")]
+    #[error(
+        "version conflict on stream `{stream_id}`: expected {expected}, found version {actual}"
+    )]
     Conflict {
         /// The stream appended to.
         stream_id: StreamId,
@@ -172,9 +174,7 @@ pub enum LoadError {
         source: serde_json::Error,
     },
     /// A stream's stored versions have a hole or run backwards.
-    #[error(
-        "stream `{stream_id}` is corrupt: expected version {expected} next, found {found}"
-    )]
+    #[error("stream `{stream_id}` is corrupt: expected version {expected} next, found {found}")]
     VersionHole {
         /// The stream read.
         stream_id: StreamId,
@@ -183,9 +183,27 @@ pub enum LoadError {
         /// The version that came.
         found: StreamVersion,
     },
+    /// The aggregate id does not make a valid stream id.
+    #[error("invalid stream id")]
+    InvalidStreamId(#[from] InvalidStreamId),
     /// The back end failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+/// Why a projection batch failed; the batch was rolled back and will be retried.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RunnerError {
+    /// An event could not be decoded or its handler failed.
+    #[error(transparent)]
+    Projection(ProjectionError),
+    /// Reading the log failed.
+    #[error("reading the event log failed")]
+    Read(#[source] LoadError),
+    /// The checkpoint or the unit of work failed.
+    #[error("checkpoint or transaction failed")]
+    Store(#[source] BackendError),
 }
 
 /// Why a command did not take effect. Nothing was written in every case.
@@ -269,7 +287,9 @@ pub enum RegistryError {
         name: &'static str,
     },
     /// Two aggregates list an event with the same stable name.
-    #[error("event type `{event_type}` is claimed by both aggregate `{first}` and aggregate `{second}`")]
+    #[error(
+        "event type `{event_type}` is claimed by both aggregate `{first}` and aggregate `{second}`"
+    )]
     EventTypeClaimedTwice {
         /// The event's stable name.
         event_type: &'static str,
@@ -385,7 +405,12 @@ impl ProjectionError {
         event: &crate::RecordedEvent,
         source: DecodeError,
     ) -> Self {
-        Self::at(projection, event, ProjectionFailure::Decode, Box::new(source))
+        Self::at(
+            projection,
+            event,
+            ProjectionFailure::Decode,
+            Box::new(source),
+        )
     }
 
     /// A handler failure at `event`.
@@ -395,7 +420,12 @@ impl ProjectionError {
         event: &crate::RecordedEvent,
         source: HandlerError,
     ) -> Self {
-        Self::at(projection, event, ProjectionFailure::Handler, source.into_inner())
+        Self::at(
+            projection,
+            event,
+            ProjectionFailure::Handler,
+            source.into_inner(),
+        )
     }
 
     fn at(

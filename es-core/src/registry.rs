@@ -1,0 +1,518 @@
+//! The registry: wires aggregates and projections to a store, checks they cannot collide, and
+//! returns the running application.
+//!
+//! ```
+//! # use es_core::{MemoryStore, Registry};
+//! # async fn demo() -> Result<(), es_core::RegistryError> {
+//! let app = Registry::new(MemoryStore::new()).build().await?;
+//! # let _ = app; Ok(()) }
+//! ```
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::aggregate::{Aggregate, EventSet};
+use crate::command::{self, AggregateSettings, CommandOptions, Executed, Loaded};
+use crate::error::{CommandError, LoadError, RegistryError, RunnerError};
+use crate::metadata::Metadata;
+use crate::projection::Dispatch;
+use crate::runner::{Erased, ErasedProjection, ProjectionStatus, RunnerSettings};
+use crate::store::{CheckpointStore, EventStore};
+use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
+
+/// What the registry remembers of an aggregate for its collision checks.
+struct AggregateClaim {
+    name: &'static str,
+    event_types: &'static [&'static str],
+}
+
+/// Builds an [`App`]: register aggregates and projections, then [`Registry::build`].
+pub struct Registry<S> {
+    store: S,
+    claims: Vec<AggregateClaim>,
+    settings: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    projections: Vec<Box<dyn ErasedProjection<S>>>,
+    runner: RunnerSettings,
+    errors: Vec<RegistryError>,
+}
+
+impl<S: EventStore> Registry<S> {
+    /// A registry over `store`.
+    #[must_use]
+    pub fn new(store: S) -> Self {
+        Self {
+            store,
+            claims: Vec::new(),
+            settings: HashMap::new(),
+            projections: Vec::new(),
+            runner: RunnerSettings::default(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// Registers aggregate `A` with default settings (its services built by `Default`).
+    #[must_use]
+    pub fn aggregate<A: Aggregate>(self) -> Self
+    where
+        A::Services: Default,
+    {
+        self.aggregate_with(AggregateSettings::<A>::default())
+    }
+
+    /// Registers aggregate `A` with its services, snapshot policy and retry bound.
+    #[must_use]
+    pub fn aggregate_with<A: Aggregate>(mut self, settings: AggregateSettings<A>) -> Self {
+        self.claim(A::NAME, A::Event::NAMES);
+        self.settings.insert(TypeId::of::<A>(), Arc::new(settings));
+        self
+    }
+
+    fn claim(&mut self, name: &'static str, event_types: &'static [&'static str]) {
+        for claim in &self.claims {
+            if claim.name == name {
+                self.errors.push(RegistryError::DuplicateAggregate { name });
+                return;
+            }
+            let (shorter, longer) = if claim.name.len() <= name.len() {
+                (claim.name, name)
+            } else {
+                (name, claim.name)
+            };
+            if longer.starts_with(shorter) && longer.as_bytes().get(shorter.len()) == Some(&b'-') {
+                self.errors.push(RegistryError::OverlappingStreamPrefix {
+                    first: shorter,
+                    second: longer,
+                });
+            }
+            for event_type in event_types {
+                if claim.event_types.contains(event_type) {
+                    self.errors.push(RegistryError::EventTypeClaimedTwice {
+                        event_type,
+                        first: claim.name,
+                        second: name,
+                    });
+                }
+            }
+        }
+        self.claims.push(AggregateClaim { name, event_types });
+    }
+
+    /// Sets how projections are run (batch size, poll interval, back-off).
+    #[must_use]
+    pub fn runner_settings(mut self, settings: RunnerSettings) -> Self {
+        self.runner = settings;
+        self
+    }
+
+    /// Checks the registrations and returns the application.
+    ///
+    /// # Errors
+    /// The first [`RegistryError`]: an aggregate registered twice, an event type claimed by two
+    /// aggregates, overlapping stream prefixes, or two projections with one name.
+    #[allow(clippy::unused_async)] // async so that stores may verify themselves here later
+    pub async fn build(mut self) -> Result<App<S>, RegistryError> {
+        if !self.errors.is_empty() {
+            return Err(self.errors.swap_remove(0));
+        }
+        let projections = self
+            .projections
+            .into_iter()
+            .map(|projection| ProjectionSlot {
+                name: projection.name(),
+                status: Mutex::new(ProjectionStatus {
+                    name: projection.name(),
+                    ..ProjectionStatus::default()
+                }),
+                projection: tokio::sync::Mutex::new(projection),
+            })
+            .collect();
+        Ok(App {
+            inner: Arc::new(AppInner {
+                store: self.store,
+                settings: self.settings,
+                projections,
+                runner: self.runner,
+            }),
+        })
+    }
+}
+
+impl<S: CheckpointStore> Registry<S> {
+    /// Registers a projection; its handlers receive the store's unit of work.
+    #[must_use]
+    pub fn projection<P: Dispatch<S::Transaction>>(mut self, projection: P) -> Self {
+        if self.projections.iter().any(|p| p.name() == P::NAME) {
+            self.errors
+                .push(RegistryError::DuplicateProjection { name: P::NAME });
+        } else {
+            self.projections.push(Box::new(Erased::new(projection)));
+        }
+        self
+    }
+}
+
+impl<S> fmt::Debug for Registry<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registry")
+            .field(
+                "aggregates",
+                &self.claims.iter().map(|c| c.name).collect::<Vec<_>>(),
+            )
+            .field(
+                "projections",
+                &self
+                    .projections
+                    .iter()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+struct ProjectionSlot<S> {
+    name: &'static str,
+    projection: tokio::sync::Mutex<Box<dyn ErasedProjection<S>>>,
+    status: Mutex<ProjectionStatus>,
+}
+
+impl<S> ProjectionSlot<S> {
+    fn status(&self) -> MutexGuard<'_, ProjectionStatus> {
+        // A panic while holding the lock leaves a status that is still a valid status.
+        self.status.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+struct AppInner<S> {
+    store: S,
+    settings: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    projections: Vec<ProjectionSlot<S>>,
+    runner: RunnerSettings,
+}
+
+/// The running application: executes commands, loads aggregates, runs projections.
+///
+/// Cheap to clone; clones share everything.
+pub struct App<S> {
+    inner: Arc<AppInner<S>>,
+}
+
+impl<S> Clone for App<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<S> fmt::Debug for App<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field(
+                "projections",
+                &self
+                    .inner
+                    .projections
+                    .iter()
+                    .map(|p| p.name)
+                    .collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: EventStore> App<S> {
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// Starts a command for aggregate `id` of type `A`; `.await` it, after setting options if
+    /// needed:
+    ///
+    /// ```ignore
+    /// app.execute::<Order>(id, AddItem { .. }).expected_version(v).command_id(key).await?;
+    /// ```
+    pub fn execute<A: Aggregate>(
+        &self,
+        id: impl fmt::Display,
+        command: impl Into<A::Command> + Clone + Send + 'static,
+    ) -> Execute<'_, S, A, impl Into<A::Command> + Clone + Send + 'static> {
+        Execute {
+            app: self,
+            stream_id: StreamId::for_aggregate(A::NAME, id),
+            command,
+            options: CommandOptions::default(),
+            aggregate: std::marker::PhantomData,
+        }
+    }
+
+    /// Loads aggregate `id` of type `A`: its state and version (read-your-writes).
+    ///
+    /// # Errors
+    /// [`LoadError`] for an invalid id, an undecodable event or a back-end failure.
+    pub async fn load<A: Aggregate>(&self, id: impl fmt::Display) -> Result<Loaded<A>, LoadError> {
+        let stream_id = StreamId::for_aggregate(A::NAME, id)?;
+        command::load::<S, A>(&self.inner.store, &stream_id, None).await
+    }
+
+    /// Loads aggregate `id` of type `A` as it was at `version`.
+    ///
+    /// # Errors
+    /// As [`App::load`].
+    pub async fn load_at<A: Aggregate>(
+        &self,
+        id: impl fmt::Display,
+        version: StreamVersion,
+    ) -> Result<Loaded<A>, LoadError> {
+        let stream_id = StreamId::for_aggregate(A::NAME, id)?;
+        command::load::<S, A>(&self.inner.store, &stream_id, Some(version)).await
+    }
+
+    /// The status of every projection, in registration order.
+    #[must_use]
+    pub fn projection_status(&self) -> Vec<ProjectionStatus> {
+        self.inner
+            .projections
+            .iter()
+            .map(|slot| slot.status().clone())
+            .collect()
+    }
+
+    /// Runs every projection until it has applied everything visible when it started its last
+    /// batch; for tests, rebuilds and command-line tools.
+    ///
+    /// # Errors
+    /// The first failing batch's error; that projection's checkpoint stays before the event.
+    pub async fn catch_up(&self) -> Result<(), RunnerError> {
+        for slot in &self.inner.projections {
+            let mut projection = slot.projection.lock().await;
+            loop {
+                let outcome = run_recorded(
+                    slot,
+                    &mut **projection,
+                    &self.inner.store,
+                    self.inner.runner.batch_size,
+                )
+                .await?;
+                if outcome.caught_up_to.is_some() {
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts one background task per projection: catch up, then follow the log, woken by the
+    /// store's notifications (with a fallback poll). Requires a tokio runtime.
+    #[must_use]
+    pub fn start_projections(&self) -> ProjectionWorkers {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let tasks = (0..self.inner.projections.len())
+            .map(|index| tokio::spawn(run_projection(self.clone(), index, stopped.clone())))
+            .collect();
+        ProjectionWorkers { stop, tasks }
+    }
+}
+
+async fn run_recorded<S: EventStore>(
+    slot: &ProjectionSlot<S>,
+    projection: &mut dyn ErasedProjection<S>,
+    store: &S,
+    batch_size: usize,
+) -> Result<crate::runner::BatchOutcome, RunnerError> {
+    let result = projection.run_batch(store, batch_size).await;
+    let mut status = slot.status();
+    match &result {
+        Ok(outcome) => {
+            status.checkpoint = outcome.checkpoint;
+            status.events_applied += outcome.applied as u64;
+            if outcome.caught_up_to.is_some() {
+                status.caught_up_to = outcome.caught_up_to;
+            }
+            status.last_error = None;
+            status.consecutive_failures = 0;
+        }
+        Err(error) => {
+            projection.forget_checkpoint();
+            status.last_error = Some(error_chain(error));
+            status.consecutive_failures += 1;
+        }
+    }
+    result
+}
+
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+async fn run_projection<S: EventStore>(
+    app: App<S>,
+    index: usize,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) {
+    let inner = &app.inner;
+    let Some(slot) = inner.projections.get(index) else {
+        return;
+    };
+    let mut watch = inner.store.watch();
+    let mut backoff = inner.runner.retry_backoff;
+    while !*stopped.borrow() {
+        let outcome = {
+            let mut projection = slot.projection.lock().await;
+            run_recorded(
+                slot,
+                &mut **projection,
+                &inner.store,
+                inner.runner.batch_size,
+            )
+            .await
+        };
+        let pause = match outcome {
+            Ok(outcome) if outcome.caught_up_to.is_none() => {
+                backoff = inner.runner.retry_backoff;
+                continue;
+            }
+            Ok(_) => {
+                backoff = inner.runner.retry_backoff;
+                None
+            }
+            Err(error) => {
+                tracing::error!(projection = slot.name, error = %error_chain(&error), "projection batch failed; retrying");
+                let pause = backoff;
+                backoff = (backoff * 2).min(inner.runner.max_retry_backoff);
+                Some(pause)
+            }
+        };
+        let wait: Duration = pause.unwrap_or(inner.runner.poll_interval);
+        tokio::select! {
+            () = watch.changed(), if pause.is_none() => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}
+
+/// The background projection tasks; stop them with [`ProjectionWorkers::shutdown`].
+#[derive(Debug)]
+pub struct ProjectionWorkers {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl ProjectionWorkers {
+    /// Asks every task to stop after its current batch (which commits), and waits for them.
+    pub async fn shutdown(self) {
+        // Receivers live inside the tasks; a send error means they have all ended already.
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            if let Err(error) = task.await {
+                tracing::error!(%error, "projection task ended abnormally");
+            }
+        }
+    }
+}
+
+/// A command on its way: set options, then `.await` it.
+#[must_use = "a command does nothing until it is awaited"]
+pub struct Execute<'a, S, A: Aggregate, C> {
+    app: &'a App<S>,
+    stream_id: Result<StreamId, crate::error::InvalidStreamId>,
+    command: C,
+    options: CommandOptions,
+    aggregate: std::marker::PhantomData<fn() -> A>,
+}
+
+impl<S, A: Aggregate, C> Execute<'_, S, A, C> {
+    /// Requires the aggregate to be at `expected`; a mismatch is returned as
+    /// [`CommandError::Conflict`] (or [`CommandError::NotFound`] for
+    /// [`ExpectedVersion::StreamExists`]) without retrying.
+    pub const fn expected_version(mut self, expected: ExpectedVersion) -> Self {
+        self.options.expected = expected;
+        self
+    }
+
+    /// Requires the aggregate to exist ([`CommandError::NotFound`] otherwise).
+    pub const fn existing(self) -> Self {
+        self.expected_version(ExpectedVersion::StreamExists)
+    }
+
+    /// Makes the command idempotent under `command_id`.
+    pub const fn command_id(mut self, command_id: Uuid) -> Self {
+        self.options.command_id = Some(command_id);
+        self
+    }
+
+    /// Replaces the metadata stored with the command's events.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.options.metadata = metadata;
+        self
+    }
+
+    /// Sets the correlation id stored with the command's events.
+    pub const fn correlation_id(mut self, id: Uuid) -> Self {
+        self.options.metadata.correlation_id = Some(id);
+        self
+    }
+
+    /// Sets the causation id stored with the command's events.
+    pub const fn causation_id(mut self, id: Uuid) -> Self {
+        self.options.metadata.causation_id = Some(id);
+        self
+    }
+
+    /// Adds a header stored with the command's events.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.options
+            .metadata
+            .headers
+            .insert(name.into(), value.into());
+        self
+    }
+}
+
+impl<'a, S, A, C> IntoFuture for Execute<'a, S, A, C>
+where
+    S: EventStore,
+    A: Aggregate,
+    C: Into<A::Command> + Clone + Send + 'static,
+{
+    type Output = Result<Executed<A>, CommandError<A::Error>>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Self::Output> + Send + 'a>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let stream_id = self.stream_id.map_err(CommandError::InvalidId)?;
+            let settings = self
+                .app
+                .inner
+                .settings
+                .get(&TypeId::of::<A>())
+                .and_then(|settings| settings.downcast_ref::<AggregateSettings<A>>())
+                .ok_or(CommandError::NotRegistered { aggregate: A::NAME })?;
+            command::execute(
+                &self.app.inner.store,
+                settings,
+                stream_id,
+                self.command,
+                self.options,
+            )
+            .await
+        })
+    }
+}
