@@ -52,7 +52,9 @@ pub fn deserialize_tagged<'de, D: Deserializer<'de>, S: EventSet>(
 ///
 /// # Errors
 /// What [`crate::codec::decode`] reports.
-pub fn decode_envelope<E: Event>(recorded: &RecordedEvent) -> Result<EventEnvelope<E>, DecodeError> {
+pub fn decode_envelope<E: Event>(
+    recorded: &RecordedEvent,
+) -> Result<EventEnvelope<E>, DecodeError> {
     let event = crate::codec::decode::<E>(recorded.schema_version, &recorded.payload)?;
     Ok(EventEnvelope::from_recorded(recorded, event))
 }

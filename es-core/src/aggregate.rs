@@ -115,8 +115,11 @@ pub trait EventSet: Clone + fmt::Debug + PartialEq + Send + Sync + Sized + 'stat
     ///
     /// # Errors
     /// [`DecodeError`] for an unknown name or a payload that does not decode.
-    fn decode(event_type: &str, schema_version: u32, payload: &RawValue)
-    -> Result<Self, DecodeError>;
+    fn decode(
+        event_type: &str,
+        schema_version: u32,
+        payload: &RawValue,
+    ) -> Result<Self, DecodeError>;
 }
 
 /// The events a command decided, in order. Empty is allowed: the command changes nothing.

@@ -29,7 +29,11 @@ pub struct Snapshot {
 impl Snapshot {
     /// A snapshot from its parts.
     #[must_use]
-    pub const fn new(stream_version: StreamVersion, schema_version: u32, state: Box<RawValue>) -> Self {
+    pub const fn new(
+        stream_version: StreamVersion,
+        schema_version: u32,
+        state: Box<RawValue>,
+    ) -> Self {
         Self {
             stream_version,
             schema_version,

@@ -40,7 +40,11 @@ pub struct AppendRequest {
 impl AppendRequest {
     /// An append of `events` to `stream_id`, checked against `expected`.
     #[must_use]
-    pub const fn new(stream_id: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+    pub const fn new(
+        stream_id: StreamId,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+    ) -> Self {
         Self {
             stream_id,
             expected,
