@@ -1,5 +1,636 @@
-//! The in-memory store. PLACEHOLDER: being written.
+//! The in-memory store: the whole log in one process, for development and tests.
+//!
+//! [`MemoryStore`] implements [`EventStore`] and [`CheckpointStore`] and passes the
+//! conformance suite (`es_core::testing::conformance`, behind the `testing` feature) like
+//! every other back end. Nothing is
+//! durable: the log lives as long as the last clone of the store.
+//!
+//! ```
+//! use es_core::{
+//!     AppendRequest, EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, StreamId,
+//!     StreamVersion,
+//! };
+//! use futures_util::TryStreamExt;
+//! use serde_json::{json, value::to_raw_value};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! let order = StreamId::new("order-1")?;
+//! let placed = NewEvent::new(
+//!     "order.placed",
+//!     1,
+//!     to_raw_value(&json!({ "customer": "ada" }))?,
+//!     Metadata::new(),
+//! );
+//!
+//! let request = AppendRequest::new(order.clone(), ExpectedVersion::NoStream, vec![placed]);
+//! let committed = store.append(request).await?;
+//! assert_eq!(committed.version_after, StreamVersion(1));
+//!
+//! let events: Vec<_> = store.load(&order, StreamVersion::INITIAL).try_collect().await?;
+//! assert_eq!(events.len(), 1);
+//! assert_eq!(events[0].event_type, "order.placed");
+//! assert_eq!(events[0].stream_version, StreamVersion(1));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! One lock guards the state; every append takes it for writing, so appends are serialised
+//! and the log's order is position order (each event's [`LogPosition::transaction`] is its
+//! position, as [`LogPosition`] describes for stores with serialised writers). Positions run
+//! 1, 2, 3 ... without holes: nothing is ever rolled back once the checks have passed.
+//! The lock is never held across an `.await`, and a lock poisoned by a panicking thread is
+//! recovered (every change to the state is made only after all checks have passed, so a
+//! panic cannot leave half an append behind).
 
-/// An in-memory event store.
-#[derive(Clone, Debug, Default)]
-pub struct MemoryStore;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use futures_core::Stream;
+use futures_util::StreamExt as _;
+use time::OffsetDateTime;
+use tokio::sync::watch;
+use tracing::Instrument as _;
+use uuid::Uuid;
+
+use crate::error::{AppendError, BackendError, LoadError};
+use crate::event::{EventId, RecordedEvent};
+use crate::snapshot::Snapshot;
+use crate::store::{
+    AppendRequest, CheckpointStore, CommandRecord, Committed, EventFilter, EventStore, LogWatch,
+};
+use crate::stream::{GlobalPosition, LogPosition, StreamId, StreamVersion};
+
+/// How many events [`MemoryStore::load`](EventStore::load) clones out per lock acquisition.
+///
+/// Loading a long stream takes the lock once per chunk, so a reader never holds it for long
+/// and never holds a copy of the whole stream.
+const LOAD_CHUNK: usize = 256;
+
+/// An in-memory [`EventStore`] and [`CheckpointStore`], for development and tests.
+///
+/// Cloning gives another handle to the same log (an [`Arc`] inside); handles are safe to use
+/// from many tasks and threads at once. Appends are serialised under one lock, so positions
+/// and commit order coincide. The projection unit of work is `()`: a checkpoint moves when
+/// [`CheckpointStore::commit`] is called, and read models kept in memory need no rollback.
+///
+/// Behaviour where the trait leaves room:
+/// - an append checks, in this order, the command id, the expected version, then the event
+///   ids (against the log and within the batch);
+/// - an append with no events and no command id checks the expected version and then
+///   succeeds without writing anything (`version_before == version_after`,
+///   `last_position == None`); with a command id it records the (no-op) command;
+/// - [`load`](EventStore::load) clones the stream out in chunks of 256 events, taking the lock
+///   once per chunk; events appended while a load is under way may be included, and the
+///   result is always a hole-free run of versions;
+/// - [`save_snapshot`](EventStore::save_snapshot) replaces the stream's snapshot, whatever
+///   its version;
+/// - all events of one append share one `recorded_at`.
+#[derive(Clone)]
+pub struct MemoryStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: RwLock<State>,
+    /// The head position, sent after every append that wrote events.
+    head: watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The global log; the event at index `i` has position `i + 1`.
+    log: Vec<RecordedEvent>,
+    /// Each stream's events as indices into `log`; index `i` holds version `i + 1`.
+    streams: HashMap<StreamId, Vec<usize>>,
+    event_ids: HashSet<EventId>,
+    commands: HashMap<Uuid, CommandRecord>,
+    snapshots: HashMap<StreamId, Snapshot>,
+    checkpoints: HashMap<String, LogPosition>,
+}
+
+impl State {
+    fn stream_version(&self, stream_id: &StreamId) -> StreamVersion {
+        StreamVersion(
+            self.streams
+                .get(stream_id)
+                .map_or(0, |events| events.len() as u64),
+        )
+    }
+
+    /// Applies `request` if every check passes; changes nothing otherwise.
+    fn append(&mut self, request: AppendRequest) -> Result<Committed, AppendError> {
+        let AppendRequest {
+            stream_id,
+            expected,
+            events,
+            command_id,
+        } = request;
+
+        if let Some(record) = command_id.and_then(|id| self.commands.get(&id)) {
+            return Err(AppendError::DuplicateCommand(record.clone()));
+        }
+        let actual = self.stream_version(&stream_id);
+        if !expected.is_satisfied_by(actual) {
+            return Err(AppendError::Conflict {
+                stream_id,
+                expected,
+                actual,
+            });
+        }
+        let mut batch_ids = HashSet::with_capacity(events.len());
+        if let Some(event) = events
+            .iter()
+            .find(|event| self.event_ids.contains(&event.id) || !batch_ids.insert(event.id))
+        {
+            return Err(AppendError::DuplicateEventId {
+                event_id: event.id,
+                stream_id,
+            });
+        }
+
+        // Every check has passed: from here on nothing fails, so the append is all or nothing.
+        let version_after = actual.advanced_by(events.len() as u64);
+        let recorded_at = OffsetDateTime::now_utc();
+        let mut last_position = None;
+        let first_index = self.log.len();
+        self.log.reserve(events.len());
+        for (offset, event) in events.into_iter().enumerate() {
+            let position = (first_index + offset) as u64 + 1;
+            let log_position = LogPosition::new(position, GlobalPosition(position));
+            self.event_ids.insert(event.id);
+            self.log.push(RecordedEvent::new(
+                event.id,
+                stream_id.clone(),
+                actual.advanced_by(offset as u64 + 1),
+                log_position,
+                event.event_type.into_owned(),
+                event.schema_version,
+                event.payload,
+                event.metadata,
+                recorded_at,
+            ));
+            last_position = Some(log_position);
+        }
+        if first_index < self.log.len() {
+            self.streams
+                .entry(stream_id.clone())
+                .or_default()
+                .extend(first_index..self.log.len());
+        }
+        if let Some(command_id) = command_id {
+            self.commands.insert(
+                command_id,
+                CommandRecord::new(command_id, stream_id, actual, version_after),
+            );
+        }
+        Ok(Committed::new(actual, version_after, last_position))
+    }
+
+    /// Up to `max` events of `stream_id` with versions above `after`.
+    fn stream_chunk(
+        &self,
+        stream_id: &StreamId,
+        after: StreamVersion,
+        max: usize,
+    ) -> Vec<RecordedEvent> {
+        let Some(indices) = self.streams.get(stream_id) else {
+            return Vec::new();
+        };
+        let skip = usize::try_from(after.get()).unwrap_or(usize::MAX);
+        indices
+            .iter()
+            .skip(skip)
+            .take(max)
+            .filter_map(|&index| self.log.get(index).cloned())
+            .collect()
+    }
+
+    fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        filter: EventFilter<'_>,
+    ) -> Vec<RecordedEvent> {
+        // The log is sorted by log position: find the start by binary search, not a scan.
+        let start = self
+            .log
+            .partition_point(|event| event.log_position() <= after);
+        self.log[start..]
+            .iter()
+            .filter(|event| filter.matches(&event.event_type))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    #[must_use]
+    pub fn new() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                state: RwLock::new(State::default()),
+                head: watch::Sender::new(0),
+            }),
+        }
+    }
+
+    // A poisoned lock is recovered: the state is consistent whenever the lock is released,
+    // because appends change it only after every check has passed.
+    fn read(&self) -> RwLockReadGuard<'_, State> {
+        self.inner
+            .state
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, State> {
+        self.inner
+            .state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.read();
+        f.debug_struct("MemoryStore")
+            .field("events", &state.log.len())
+            .field("streams", &state.streams.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStore for MemoryStore {
+    async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
+        let span = tracing::debug_span!(
+            "append",
+            backend = "memory",
+            stream_id = %request.stream_id,
+            expected = %request.expected,
+            events = request.events.len(),
+        );
+        async move {
+            let committed = self.write().append(request)?;
+            if let Some(last) = committed.last_position {
+                let head = last.position.get();
+                // Never move the watched head backwards when two appenders race to here.
+                self.inner.head.send_if_modified(|current| {
+                    let moved = head > *current;
+                    if moved {
+                        *current = head;
+                    }
+                    moved
+                });
+            }
+            Ok(committed)
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn load<'a>(
+        &'a self,
+        stream_id: &'a StreamId,
+        after: StreamVersion,
+    ) -> impl Stream<Item = Result<RecordedEvent, LoadError>> + Send + 'a {
+        futures_util::stream::unfold(after, move |after| async move {
+            let chunk = self.read().stream_chunk(stream_id, after, LOAD_CHUNK);
+            let last = chunk.last()?.stream_version;
+            Some((chunk, last))
+        })
+        .flat_map(|chunk| futures_util::stream::iter(chunk.into_iter().map(Ok)))
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {
+        Ok(self.read().stream_version(stream_id))
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        filter: EventFilter<'_>,
+    ) -> Result<Vec<RecordedEvent>, LoadError> {
+        Ok(self.read().read_all(after, limit, filter))
+    }
+
+    async fn head(&self) -> Result<Option<LogPosition>, LoadError> {
+        Ok(self.read().log.last().map(RecordedEvent::log_position))
+    }
+
+    fn watch(&self) -> LogWatch {
+        LogWatch::new(self.inner.head.subscribe())
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream_id: &StreamId,
+        snapshot: Snapshot,
+    ) -> Result<(), BackendError> {
+        self.write().snapshots.insert(stream_id.clone(), snapshot);
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, LoadError> {
+        Ok(self.read().snapshots.get(stream_id).cloned())
+    }
+
+    async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
+        Ok(self.read().commands.get(&command_id).cloned())
+    }
+}
+
+impl CheckpointStore for MemoryStore {
+    type Transaction = ();
+
+    async fn checkpoint(&self, projection: &str) -> Result<LogPosition, BackendError> {
+        Ok(self
+            .read()
+            .checkpoints
+            .get(projection)
+            .copied()
+            .unwrap_or(LogPosition::START))
+    }
+
+    async fn begin(&self, _projection: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        (): (),
+        projection: &str,
+        checkpoint: LogPosition,
+    ) -> Result<(), BackendError> {
+        self.write()
+            .checkpoints
+            .insert(projection.to_owned(), checkpoint);
+        Ok(())
+    }
+
+    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
+        self.write().checkpoints.remove(projection);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
+
+    use std::time::Duration;
+
+    use futures_util::TryStreamExt as _;
+    use serde_json::json;
+
+    use super::*;
+    use crate::event::NewEvent;
+    use crate::metadata::Metadata;
+    use crate::stream::ExpectedVersion;
+
+    fn stream(name: &str) -> StreamId {
+        StreamId::new(name).unwrap()
+    }
+
+    fn event(n: u64) -> NewEvent {
+        let payload = serde_json::value::to_raw_value(&json!({ "n": n })).unwrap();
+        NewEvent::new("test.happened", 1, payload, Metadata::new())
+    }
+
+    fn events(count: u64) -> Vec<NewEvent> {
+        (1..=count).map(event).collect()
+    }
+
+    async fn append(store: &MemoryStore, id: &StreamId, count: u64) -> Committed {
+        store
+            .append(AppendRequest::new(
+                id.clone(),
+                ExpectedVersion::Any,
+                events(count),
+            ))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn positions_are_dense_and_transactions_equal_positions() {
+        let store = MemoryStore::new();
+        append(&store, &stream("a"), 2).await;
+        append(&store, &stream("b"), 3).await;
+        let all = store
+            .read_all(LogPosition::START, 100, EventFilter::All)
+            .await
+            .unwrap();
+        let positions: Vec<u64> = all.iter().map(|e| e.position.get()).collect();
+        assert_eq!(positions, [1, 2, 3, 4, 5]);
+        assert!(all.iter().all(|e| e.transaction == e.position.get()));
+    }
+
+    #[tokio::test]
+    async fn read_all_starts_after_the_given_position() {
+        let store = MemoryStore::new();
+        append(&store, &stream("a"), 10).await;
+        let after = LogPosition::new(7, GlobalPosition(7));
+        let rest = store.read_all(after, 100, EventFilter::All).await.unwrap();
+        let positions: Vec<u64> = rest.iter().map(|e| e.position.get()).collect();
+        assert_eq!(positions, [8, 9, 10]);
+        let past_the_end = LogPosition::new(99, GlobalPosition(99));
+        assert!(
+            store
+                .read_all(past_the_end, 100, EventFilter::All)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn empty_append_without_command_writes_nothing_but_checks_the_version() {
+        let store = MemoryStore::new();
+        let id = stream("a");
+        append(&store, &id, 2).await;
+        let committed = store
+            .append(AppendRequest::new(
+                id.clone(),
+                ExpectedVersion::Any,
+                Vec::new(),
+            ))
+            .await
+            .unwrap();
+        assert_eq!(
+            committed,
+            Committed::new(StreamVersion(2), StreamVersion(2), None)
+        );
+        assert_eq!(store.read().log.len(), 2);
+        let conflict = store
+            .append(AppendRequest::new(
+                id,
+                ExpectedVersion::NoStream,
+                Vec::new(),
+            ))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            conflict,
+            AppendError::Conflict {
+                actual: StreamVersion(2),
+                ..
+            }
+        ));
+    }
+
+    #[tokio::test]
+    async fn empty_append_does_not_create_a_stream() {
+        let store = MemoryStore::new();
+        let id = stream("a");
+        store
+            .append(AppendRequest::new(
+                id.clone(),
+                ExpectedVersion::NoStream,
+                Vec::new(),
+            ))
+            .await
+            .unwrap();
+        assert!(store.read().streams.is_empty());
+        assert_eq!(
+            store.stream_version(&id).await.unwrap(),
+            StreamVersion::INITIAL
+        );
+    }
+
+    #[tokio::test]
+    async fn command_id_is_checked_before_the_expected_version() {
+        let store = MemoryStore::new();
+        let id = stream("a");
+        let command = Uuid::from_u128(7);
+        store
+            .append(
+                AppendRequest::new(id.clone(), ExpectedVersion::NoStream, events(1))
+                    .with_command_id(command),
+            )
+            .await
+            .unwrap();
+        // A retry of the same command with its stale expectation is a duplicate, not a conflict.
+        let retry = store
+            .append(
+                AppendRequest::new(id.clone(), ExpectedVersion::NoStream, events(1))
+                    .with_command_id(command),
+            )
+            .await
+            .unwrap_err();
+        let AppendError::DuplicateCommand(record) = retry else {
+            panic!("expected a duplicate command, got {retry:?}");
+        };
+        assert_eq!(
+            record,
+            CommandRecord::new(command, id, StreamVersion(0), StreamVersion(1))
+        );
+    }
+
+    #[tokio::test]
+    async fn load_crosses_chunk_boundaries_without_holes() {
+        let store = MemoryStore::new();
+        let id = stream("long");
+        let total = LOAD_CHUNK as u64 * 2 + 3;
+        append(&store, &id, total).await;
+        append(&store, &stream("other"), 5).await;
+        let loaded: Vec<_> = store
+            .load(&id, StreamVersion(1))
+            .try_collect()
+            .await
+            .unwrap();
+        let versions: Vec<u64> = loaded.iter().map(|e| e.stream_version.get()).collect();
+        assert_eq!(versions, (2..=total).collect::<Vec<_>>());
+        assert!(loaded.iter().all(|e| e.stream_id == id));
+    }
+
+    #[tokio::test]
+    async fn a_load_under_way_sees_a_hole_free_prefix() {
+        let store = MemoryStore::new();
+        let id = stream("growing");
+        append(&store, &id, LOAD_CHUNK as u64).await;
+        let mut load = std::pin::pin!(store.load(&id, StreamVersion::INITIAL));
+        let first = load.try_next().await.unwrap().unwrap();
+        assert_eq!(first.stream_version, StreamVersion(1));
+        append(&store, &id, 10).await;
+        let mut expected = 2;
+        while let Some(event) = load.try_next().await.unwrap() {
+            assert_eq!(event.stream_version, StreamVersion(expected));
+            expected += 1;
+        }
+        assert!(
+            expected > LOAD_CHUNK as u64,
+            "stopped at version {expected}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_poisoned_lock_is_recovered() {
+        let store = MemoryStore::new();
+        append(&store, &stream("a"), 1).await;
+        let poisoner = store.clone();
+        let result = std::thread::spawn(move || {
+            let _guard = poisoner.write();
+            panic!("poisoning the lock on purpose");
+        })
+        .join();
+        assert!(result.is_err());
+        assert!(store.inner.state.is_poisoned());
+        let committed = append(&store, &stream("a"), 1).await;
+        assert_eq!(committed.version_after, StreamVersion(2));
+        assert_eq!(store.head().await.unwrap(), committed.last_position);
+    }
+
+    #[tokio::test]
+    async fn watch_value_is_the_head_position() {
+        let store = MemoryStore::new();
+        let mut watch = store.inner.head.subscribe();
+        append(&store, &stream("a"), 3).await;
+        tokio::time::timeout(Duration::from_secs(5), watch.changed())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(*watch.borrow_and_update(), 3);
+    }
+
+    #[tokio::test]
+    async fn clones_share_the_log() {
+        let store = MemoryStore::new();
+        let other = store.clone();
+        append(&other, &stream("a"), 2).await;
+        assert_eq!(
+            store.stream_version(&stream("a")).await.unwrap(),
+            StreamVersion(2)
+        );
+        assert_eq!(
+            format!("{store:?}"),
+            "MemoryStore { events: 2, streams: 1, .. }"
+        );
+    }
+
+    #[tokio::test]
+    async fn checkpoints_are_kept_per_projection() {
+        let store = MemoryStore::new();
+        let at = LogPosition::new(4, GlobalPosition(4));
+        store.begin("a").await.unwrap();
+        store.commit((), "a", at).await.unwrap();
+        assert_eq!(store.checkpoint("a").await.unwrap(), at);
+        assert_eq!(store.checkpoint("b").await.unwrap(), LogPosition::START);
+        store.reset_checkpoint("a").await.unwrap();
+        assert_eq!(store.checkpoint("a").await.unwrap(), LogPosition::START);
+    }
+}
