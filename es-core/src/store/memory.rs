@@ -201,10 +201,12 @@ impl State {
         let Some(indices) = self.streams.get(stream_id) else {
             return Vec::new();
         };
-        let skip = usize::try_from(after.get()).unwrap_or(usize::MAX);
+        // Index `i` holds version `i + 1`, so the versions above `after` start at index `after`.
+        let start = usize::try_from(after.get()).unwrap_or(usize::MAX);
         indices
+            .get(start..)
+            .unwrap_or_default()
             .iter()
-            .skip(skip)
             .take(max)
             .filter_map(|&index| self.log.get(index).cloned())
             .collect()

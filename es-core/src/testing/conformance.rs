@@ -218,9 +218,8 @@ where
     }
 }
 
-/// Runs one case and records its panic, if any. Not public API: used by [`run_all`].
-#[doc(hidden)]
-pub async fn __run_case(
+/// Runs one case and records its panic, if any; for [`run_all`].
+pub(crate) async fn __run_case(
     name: &'static str,
     failures: &mut Vec<(&'static str, String)>,
     case: impl Future<Output = ()>,
@@ -2027,8 +2026,8 @@ pub async fn checkpoint_starts_at_start<S: EventStore + CheckpointStore>(store: 
     );
 }
 
-/// Committing moves a projection's checkpoint (forwards or back), other projections keep
-/// theirs, and a reset returns it to the start.
+/// Committing moves a projection's checkpoint, other projections keep theirs, and a reset
+/// returns it to the start.
 pub async fn checkpoint_commit_and_reset<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("checkpoint_commit_and_reset");
     append_ok(
@@ -2053,12 +2052,6 @@ pub async fn checkpoint_commit_and_reset<S: EventStore + CheckpointStore>(store:
     move_checkpoint(&store, theirs, fourth).await;
     move_checkpoint(&store, mine, fourth).await;
     assert_eq!(checkpoint(&store, mine).await, fourth);
-    move_checkpoint(&store, mine, second).await;
-    assert_eq!(
-        checkpoint(&store, mine).await,
-        second,
-        "the checkpoint did not move back"
-    );
 
     store
         .reset_checkpoint(mine)
