@@ -1,6 +1,55 @@
 //! Event sourcing and CQRS for Rust: annotate your domain types, get the plumbing generated.
 //!
-//! PLACEHOLDER crate docs: replaced by the runnable example once the macros land.
+//! ```
+//! use es_core::{event, Aggregate, Apply, Events, Handle, MemoryStore, Registry};
+//!
+//! #[event]
+//! pub struct Incremented { pub by: u32 }
+//!
+//! #[derive(Clone)]
+//! pub struct Increment { pub by: u32 }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("a counter only goes up")]
+//! pub struct Refused;
+//!
+//! #[derive(Default, Aggregate)]
+//! #[aggregate(name = "counter", error = Refused, events(Incremented), commands(Increment))]
+//! pub struct Counter { value: u64 }
+//!
+//! impl Apply<Incremented> for Counter {
+//!     fn apply(&mut self, event: &Incremented) { self.value += u64::from(event.by) }
+//! }
+//!
+//! impl Handle<Increment> for Counter {
+//!     fn handle(&self, command: Increment) -> Result<Events<Self>, Refused> {
+//!         if command.by == 0 { return Err(Refused) }
+//!         Ok(Events::one(Incremented { by: command.by }))
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Registry::new(MemoryStore::new()).aggregate::<Counter>().build().await?;
+//! app.execute::<Counter>("c1", Increment { by: 2 }).await?;
+//! let loaded = app.load::<Counter>("c1").await?;
+//! assert_eq!((loaded.state.value, loaded.version.get()), (2, 1));
+//! # Ok(()) }
+//! ```
+//!
+//! # Where things are
+//!
+//! - [`mod@event`], [`aggregate`], [`projection`]: what the macros implement and you implement.
+//! - [`store`]: the [`EventStore`] contract and the in-memory [`MemoryStore`];
+//!   `testing::conformance` (feature `testing`) is the suite every store passes.
+//! - [`command`]: load, decide, append, bounded retry, idempotent command ids.
+//! - [`registry`]: wires aggregates and projections to a store; [`runner`] runs projections.
+//! - [`codec`], [`upcast`], [`snapshot`]: how events and states are stored and evolve.
+//!
+//! # Features
+//!
+//! - `derive` (default): re-exports `#[event]`, `#[derive(Aggregate)]`, `#[derive(Projection)]`.
+//! - `testing`: given/when/then fixtures and the store conformance suite.
 
 pub mod aggregate;
 pub mod codec;
@@ -39,3 +88,8 @@ pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamV
 
 #[cfg(feature = "derive")]
 pub use es_macros::{Aggregate, Projection, event};
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -1,11 +1,15 @@
 //! The [`EventStore`] contract every back end implements, and the in-memory store.
 //!
-//! The contract, checked by [`crate::testing::conformance`] for every store:
+//! The contract, checked for every store by the conformance suite
+//! (`es_core::testing::conformance`, feature `testing`):
 //! - an append is atomic (all its events or none), checked against an [`ExpectedVersion`];
 //!   a mismatch is [`AppendError::Conflict`] naming the actual version, and nothing is written;
 //! - an acknowledged append has committed; stream versions run 1, 2, 3 ... without holes;
 //! - a command id recorded with an append makes a second append with that id fail with
-//!   [`AppendError::DuplicateCommand`], in the same transaction as the first;
+//!   [`AppendError::DuplicateCommand`], in the same transaction as the first; the command id is
+//!   checked before the expected version, so a retried command learns it already happened;
+//! - an append without events and without a command id checks the expected version and writes
+//!   nothing;
 //! - [`EventStore::read_all`] returns events ordered by [`LogPosition`], and an event that
 //!   becomes visible later never sorts before one already returned.
 
@@ -30,7 +34,8 @@ pub struct AppendRequest {
     pub stream_id: StreamId,
     /// The optimistic concurrency check.
     pub expected: ExpectedVersion,
-    /// The events, in order. May be empty only with a command id (to record a no-op command).
+    /// The events, in order. May be empty: with a command id the no-op command is recorded;
+    /// without one nothing is written (the expected version is still checked).
     pub events: Vec<NewEvent>,
     /// Recorded with the append; a second append with the same id fails with
     /// [`AppendError::DuplicateCommand`].
@@ -155,8 +160,8 @@ impl LogWatch {
         Self(receiver)
     }
 
-    /// Resolves when something was appended since the last call, or the store was dropped
-    /// (then it resolves at once, every time: callers fall back to their poll interval).
+    /// Resolves when something was appended since the last call. Once the store is gone it
+    /// never resolves again, so callers always race it against their poll interval.
     pub async fn changed(&mut self) {
         if self.0.changed().await.is_err() {
             std::future::pending::<()>().await;
