@@ -1,12 +1,105 @@
-//! Procedural macros for `es-core`. PLACEHOLDER: being written.
-use proc_macro::TokenStream;
+//! Procedural macros for `es-core`: `#[event]`, `#[derive(Aggregate)]` and
+//! `#[derive(Projection)]`.
+//!
+//! Depend on `es-core`, which re-exports these macros (feature `derive`, on by default) and
+//! holds the runnable examples; this crate is its implementation detail. What follows is the
+//! reference of every attribute key.
+//!
+//! Each macro runs the same pipeline: the attribute is parsed (`internals::attr`), checked
+//! together with the annotated item into a model (`internals::check`, `internals::ast`), and
+//! the model becomes code (`expand`). Every mistake is reported on the token that caused it,
+//! all of them at once, and the names the macro declares are still emitted next to the errors.
+//! Generated code names everything by absolute path (`::core::...`, `::es_core::...` or the
+//! `crate = path` override), so it compiles whatever the user's crate has in scope.
 
-/// Placeholder.
+mod expand;
+mod internals;
+
+use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
+use syn::{DeriveInput, parse_macro_input};
+
+/// Makes a struct an event: serde, `Clone`, `Debug`, `PartialEq`, a stable name and a schema
+/// version.
+///
+/// ```ignore
+/// #[event]                                   // name "item_added", version 1
+/// pub struct ItemAdded { pub sku: String, pub quantity: u32 }
+///
+/// #[event(name = "order.paid", version = 2, upcast(paid_v1_to_v2))]
+/// pub struct OrderPaid { pub amount_cents: u64 }
+/// ```
+///
+/// Keys, all optional:
+///
+/// - `name = "..."`: the stable name stored with every event (default: the type name in
+///   `snake_case`). Not empty, no whitespace or control characters. Renaming the Rust type
+///   later does not change it.
+/// - `version = N`: the schema version, from 1 (the default).
+/// - `upcast(f, g, ...)`: one `fn(serde_json::Value) -> Result<Value, UpcastError>` per step
+///   from version 1 to `N`, oldest first: exactly `N - 1` of them.
+/// - `crate = path`: where `es-core` is, for crates that rename it (default `::es_core`).
+///
+/// The struct must not be generic and must not derive the traits above itself.
 #[proc_macro_attribute]
-pub fn event(_attr: TokenStream, item: TokenStream) -> TokenStream { item }
-/// Placeholder.
+pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
+    let (args, item) = (TokenStream2::from(args), TokenStream2::from(item));
+    let expanded = expand::event::expand(args.clone(), item.clone());
+    expanded
+        .unwrap_or_else(|error| expand::event::recover(args, item, error))
+        .into()
+}
+
+/// Generates an aggregate's event and command enums and its `Aggregate` impl.
+///
+/// ```ignore
+/// #[derive(Default, Aggregate)]
+/// #[aggregate(error = OrderError, events(OrderPlaced, OrderPaid),
+///             commands(PlaceOrder), async_commands(PriceOrder), services = Pricing)]
+/// pub struct Order { placed: bool, paid_cents: u64 }
+/// ```
+///
+/// Keys:
+///
+/// - `error = Type` (required): the error commands are refused with.
+/// - `events(A, B, ...)` (required, not empty): the events; each needs `impl Apply<A>`.
+/// - `commands(X, ...)`: commands decided by `impl Handle<X>`; and/or
+///   `async_commands(Z, ...)`: commands decided by `impl HandleAsync<Z>`, which may await the
+///   services. At least one command in all.
+/// - `name = "..."`: the stable name; stream ids are `"{name}-{id}"` (default: `snake_case`).
+/// - `services = Type`: what async handlers receive (default `()`).
+/// - `snapshot = N`: snapshot the state as JSON at schema version `N` (from 1; the state must
+///   implement serde); absent: no snapshots.
+/// - `crate = path`: where `es-core` is (default `::es_core`).
+///
+/// Generates `{Name}Event` and `{Name}Command` (same visibility as the struct) with
+/// `From` impls for each listed type. A listed event or command without its impl is an error
+/// reported under its name in the list. The struct may be generic; the enums are not.
 #[proc_macro_derive(Aggregate, attributes(aggregate))]
-pub fn derive_aggregate(_item: TokenStream) -> TokenStream { TokenStream::new() }
-/// Placeholder.
+pub fn derive_aggregate(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    let expanded = expand::aggregate::expand(&input);
+    expanded
+        .unwrap_or_else(|error| expand::aggregate::recover(&input, error))
+        .into()
+}
+
+/// Implements `Projection` and `Dispatch` for a read model.
+///
+/// ```ignore
+/// #[derive(Projection)]
+/// #[projection(name = "order_summary", events(OrderPlaced, OrderPaid))]
+/// pub struct OrderSummary { orders: u64 }
+/// ```
+///
+/// Keys: `events(A, B, ...)` (required, not empty), `name = "..."` (the checkpoint's stable
+/// name; default `snake_case`), `crate = path`. The projection dispatches in a unit of work
+/// `Tx` for which every listed event has an `impl Project<A, Tx>`.
 #[proc_macro_derive(Projection, attributes(projection))]
-pub fn derive_projection(_item: TokenStream) -> TokenStream { TokenStream::new() }
+pub fn derive_projection(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as DeriveInput);
+    let expanded = expand::projection::expand(&input);
+    expanded
+        .unwrap_or_else(|error| expand::projection::recover(&input, error))
+        .into()
+}

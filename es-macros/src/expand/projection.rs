@@ -1,0 +1,115 @@
+//! `#[derive(Projection)]`: the `Projection` impl (name and consumed event names) and the
+//! `Dispatch` impl that decodes each consumed event and calls the user's `Project` impl.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{quote, quote_spanned};
+use syn::{DeriveInput, GenericParam, Ident, TypeParam};
+
+use super::distinct_names;
+use crate::internals::ast::ProjectionModel;
+use crate::internals::check;
+use crate::internals::ctxt::Ctxt;
+
+/// The generated impls, or every mistake in the input.
+pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
+    let cx = Ctxt::new();
+    let model = check::projection(&cx, input);
+    cx.check()?;
+    Ok(code(&model))
+}
+
+/// `error` followed by the impls of the closest model, so that the user's `Project` impls
+/// (which need `Projection`) do not fail on top of it.
+pub(crate) fn recover(input: &DeriveInput, error: syn::Error) -> TokenStream {
+    // The mistakes are all in `error` already; the second pass only rebuilds the model.
+    let model = check::projection(&Ctxt::new(), input);
+    let mut tokens = error.into_compile_error();
+    tokens.extend(code(&model));
+    tokens
+}
+
+fn code(model: &ProjectionModel) -> TokenStream {
+    let krate = &model.crate_path;
+    let ident = &model.ident;
+    let name = &model.name;
+    let (impl_generics, ty_generics, where_clause) = model.generics.split_for_impl();
+    let names = model.events.iter().map(|listed| {
+        let ty = &listed.ty;
+        quote!(<#ty as #krate::Event>::NAME)
+    });
+
+    // `Dispatch<Tx>` holds for every unit of work `Tx` that all the `Project` impls accept;
+    // each bound is located at its event in the list, so a missing impl is reported there.
+    let tx = Ident::new("__Tx", Span::call_site());
+    let mut dispatch_generics = model.generics.clone();
+    dispatch_generics
+        .params
+        .push(GenericParam::Type(TypeParam::from(tx.clone())));
+    let (dispatch_impl_generics, _, _) = dispatch_generics.split_for_impl();
+    let predicates = where_clause
+        .map(|clause| clause.predicates.iter())
+        .into_iter()
+        .flatten();
+    let project_bounds = model.events.iter().map(|listed| {
+        let ty = &listed.ty;
+        quote_spanned!(listed.span=> Self: #krate::Project<#ty, #tx>)
+    });
+    let handlers = model.events.iter().map(|listed| {
+        let ty = &listed.ty;
+        quote! {
+            if event.event_type == <#ty as #krate::Event>::NAME {
+                let decoded = #krate::__private::decode_envelope::<#ty>(event).map_err(|error| {
+                    #krate::ProjectionError::decode(<Self as #krate::Projection>::NAME, event, error)
+                })?;
+                return <Self as #krate::Project<#ty, #tx>>::project(self, decoded, tx)
+                    .await
+                    .map_err(|error| {
+                        #krate::ProjectionError::handler(
+                            <Self as #krate::Projection>::NAME,
+                            event,
+                            error,
+                        )
+                    });
+            }
+        }
+    });
+    // Only while recovering from an error can the list be empty; keep that output warning-free.
+    let unused = if model.events.is_empty() {
+        quote!(let _ = (event, tx);)
+    } else {
+        TokenStream::new()
+    };
+    let distinct = distinct_names(krate, &model.events, "#[projection(events(...))]");
+
+    quote! {
+        const _: () = {
+            impl #impl_generics #krate::Projection for #ident #ty_generics #where_clause {
+                const NAME: &'static str = #name;
+                const EVENT_TYPES: &'static [&'static str] = &[#(#names),*];
+            }
+
+            impl #dispatch_impl_generics #krate::Dispatch<#tx> for #ident #ty_generics
+            where
+                #(#predicates,)*
+                #tx: ::core::marker::Send,
+                #(#project_bounds,)*
+            {
+                fn dispatch<'__a>(
+                    &'__a mut self,
+                    event: &'__a #krate::RecordedEvent,
+                    tx: &'__a mut #tx,
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<(), #krate::ProjectionError>,
+                > + ::core::marker::Send + '__a {
+                    async move {
+                        #unused
+                        #(#handlers)*
+                        ::core::result::Result::Ok(())
+                    }
+                }
+            }
+
+            #distinct
+        };
+    }
+}

@@ -1,0 +1,469 @@
+//! What the parsed keys mean together, and what the annotated item must be: builds the models
+//! of `ast`, reporting every rule a user broke.
+//!
+//! Each function returns the closest model it can (see `ast`), with the mistakes recorded in
+//! the [`Ctxt`].
+
+use proc_macro2::Span;
+use quote::{ToTokens, quote};
+use syn::ext::IdentExt as _;
+use syn::punctuated::Punctuated;
+use syn::{Attribute, Data, DeriveInput, Item, LitStr, Path, Token, Type, TypePath};
+
+use super::ast::{
+    AggregateModel, Derive, ErrorType, EventModel, Listed, ProjectionModel, Snapshot,
+};
+use super::attr::{self, AggregateKeys, EventKeys, IntValue, KeyList, ProjectionKeys};
+use super::case::snake_case;
+use super::crate_path::CratePath;
+use super::ctxt::Ctxt;
+use super::display;
+
+// ---------------------------------------------------------------------------------------------
+// #[event]
+
+/// `#[event]`: the model, or `None` when the item is not a struct (it is then emitted as
+/// written, next to the error).
+pub(crate) fn event(cx: &Ctxt, args: attr::Args<EventKeys>, item: &Item) -> Option<EventModel> {
+    let item = match item {
+        Item::Struct(item) => item.clone(),
+        Item::Enum(item) => {
+            let (keyword, ident) = (&item.enum_token, &item.ident);
+            cx.error_spanned_by(
+                quote!(#keyword #ident),
+                "`#[event]` goes on a struct: one struct per event; list the structs in `#[aggregate(events(...))]`",
+            );
+            return None;
+        }
+        Item::Union(item) => {
+            let (keyword, ident) = (&item.union_token, &item.ident);
+            cx.error_spanned_by(
+                quote!(#keyword #ident),
+                "`#[event]` goes on a struct, not a union: events are serialised field by field",
+            );
+            return None;
+        }
+        _ => {
+            cx.push(syn::Error::new(
+                Span::call_site(),
+                "`#[event]` goes on a struct: `#[event] pub struct OrderPaid { ... }`",
+            ));
+            return None;
+        }
+    };
+    if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        let generics = &item.generics;
+        let where_clause = &generics.where_clause;
+        cx.error_spanned_by(
+            quote!(#generics #where_clause),
+            "`#[event]` structs cannot be generic: a stored event name stands for one concrete type; give the fields concrete types",
+        );
+    }
+
+    let version_written = args.written("version");
+    let keys = args.keys;
+    let default_name = snake_case(&item.ident.unraw().to_string());
+    let name = stable_name(cx, keys.name.as_ref(), default_name, "event");
+
+    // `None` when the version is unknown (malformed or zero): the upcasters are not judged
+    // against a number the user did not mean.
+    let version = match &keys.version {
+        Some(IntValue { value: 0, lit }) => {
+            cx.error_spanned_by(
+                lit,
+                "`version` starts at 1: the first version of an event is `version = 1`, the next `version = 2`",
+            );
+            None
+        }
+        Some(version) => Some(version.value),
+        None if version_written => None,
+        None => Some(1),
+    };
+    let upcasters = keys
+        .upcast
+        .map(|list| upcasters(cx, list, version))
+        .unwrap_or_default();
+
+    let derives = derives(cx, &item.attrs);
+    Some(EventModel {
+        item,
+        name,
+        version: version.unwrap_or(1),
+        upcasters,
+        derives,
+        crate_path: crate_path(keys.crate_path),
+    })
+}
+
+/// The upcaster list when it fits the version; otherwise an error and no upcasters.
+fn upcasters(cx: &Ctxt, list: KeyList<Path>, version: Option<u32>) -> Vec<Path> {
+    let Some(version) = version else {
+        return list.items;
+    };
+    if version == 1 {
+        cx.error_spanned_by(
+            list.whole(),
+            "`upcast(...)` on version 1: there is no older version to upcast from; bump `version` (e.g. `version = 2`) or remove `upcast(...)`",
+        );
+        return Vec::new();
+    }
+    let needed = u64::from(version) - 1;
+    let found = u64::try_from(list.items.len()).unwrap_or(u64::MAX);
+    if needed == found || !list.well_formed {
+        return list.items;
+    }
+    let steps = if needed <= 4 {
+        (1..u64::from(version))
+            .map(|from| format!("{from}->{}", from + 1))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        format!("1->2, 2->3, ..., {}->{version}", version - 1)
+    };
+    let plural = if needed == 1 { "" } else { "s" };
+    cx.error_spanned_by(
+        list.whole(),
+        format!(
+            "version {version} needs {needed} upcaster{plural} ({steps}); found {found}: list one function per step, oldest first"
+        ),
+    );
+    Vec::new()
+}
+
+/// The derives `#[event]` adds, minus those the user already wrote (each one an error).
+fn derives(cx: &Ctxt, attrs: &[Attribute]) -> Vec<Derive> {
+    let mut derives = Derive::ALL.to_vec();
+    for attr in attrs.iter().filter(|attr| attr.path().is_ident("derive")) {
+        // A malformed `#[derive(...)]` is the compiler's to report.
+        let Ok(paths) = attr.parse_args_with(Punctuated::<Path, Token![,]>::parse_terminated)
+        else {
+            continue;
+        };
+        for path in paths {
+            let Some(derive) = path
+                .segments
+                .last()
+                .and_then(|last| Derive::from_name(&last.ident.to_string()))
+            else {
+                continue;
+            };
+            cx.error_spanned_by(
+                &path,
+                format!(
+                    "`#[event]` already derives `{name}`; remove it from this `#[derive(...)]`",
+                    name = derive.name()
+                ),
+            );
+            derives.retain(|&d| d != derive);
+        }
+    }
+    derives
+}
+
+// ---------------------------------------------------------------------------------------------
+// #[derive(Aggregate)]
+
+/// `#[derive(Aggregate)]`: always a model; on an enum or union, the error is reported and the
+/// rest is still generated so that the user's impls do not fail on top of it.
+pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
+    not_a_struct(
+        cx,
+        input,
+        "derive `Aggregate` on the struct that holds the aggregate's state",
+    );
+    let default_name = snake_case(&input.ident.unraw().to_string());
+    let Some(args) = attr::parse_attrs::<AggregateKeys>(cx, &input.attrs) else {
+        cx.error_spanned_by(
+            &input.ident,
+            "`#[derive(Aggregate)]` needs `#[aggregate(error = OrderError, events(...), commands(...))]` on the struct",
+        );
+        return AggregateModel {
+            ident: input.ident.clone(),
+            vis: input.vis.clone(),
+            generics: input.generics.clone(),
+            name: default_name,
+            error: ErrorType::Missing,
+            events: Vec::new(),
+            commands: Vec::new(),
+            async_commands: Vec::new(),
+            services: unit(),
+            snapshot: Snapshot::Never,
+            crate_path: CratePath::es_core(),
+        };
+    };
+    let written = |key: &str| args.written(key);
+    let (error_written, events_written) = (written("error"), written("events"));
+    let commands_written = written("commands") || written("async_commands");
+    let keys = args.keys;
+
+    let name = stable_name(cx, keys.name.as_ref(), default_name, "aggregate");
+    let error = match keys.error {
+        Some(error) => ErrorType::Given(Box::new(error)),
+        None => {
+            if !error_written {
+                cx.error_spanned_by(
+                    &input.ident,
+                    "missing `error = ...` in #[aggregate(...)]: the error type commands are refused with, e.g. `error = OrderError`",
+                );
+            }
+            ErrorType::Missing
+        }
+    };
+
+    let enum_name = |suffix: &str| format!("{}{suffix}", input.ident.unraw());
+    let mut event_list = Lister::new(enum_name("Event"));
+    match &keys.events {
+        None if !events_written => cx.error_spanned_by(
+            &input.ident,
+            "missing `events(...)` in #[aggregate(...)]: list the aggregate's event types, e.g. `events(OrderPlaced, OrderPaid)`",
+        ),
+        Some(list) if list.items.is_empty() && list.well_formed => cx.error_spanned_by(
+            list.whole(),
+            "`events()` is empty: list at least one event type, e.g. `events(OrderPlaced)`",
+        ),
+        _ => {}
+    }
+    let events = event_list.add(cx, keys.events.as_ref(), "events");
+
+    let mut command_list = Lister::new(enum_name("Command"));
+    let commands = command_list.add(cx, keys.commands.as_ref(), "commands");
+    let async_commands = command_list.add(cx, keys.async_commands.as_ref(), "async_commands");
+    if commands.is_empty() && async_commands.is_empty() {
+        let given = [&keys.commands, &keys.async_commands];
+        let empty = given
+            .into_iter()
+            .flatten()
+            .find(|list| list.items.is_empty() && list.well_formed);
+        if let Some(list) = empty {
+            cx.error_spanned_by(
+                list.whole(),
+                format!(
+                    "`{key}()` is empty: list at least one command type, e.g. `commands(PlaceOrder)` or `async_commands(PriceOrder)`",
+                    key = list.key
+                ),
+            );
+        } else if !commands_written {
+            cx.error_spanned_by(
+                &input.ident,
+                "missing `commands(...)` in #[aggregate(...)]: list the commands the aggregate handles, e.g. `commands(PlaceOrder)`, or `async_commands(...)` for those whose handler awaits the aggregate's services",
+            );
+        }
+    }
+
+    let snapshot = match &keys.snapshot {
+        None => Snapshot::Never,
+        Some(IntValue { value: 0, lit }) => {
+            cx.error_spanned_by(
+                lit,
+                "snapshot schema versions start at 1: write `snapshot = 1`, and bump it whenever the state's serialised shape changes",
+            );
+            Snapshot::Never
+        }
+        Some(snapshot) => Snapshot::Json(snapshot.value),
+    };
+
+    AggregateModel {
+        ident: input.ident.clone(),
+        vis: input.vis.clone(),
+        generics: input.generics.clone(),
+        name,
+        error,
+        events,
+        commands,
+        async_commands,
+        services: keys.services.unwrap_or_else(unit),
+        snapshot,
+        crate_path: crate_path(keys.crate_path),
+    }
+}
+
+fn unit() -> Type {
+    Type::Tuple(syn::TypeTuple {
+        attrs: Vec::new(),
+        paren_token: syn::token::Paren::default(),
+        elems: Punctuated::new(),
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// #[derive(Projection)]
+
+/// `#[derive(Projection)]`: always a model (see [`aggregate`]).
+pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
+    not_a_struct(
+        cx,
+        input,
+        "derive `Projection` on the struct that holds the read model",
+    );
+    let default_name = snake_case(&input.ident.unraw().to_string());
+    let Some(args) = attr::parse_attrs::<ProjectionKeys>(cx, &input.attrs) else {
+        cx.error_spanned_by(
+            &input.ident,
+            "`#[derive(Projection)]` needs `#[projection(events(...))]` on the struct: the events this read model consumes",
+        );
+        return ProjectionModel {
+            ident: input.ident.clone(),
+            generics: input.generics.clone(),
+            name: default_name,
+            events: Vec::new(),
+            crate_path: CratePath::es_core(),
+        };
+    };
+    let events_written = args.written("events");
+    let keys = args.keys;
+    let name = stable_name(cx, keys.name.as_ref(), default_name, "projection");
+    match &keys.events {
+        None if !events_written => cx.error_spanned_by(
+            &input.ident,
+            "missing `events(...)` in #[projection(...)]: list the events this read model consumes, e.g. `events(OrderPlaced, OrderPaid)`",
+        ),
+        Some(list) if list.items.is_empty() && list.well_formed => cx.error_spanned_by(
+            list.whole(),
+            "`events()` is empty: list at least one event type, e.g. `events(OrderPlaced)`",
+        ),
+        _ => {}
+    }
+    // Projections generate no enum; the variant names are only checked for aggregates.
+    let mut lister = Lister::new(String::new());
+    let events = lister.add(cx, keys.events.as_ref(), "events");
+    ProjectionModel {
+        ident: input.ident.clone(),
+        generics: input.generics.clone(),
+        name,
+        events,
+        crate_path: crate_path(keys.crate_path),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared rules.
+
+fn not_a_struct(cx: &Ctxt, input: &DeriveInput, message: &str) {
+    let ident = &input.ident;
+    match &input.data {
+        Data::Struct(_) => {}
+        Data::Enum(data) => {
+            let keyword = &data.enum_token;
+            cx.error_spanned_by(
+                quote!(#keyword #ident),
+                format!("{message}, not on an enum"),
+            );
+        }
+        Data::Union(data) => {
+            let keyword = &data.union_token;
+            cx.error_spanned_by(
+                quote!(#keyword #ident),
+                format!("{message}, not on a union"),
+            );
+        }
+    }
+}
+
+/// The `name = "..."` value if it is a usable stable name, else the default.
+fn stable_name(cx: &Ctxt, given: Option<&LitStr>, default: String, what: &str) -> String {
+    let Some(lit) = given else {
+        return default;
+    };
+    let name = lit.value();
+    let problem = if name.is_empty() {
+        Some("cannot be empty".to_owned())
+    } else {
+        name.char_indices()
+            .find(|(_, c)| c.is_whitespace() || c.is_control())
+            .map(|(at, c)| {
+                format!(
+                    "cannot contain whitespace or control characters (found {c:?} at byte {at})"
+                )
+            })
+    };
+    match problem {
+        None => name,
+        Some(problem) => {
+            cx.error_spanned_by(
+                lit,
+                format!(
+                    "the {what}'s stable name {problem}: it is stored with every record; write e.g. `name = \"{default}\"`"
+                ),
+            );
+            default
+        }
+    }
+}
+
+fn crate_path(given: Option<Path>) -> CratePath {
+    given.map_or_else(CratePath::es_core, CratePath::new)
+}
+
+/// Turns list entries into [`Listed`] entries, refusing a type listed twice and two types
+/// that would share a variant of the generated enum named `enum_name`.
+struct Lister {
+    enum_name: String,
+    /// `(type tokens, entry, key it was listed under)` for every accepted entry.
+    seen: Vec<(String, Listed, String)>,
+}
+
+impl Lister {
+    fn new(enum_name: String) -> Self {
+        Self {
+            enum_name,
+            seen: Vec::new(),
+        }
+    }
+
+    fn add(&mut self, cx: &Ctxt, list: Option<&KeyList<TypePath>>, key: &str) -> Vec<Listed> {
+        let Some(list) = list else {
+            return Vec::new();
+        };
+        let mut accepted = Vec::new();
+        for ty in &list.items {
+            let Some(listed) = listed(ty) else {
+                continue;
+            };
+            let tokens = ty.to_token_stream().to_string();
+            if let Some((_, first, first_key)) = self.seen.iter().find(|(t, ..)| *t == tokens) {
+                let place = if first_key == key {
+                    format!("twice in `{key}(...)`")
+                } else {
+                    format!("in both `{first_key}(...)` and `{key}(...)`")
+                };
+                cx.error_spanned_by(
+                    ty,
+                    format!("`{}` is listed {place}; remove this entry", first.display),
+                );
+                continue;
+            }
+            if !self.enum_name.is_empty()
+                && let Some((_, first, _)) = self
+                    .seen
+                    .iter()
+                    .find(|(_, seen, _)| seen.variant.unraw() == listed.variant.unraw())
+            {
+                cx.error_spanned_by(
+                    ty,
+                    format!(
+                        "`{first}` and `{this}` would both be variant `{variant}` of the generated `{enum_name}`; import one of them under another name, e.g. `use {this} as Other{variant};`",
+                        first = first.display,
+                        this = listed.display,
+                        variant = listed.variant.unraw(),
+                        enum_name = self.enum_name,
+                    ),
+                );
+                continue;
+            }
+            accepted.push(listed.clone());
+            self.seen.push((tokens, listed, key.to_owned()));
+        }
+        accepted
+    }
+}
+
+/// The entry for a listed type path; `attr` only accepts paths with a usable last identifier.
+fn listed(ty: &TypePath) -> Option<Listed> {
+    let last = ty.path.segments.last()?;
+    Some(Listed {
+        ty: ty.clone(),
+        variant: last.ident.clone(),
+        display: display::tokens(ty),
+        span: Span::call_site().located_at(last.ident.span()),
+    })
+}
