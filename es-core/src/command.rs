@@ -155,6 +155,15 @@ pub(crate) async fn load<S: EventStore, A: Aggregate>(
     stream_id: &StreamId,
     up_to: Option<StreamVersion>,
 ) -> Result<Loaded<A>, LoadError> {
+    let span = tracing::debug_span!("load", aggregate = A::NAME, stream = %stream_id);
+    load_in_span(store, stream_id, up_to).instrument(span).await
+}
+
+async fn load_in_span<S: EventStore, A: Aggregate>(
+    store: &S,
+    stream_id: &StreamId,
+    up_to: Option<StreamVersion>,
+) -> Result<Loaded<A>, LoadError> {
     let mut loaded = Loaded {
         state: A::default(),
         version: StreamVersion::INITIAL,
@@ -170,7 +179,9 @@ pub(crate) async fn load<S: EventStore, A: Aggregate>(
                     loaded.state = state;
                     loaded.version = snapshot.stream_version;
                 }
-                // Replaying from the start is always correct; a bad snapshot only costs time.
+                // A snapshot that no longer decodes (the state type changed without a new
+                // snapshot version) is ignored like an old one: replaying from the start is
+                // always correct, a bad snapshot only costs time.
                 Err(error) => tracing::warn!(
                     stream = %stream_id,
                     version = %snapshot.stream_version,
@@ -247,36 +258,58 @@ where
     A: Aggregate,
     C: Into<A::Command> + Clone + Send,
 {
-    if let Some(command_id) = options.command_id {
-        let recorded = store
-            .find_command(command_id)
-            .await
-            .map_err(CommandError::Load)?;
-        if let Some(record) = recorded {
-            return replay(store, &stream_id, record).await;
-        }
-    }
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let Loaded { mut state, version } = load::<S, A>(store, &stream_id, None)
-            .await
-            .map_err(CommandError::Load)?;
-        if !options.expected.is_satisfied_by(version) {
-            if options.expected == ExpectedVersion::StreamExists {
-                return Err(CommandError::NotFound { stream_id });
+        let Loaded { mut state, version } =
+            load::<S, A>(store, &stream_id, None)
+                .await
+                .map_err(|source| CommandError::Load {
+                    stream_id: stream_id.clone(),
+                    source,
+                })?;
+        // Looked up after loading, on every attempt: if the first run of this command committed
+        // before our load we replay it here; if it commits after, our append carries the same
+        // id and fails with `DuplicateCommand`, which replays too. Either way no decision is
+        // made on a state that already holds the command's effect.
+        if let Some(command_id) = options.command_id {
+            let recorded =
+                store
+                    .find_command(command_id)
+                    .await
+                    .map_err(|source| CommandError::Load {
+                        stream_id: stream_id.clone(),
+                        source,
+                    })?;
+            if let Some(record) = recorded {
+                return replay(store, &stream_id, record).await;
             }
-            return Err(CommandError::Conflict {
-                stream_id,
-                expected: options.expected,
-                actual: version,
-                attempts,
-            });
         }
-        let decided: Events<A> = state
+        if !options.expected.is_satisfied_by(version) {
+            let error = if options.expected == ExpectedVersion::StreamExists {
+                CommandError::NotFound {
+                    stream_id: stream_id.clone(),
+                }
+            } else {
+                CommandError::Conflict {
+                    stream_id: stream_id.clone(),
+                    expected: options.expected,
+                    actual: version,
+                    attempts,
+                }
+            };
+            return refuse(store, &stream_id, options.command_id, error).await;
+        }
+        let decided: Events<A> = match state
             .handle(command.clone().into(), settings.services())
             .await
-            .map_err(CommandError::Rejected)?;
+        {
+            Ok(decided) => decided,
+            Err(rejection) => {
+                let error = CommandError::Rejected(rejection);
+                return refuse(store, &stream_id, options.command_id, error).await;
+            }
+        };
         let decided = decided.into_vec();
         if decided.is_empty() && options.command_id.is_none() {
             return Ok(Executed {
@@ -291,7 +324,12 @@ where
         let mut request = AppendRequest::new(
             stream_id.clone(),
             ExpectedVersion::Exact(version),
-            encode_all::<A>(&decided, &options.metadata).map_err(CommandError::Encode)?,
+            encode_all::<A>(&decided, &options.metadata).map_err(|source| {
+                CommandError::Encode {
+                    stream_id: stream_id.clone(),
+                    source,
+                }
+            })?,
         );
         request.command_id = options.command_id;
         match store.append(request).await {
@@ -320,8 +358,8 @@ where
             Err(AppendError::Conflict { actual, .. }) => {
                 let caller_pinned_version = matches!(options.expected, ExpectedVersion::Exact(_));
                 if caller_pinned_version || attempts >= settings.max_attempts {
-                    return Err(CommandError::Conflict {
-                        stream_id,
+                    let error = CommandError::Conflict {
+                        stream_id: stream_id.clone(),
                         expected: if caller_pinned_version {
                             options.expected
                         } else {
@@ -329,7 +367,8 @@ where
                         },
                         actual,
                         attempts,
-                    });
+                    };
+                    return refuse(store, &stream_id, options.command_id, error).await;
                 }
                 tracing::debug!(attempts, %actual, "version conflict; deciding again");
             }
@@ -337,8 +376,29 @@ where
             Err(AppendError::DuplicateCommand(record)) => {
                 return replay(store, &stream_id, record).await;
             }
-            Err(other) => return Err(CommandError::Append(other)),
+            Err(source) => return Err(CommandError::Append { stream_id, source }),
         }
+    }
+}
+
+/// Returns `error`, unless the command's id was recorded meanwhile: then the first run of the
+/// command committed while this one was deciding, and its result is the answer.
+async fn refuse<S: EventStore, A: Aggregate>(
+    store: &S,
+    stream_id: &StreamId,
+    command_id: Option<Uuid>,
+    error: CommandError<A::Error>,
+) -> Result<Executed<A>, CommandError<A::Error>> {
+    let Some(command_id) = command_id else {
+        return Err(error);
+    };
+    match store.find_command(command_id).await {
+        Ok(Some(record)) => replay(store, stream_id, record).await,
+        Ok(None) => Err(error),
+        Err(source) => Err(CommandError::Load {
+            stream_id: stream_id.clone(),
+            source,
+        }),
     }
 }
 
@@ -372,13 +432,17 @@ async fn replay<S: EventStore, A: Aggregate>(
             recorded_stream: record.stream_id,
         });
     }
+    let load_error = |source| CommandError::Load {
+        stream_id: stream_id.clone(),
+        source,
+    };
     let loaded = load::<S, A>(store, stream_id, Some(record.version_after))
         .await
-        .map_err(CommandError::Load)?;
+        .map_err(load_error)?;
     let mut events = Vec::new();
     let mut stream = std::pin::pin!(store.load(stream_id, record.version_before));
     while let Some(recorded) = stream.next().await {
-        let recorded = recorded.map_err(CommandError::Load)?;
+        let recorded = recorded.map_err(load_error)?;
         if recorded.stream_version > record.version_after {
             break;
         }
@@ -388,7 +452,7 @@ async fn replay<S: EventStore, A: Aggregate>(
             &recorded.payload,
         )
         .map_err(|source| {
-            CommandError::Load(LoadError::Decode {
+            load_error(LoadError::Decode {
                 stream_id: stream_id.clone(),
                 stream_version: recorded.stream_version,
                 source,

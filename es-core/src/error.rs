@@ -162,17 +162,6 @@ pub enum LoadError {
         #[source]
         source: DecodeError,
     },
-    /// A snapshot could not be decoded (it is ignored only when its schema version is old).
-    #[error("cannot decode snapshot at version {stream_version} of stream `{stream_id}`")]
-    Snapshot {
-        /// The stream read.
-        stream_id: StreamId,
-        /// The version the snapshot was taken at.
-        stream_version: StreamVersion,
-        /// What serde said.
-        #[source]
-        source: serde_json::Error,
-    },
     /// A stream's stored versions have a hole or run backwards.
     #[error("stream `{stream_id}` is corrupt: expected version {expected} next, found {found}")]
     VersionHole {
@@ -199,11 +188,23 @@ pub enum RunnerError {
     #[error(transparent)]
     Projection(ProjectionError),
     /// Reading the log failed.
-    #[error("reading the event log failed")]
-    Read(#[source] LoadError),
+    #[error("projection `{projection}` could not read the event log")]
+    Read {
+        /// The projection's name.
+        projection: &'static str,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
     /// The checkpoint or the unit of work failed.
-    #[error("checkpoint or transaction failed")]
-    Store(#[source] BackendError),
+    #[error("projection `{projection}` could not open, commit or checkpoint its batch")]
+    Store {
+        /// The projection's name.
+        projection: &'static str,
+        /// Why.
+        #[source]
+        source: BackendError,
+    },
 }
 
 /// Why a command did not take effect. Nothing was written in every case.
@@ -247,8 +248,14 @@ pub enum CommandError<E> {
         recorded_stream: StreamId,
     },
     /// The aggregate id does not make a valid stream id.
-    #[error("invalid aggregate id")]
-    InvalidId(#[source] InvalidStreamId),
+    #[error("invalid id for aggregate `{aggregate}`")]
+    InvalidId {
+        /// The aggregate's name.
+        aggregate: &'static str,
+        /// What is wrong with the id.
+        #[source]
+        source: InvalidStreamId,
+    },
     /// The aggregate type was not registered with the registry.
     #[error("aggregate `{aggregate}` is not registered")]
     NotRegistered {
@@ -256,14 +263,32 @@ pub enum CommandError<E> {
         aggregate: &'static str,
     },
     /// The aggregate could not be loaded.
-    #[error("loading the aggregate failed")]
-    Load(#[source] LoadError),
+    #[error("loading aggregate stream `{stream_id}` failed")]
+    Load {
+        /// The aggregate's stream.
+        stream_id: StreamId,
+        /// Why.
+        #[source]
+        source: LoadError,
+    },
     /// An event the aggregate decided could not be encoded.
-    #[error("encoding a decided event failed")]
-    Encode(#[source] EncodeError),
+    #[error("encoding an event decided for stream `{stream_id}` failed")]
+    Encode {
+        /// The aggregate's stream.
+        stream_id: StreamId,
+        /// Why.
+        #[source]
+        source: EncodeError,
+    },
     /// The append failed for a reason other than a conflict.
-    #[error("appending the decided events failed")]
-    Append(#[source] AppendError),
+    #[error("appending to stream `{stream_id}` failed")]
+    Append {
+        /// The aggregate's stream.
+        stream_id: StreamId,
+        /// Why.
+        #[source]
+        source: AppendError,
+    },
 }
 
 impl<E> CommandError<E> {

@@ -238,7 +238,7 @@ impl<S: EventStore> App<S> {
     /// Starts a command for aggregate `id` of type `A`; `.await` it, after setting options if
     /// needed:
     ///
-    /// ```ignore
+    /// ```text
     /// app.execute::<Order>(id, AddItem { .. }).expected_version(v).command_id(key).await?;
     /// ```
     pub fn execute<A: Aggregate>(
@@ -300,7 +300,7 @@ impl<S: EventStore> App<S> {
                     slot,
                     &mut **projection,
                     &self.inner.store,
-                    self.inner.runner.batch_size,
+                    self.inner.runner.batch(),
                 )
                 .await?;
                 if outcome.caught_up_to.is_some() {
@@ -371,44 +371,44 @@ async fn run_projection<S: EventStore>(
         return;
     };
     let mut watch = inner.store.watch();
-    let mut backoff = inner.runner.retry_backoff;
+    let mut backoff = inner.runner.first_backoff();
     while !*stopped.borrow() {
         let outcome = {
             let mut projection = slot.projection.lock().await;
-            run_recorded(
-                slot,
-                &mut **projection,
-                &inner.store,
-                inner.runner.batch_size,
-            )
-            .await
+            run_recorded(slot, &mut **projection, &inner.store, inner.runner.batch()).await
         };
         let pause = match outcome {
             Ok(outcome) if outcome.caught_up_to.is_none() => {
-                backoff = inner.runner.retry_backoff;
+                backoff = inner.runner.first_backoff();
                 continue;
             }
             Ok(_) => {
-                backoff = inner.runner.retry_backoff;
+                backoff = inner.runner.first_backoff();
                 None
             }
             Err(error) => {
                 tracing::error!(projection = slot.name, error = %error_chain(&error), "projection batch failed; retrying");
                 let pause = backoff;
-                backoff = (backoff * 2).min(inner.runner.max_retry_backoff);
+                backoff = (backoff * 2).min(inner.runner.longest_backoff());
                 Some(pause)
             }
         };
-        let wait: Duration = pause.unwrap_or(inner.runner.poll_interval);
+        let wait: Duration = pause.unwrap_or(inner.runner.poll());
         tokio::select! {
             () = watch.changed(), if pause.is_none() => {}
             () = tokio::time::sleep(wait) => {}
-            _ = stopped.changed() => {}
+            changed = stopped.changed() => {
+                // The sender is gone: nobody can ask us to stop any more, so stop now.
+                if changed.is_err() {
+                    break;
+                }
+            }
         }
     }
 }
 
-/// The background projection tasks; stop them with [`ProjectionWorkers::shutdown`].
+/// The background projection tasks; stop them with [`ProjectionWorkers::shutdown`] (or by
+/// dropping this handle, which does not wait).
 #[derive(Debug)]
 pub struct ProjectionWorkers {
     stop: tokio::sync::watch::Sender<bool>,
@@ -417,14 +417,21 @@ pub struct ProjectionWorkers {
 
 impl ProjectionWorkers {
     /// Asks every task to stop after its current batch (which commits), and waits for them.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         // Receivers live inside the tasks; a send error means they have all ended already.
         let _ = self.stop.send(true);
-        for task in self.tasks {
+        for task in std::mem::take(&mut self.tasks) {
             if let Err(error) = task.await {
                 tracing::error!(%error, "projection task ended abnormally");
             }
         }
+    }
+}
+
+impl Drop for ProjectionWorkers {
+    /// Dropping the handle stops the tasks too (after their current batch), without waiting.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
     }
 }
 
@@ -497,7 +504,10 @@ where
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let stream_id = self.stream_id.map_err(CommandError::InvalidId)?;
+            let stream_id = self.stream_id.map_err(|source| CommandError::InvalidId {
+                aggregate: A::NAME,
+                source,
+            })?;
             let settings = self
                 .app
                 .inner

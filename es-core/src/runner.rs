@@ -6,30 +6,34 @@
 //! transaction, a crash anywhere leaves the batch applied entirely or not at all.
 //!
 //! A failing batch is rolled back, recorded in the projection's [`ProjectionStatus`] and retried
-//! with exponential back-off; other projections go on. A poison event is never skipped.
+//! with exponential back-off; other projections go on. A poison event is never skipped. (On a
+//! store whose unit of work cannot roll back, such as the in-memory store, the events before
+//! the failing one stay applied and their checkpoint is committed, so none is applied twice; a
+//! handler there must leave the read model unchanged when it fails.)
+//!
+//! Once a projection reaches the end of the log its checkpoint moves to the head, past events of
+//! types it does not consume, so they are not scanned again.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tracing::Instrument as _;
 
 use crate::error::RunnerError;
 use crate::projection::Dispatch;
 use crate::store::{CheckpointStore, EventFilter};
 use crate::stream::LogPosition;
 
-/// How projections are run.
+const MIN_DELAY: Duration = Duration::from_millis(1);
+
+/// How projections are run. Build it with the setters; zero values are raised to the minimum
+/// (one event per batch, one millisecond between polls and retries).
 #[derive(Clone, Debug)]
-#[non_exhaustive]
 pub struct RunnerSettings {
-    /// Events per batch (one unit of work each).
-    pub batch_size: usize,
-    /// How long a caught-up projection waits for a wake-up before it reads anyway, in case a
-    /// notification was lost.
-    pub poll_interval: Duration,
-    /// The first delay after a failed batch; doubled after each further failure.
-    pub retry_backoff: Duration,
-    /// The longest delay between retries.
-    pub max_retry_backoff: Duration,
+    batch_size: usize,
+    poll_interval: Duration,
+    retry_backoff: Duration,
+    max_retry_backoff: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -44,26 +48,44 @@ impl Default for RunnerSettings {
 }
 
 impl RunnerSettings {
-    /// Sets the batch size (at least 1).
+    /// Events per batch, one unit of work each (at least 1; default 500).
     #[must_use]
     pub fn batch_size(mut self, events: usize) -> Self {
         self.batch_size = events.max(1);
         self
     }
 
-    /// Sets the fallback poll interval.
+    /// How long a caught-up projection waits for a wake-up before it reads anyway, in case a
+    /// notification was lost (default 1 s).
     #[must_use]
-    pub const fn poll_interval(mut self, interval: Duration) -> Self {
-        self.poll_interval = interval;
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval.max(MIN_DELAY);
         self
     }
 
-    /// Sets the first and the longest retry delay.
+    /// The first delay after a failed batch, doubled after each further failure up to
+    /// `longest` (defaults 100 ms and 30 s).
     #[must_use]
-    pub const fn retry_backoff(mut self, first: Duration, longest: Duration) -> Self {
-        self.retry_backoff = first;
-        self.max_retry_backoff = longest;
+    pub fn retry_backoff(mut self, first: Duration, longest: Duration) -> Self {
+        self.retry_backoff = first.max(MIN_DELAY);
+        self.max_retry_backoff = longest.max(self.retry_backoff);
         self
+    }
+
+    pub(crate) const fn batch(&self) -> usize {
+        self.batch_size
+    }
+
+    pub(crate) const fn poll(&self) -> Duration {
+        self.poll_interval
+    }
+
+    pub(crate) const fn first_backoff(&self) -> Duration {
+        self.retry_backoff
+    }
+
+    pub(crate) const fn longest_backoff(&self) -> Duration {
+        self.max_retry_backoff
     }
 }
 
@@ -110,6 +132,102 @@ impl<P> Erased<P> {
             checkpoint: None,
         }
     }
+
+    async fn run_batch_in_span<S>(
+        &mut self,
+        store: &S,
+        batch_size: usize,
+    ) -> Result<BatchOutcome, RunnerError>
+    where
+        S: CheckpointStore,
+        P: Dispatch<S::Transaction>,
+    {
+        let store_error = |source| RunnerError::Store {
+            projection: P::NAME,
+            source,
+        };
+        let read_error = |source| RunnerError::Read {
+            projection: P::NAME,
+            source,
+        };
+        let checkpoint = match self.checkpoint {
+            Some(checkpoint) => checkpoint,
+            None => store.checkpoint(P::NAME).await.map_err(store_error)?,
+        };
+        self.checkpoint = Some(checkpoint);
+        // Read before the events: everything visible at or before `head` is then either in
+        // `events` or beyond the batch limit.
+        let head = store.head().await.map_err(read_error)?;
+        let events = store
+            .read_all(checkpoint, batch_size, EventFilter::Types(P::EVENT_TYPES))
+            .await
+            .map_err(read_error)?;
+        let reached_end = events.len() < batch_size;
+        let last_read = events.last().map(crate::RecordedEvent::log_position);
+        // At the end of the log the checkpoint may move to the head even past events of other
+        // types, so later batches do not scan them again.
+        let target = match (reached_end, head, last_read) {
+            (true, Some(head), Some(last)) => head.max(last),
+            (true, Some(head), None) => head,
+            (_, _, Some(last)) => last,
+            (false, _, None) | (true, None, None) => checkpoint,
+        };
+        let caught_up_to = reached_end.then(|| head.unwrap_or(LogPosition::START));
+        if target <= checkpoint {
+            return Ok(BatchOutcome {
+                applied: 0,
+                checkpoint,
+                caught_up_to,
+            });
+        }
+        tracing::debug!(from = %checkpoint, to = %target, events = events.len(), "projecting");
+        let mut transaction = store.begin(P::NAME).await.map_err(store_error)?;
+        for (index, event) in events.iter().enumerate() {
+            if let Err(error) = self.projection.dispatch(event, &mut transaction).await {
+                let applied = events.get(..index).unwrap_or_default();
+                self.keep_progress(store, transaction, applied).await;
+                return Err(RunnerError::Projection(error));
+            }
+        }
+        store
+            .commit(transaction, P::NAME, target)
+            .await
+            .map_err(store_error)?;
+        self.checkpoint = Some(target);
+        Ok(BatchOutcome {
+            applied: events.len(),
+            checkpoint: target,
+            caught_up_to,
+        })
+    }
+
+    /// After a failed event: a store whose unit of work rolls back drops the whole batch (it is
+    /// retried from the old checkpoint). One that cannot roll back has already applied the
+    /// events before the failure, so their checkpoint must be committed, or a retry would apply
+    /// them twice.
+    async fn keep_progress<S>(
+        &mut self,
+        store: &S,
+        transaction: S::Transaction,
+        applied: &[crate::RecordedEvent],
+    ) where
+        S: CheckpointStore,
+        P: Dispatch<S::Transaction>,
+    {
+        if S::ROLLS_BACK {
+            drop(transaction);
+            return;
+        }
+        let Some(last) = applied.last().map(crate::RecordedEvent::log_position) else {
+            return;
+        };
+        match store.commit(transaction, P::NAME, last).await {
+            Ok(()) => self.checkpoint = Some(last),
+            Err(error) => {
+                tracing::error!(%error, "committing the progress before a failed event failed");
+            }
+        }
+    }
 }
 
 #[async_trait]
@@ -127,53 +245,10 @@ where
         store: &S,
         batch_size: usize,
     ) -> Result<BatchOutcome, RunnerError> {
-        let checkpoint = match self.checkpoint {
-            Some(checkpoint) => checkpoint,
-            None => store
-                .checkpoint(P::NAME)
-                .await
-                .map_err(RunnerError::Store)?,
-        };
-        self.checkpoint = Some(checkpoint);
-        let head = store.head().await.map_err(RunnerError::Read)?;
-        let events = store
-            .read_all(checkpoint, batch_size, EventFilter::Types(P::EVENT_TYPES))
+        let span = tracing::info_span!("projection_batch", projection = P::NAME);
+        self.run_batch_in_span(store, batch_size.max(1))
+            .instrument(span)
             .await
-            .map_err(RunnerError::Read)?;
-        let caught_up_to = (events.len() < batch_size).then(|| head.unwrap_or(LogPosition::START));
-        let Some(last) = events.last().map(crate::RecordedEvent::log_position) else {
-            return Ok(BatchOutcome {
-                applied: 0,
-                checkpoint,
-                caught_up_to,
-            });
-        };
-        let span = tracing::info_span!(
-            "projection_batch",
-            projection = P::NAME,
-            from = %checkpoint,
-            to = %last,
-            events = events.len(),
-        );
-        let _entered = span.enter();
-        let mut transaction = store.begin(P::NAME).await.map_err(RunnerError::Store)?;
-        for event in &events {
-            // On error the transaction is dropped, which rolls it back.
-            self.projection
-                .dispatch(event, &mut transaction)
-                .await
-                .map_err(RunnerError::Projection)?;
-        }
-        store
-            .commit(transaction, P::NAME, last)
-            .await
-            .map_err(RunnerError::Store)?;
-        self.checkpoint = Some(last);
-        Ok(BatchOutcome {
-            applied: events.len(),
-            checkpoint: last,
-            caught_up_to,
-        })
     }
 
     fn forget_checkpoint(&mut self) {

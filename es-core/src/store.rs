@@ -256,6 +256,11 @@ pub trait CheckpointStore: EventStore {
     /// The unit of work handed to projection handlers (a database transaction; `()` in memory).
     type Transaction: Send;
 
+    /// Whether dropping an uncommitted unit of work undoes what handlers wrote in it. `false`
+    /// for stores like the in-memory one, whose read models live in the handlers themselves:
+    /// the runner then commits the progress made before a failing event.
+    const ROLLS_BACK: bool = true;
+
     /// The projection's checkpoint ([`LogPosition::START`] when it never ran).
     ///
     /// # Errors

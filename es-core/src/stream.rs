@@ -51,9 +51,13 @@ impl StreamId {
     /// The stream id of aggregate `id` in category `aggregate` (the aggregate's name).
     ///
     /// # Errors
-    /// [`InvalidStreamId`] as for [`StreamId::new`].
+    /// [`InvalidStreamId`] for an empty `id`, and as for [`StreamId::new`].
     pub fn for_aggregate(aggregate: &str, id: impl fmt::Display) -> Result<Self, InvalidStreamId> {
-        Self::new(format!("{aggregate}-{id}"))
+        let id = format!("{aggregate}-{id}");
+        if id.len() == aggregate.len() + 1 {
+            return Err(InvalidStreamId::Empty);
+        }
+        Self::new(id)
     }
 
     /// The id as text.

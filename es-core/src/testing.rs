@@ -1,8 +1,11 @@
 //! Test support: given/when/then fixtures for aggregates, and the store conformance suite.
 //!
-//! The fixtures need no store and no async runtime:
+//! The fixtures need no store. [`Given::when`] needs no async runtime either: it polls the
+//! decision on the calling thread, which suits every synchronous [`Handle`](crate::Handle) and
+//! any async handler that awaits only plain futures. A handler that awaits tokio timers, I/O or
+//! spawned tasks needs [`Given::when_async`] inside a `#[tokio::test]` instead.
 //!
-//! ```ignore
+//! ```text
 //! use es_core::testing::given;
 //!
 //! given::<Order>([OrderPlaced { customer_id: "c1".into() }.into()])
@@ -53,10 +56,17 @@ impl<A: Aggregate> Given<A> {
         crate::aggregate::fold(&self.history)
     }
 
-    /// Decides `command` against the history.
+    /// Decides `command` against the history, polling the decision on this thread.
     pub fn when(self, command: impl Into<A::Command>) -> When<A> {
         let state = self.state();
         let outcome = block_on(state.handle(command.into(), &self.services));
+        When { state, outcome }
+    }
+
+    /// Decides `command` against the history on the caller's async runtime.
+    pub async fn when_async(self, command: impl Into<A::Command>) -> When<A> {
+        let state = self.state();
+        let outcome = state.handle(command.into(), &self.services).await;
         When { state, outcome }
     }
 }
@@ -68,13 +78,33 @@ pub struct When<A: Aggregate> {
 }
 
 impl<A: Aggregate> When<A> {
-    /// Asserts the command was accepted with exactly these events; returns the state after them.
+    /// Asserts the command was accepted with exactly these events (all of one type; see
+    /// [`When::then_events`] for several types); returns the state after them.
     ///
     /// # Panics
     /// When the command was refused or decided other events.
     #[track_caller]
     pub fn then<E: Into<A::Event>>(self, expected: impl IntoIterator<Item = E>) -> A {
-        let expected: Vec<A::Event> = expected.into_iter().map(Into::into).collect();
+        self.then_events(expected.into_iter().map(Into::into))
+    }
+
+    /// Asserts the command was accepted and decided no events; returns the state.
+    ///
+    /// # Panics
+    /// When the command was refused or decided events.
+    #[track_caller]
+    pub fn then_nothing(self) -> A {
+        self.then_events([])
+    }
+
+    /// Asserts the command was accepted with exactly these events, given as the aggregate's
+    /// event type (`[placed.into(), added.into()]`); returns the state after them.
+    ///
+    /// # Panics
+    /// When the command was refused or decided other events.
+    #[track_caller]
+    pub fn then_events(self, expected: impl IntoIterator<Item = A::Event>) -> A {
+        let expected: Vec<A::Event> = expected.into_iter().collect();
         match self.outcome {
             Ok(events) => {
                 let events = events.into_vec();

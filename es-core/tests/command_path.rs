@@ -561,7 +561,7 @@ async fn invalid_ids_and_unregistered_aggregates_are_typed_errors() {
         .execute::<Counter>("bad\0id", Open { owner: "x".into() })
         .await
         .unwrap_err();
-    assert!(matches!(error, CommandError::InvalidId(_)));
+    assert!(matches!(error, CommandError::InvalidId { aggregate: "counter", .. }));
     let huge = "x".repeat(10 * 1024 * 1024);
     assert!(matches!(
         app.load::<Counter>(huge).await,
@@ -641,7 +641,7 @@ async fn unknown_types_corrupt_payloads_and_future_versions_are_typed_load_error
         assert!(kind_matches, "{id}: {source:?}");
         // And a command on such a stream refuses, writing nothing.
         let command = app.execute::<Counter>(id, Increment(1)).await.unwrap_err();
-        assert!(matches!(command, CommandError::Load(_)));
+        assert!(matches!(command, CommandError::Load { .. }));
         assert_eq!(stored_versions(&app, id).await, vec![1, 2]);
     }
 }
@@ -925,4 +925,233 @@ async fn running_projections_follow_new_events_live() {
     }
     workers.shutdown().await;
     assert_eq!(*totals.seen.lock().unwrap(), vec![7]);
+}
+
+// Regressions found in review.
+
+/// A memory store whose first `find_command` answers from before the gate, then waits at it: the
+/// window in which another run of the same command can commit.
+#[derive(Clone, Default)]
+struct GatedStore {
+    inner: MemoryStore,
+    gate: Arc<
+        Mutex<
+            Option<(
+                tokio::sync::oneshot::Sender<()>,
+                tokio::sync::oneshot::Receiver<()>,
+            )>,
+        >,
+    >,
+}
+
+impl es_core::EventStore for GatedStore {
+    async fn append(&self, request: AppendRequest) -> Result<es_core::Committed, AppendError> {
+        self.inner.append(request).await
+    }
+    fn load<'a>(
+        &'a self,
+        stream_id: &'a StreamId,
+        after: StreamVersion,
+    ) -> impl futures_core::Stream<Item = Result<es_core::RecordedEvent, LoadError>> + Send + 'a
+    {
+        self.inner.load(stream_id, after)
+    }
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {
+        self.inner.stream_version(stream_id).await
+    }
+    async fn read_all(
+        &self,
+        after: es_core::LogPosition,
+        limit: usize,
+        filter: es_core::EventFilter<'_>,
+    ) -> Result<Vec<es_core::RecordedEvent>, LoadError> {
+        self.inner.read_all(after, limit, filter).await
+    }
+    async fn head(&self) -> Result<Option<es_core::LogPosition>, LoadError> {
+        self.inner.head().await
+    }
+    fn watch(&self) -> es_core::store::LogWatch {
+        self.inner.watch()
+    }
+    async fn save_snapshot(
+        &self,
+        stream_id: &StreamId,
+        snapshot: Snapshot,
+    ) -> Result<(), es_core::BackendError> {
+        self.inner.save_snapshot(stream_id, snapshot).await
+    }
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, LoadError> {
+        self.inner.load_snapshot(stream_id).await
+    }
+    async fn find_command(
+        &self,
+        id: Uuid,
+    ) -> Result<Option<es_core::store::CommandRecord>, LoadError> {
+        let found = self.inner.find_command(id).await;
+        let gate = self.gate.lock().unwrap().take();
+        if let Some((reached, release)) = gate {
+            let _ = reached.send(());
+            let _ = release.await;
+        }
+        found
+    }
+}
+
+/// Runs `retry` until its (stale) command lookup, commits `first` meanwhile, then lets the
+/// retry go on; both must report the first run's result.
+async fn race_same_command_id(pinned: bool) {
+    let store = GatedStore::default();
+    let app = Registry::new(store.clone())
+        .aggregate::<Counter>()
+        .build()
+        .await
+        .unwrap();
+    app.execute::<Counter>(
+        "r",
+        Open {
+            owner: "ann".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel();
+    *store.gate.lock().unwrap() = Some((reached_tx, release_rx));
+    let key = Uuid::now_v7();
+    let command = move |app: es_core::App<GatedStore>| async move {
+        let execute = app.execute::<Counter>("r", Increment(5)).command_id(key);
+        if pinned {
+            execute
+                .expected_version(ExpectedVersion::Exact(StreamVersion(1)))
+                .await
+        } else {
+            execute.await
+        }
+    };
+    let retry = tokio::spawn(command(app.clone()));
+    reached_rx.await.unwrap();
+    let first = command(app.clone()).await.unwrap();
+    release_tx.send(()).unwrap();
+    let second = retry.await.unwrap().unwrap();
+    assert!(second.replayed);
+    assert_eq!((second.version, second.state.value), (first.version, 5));
+    assert_eq!(app.load::<Counter>("r").await.unwrap().state.value, 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_racing_its_first_run_returns_the_first_result() {
+    race_same_command_id(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pinned_retry_racing_its_first_run_returns_the_first_result() {
+    race_same_command_id(true).await;
+}
+
+#[tokio::test]
+async fn a_failure_mid_batch_in_memory_applies_nothing_twice() {
+    let totals = Totals::default();
+    totals.refuse_thirteen.store(true, Ordering::SeqCst);
+    let app = Registry::new(MemoryStore::new())
+        .aggregate::<Counter>()
+        .projection(totals.clone())
+        .runner_settings(es_core::RunnerSettings::default().batch_size(10))
+        .build()
+        .await
+        .unwrap();
+    app.execute::<Counter>(
+        "m",
+        Open {
+            owner: "ann".into(),
+        },
+    )
+    .await
+    .unwrap();
+    for amount in [1, 2, 13, 4] {
+        app.execute::<Counter>("m", Increment(amount))
+            .await
+            .unwrap();
+    }
+    assert!(app.catch_up().await.is_err());
+    assert!(
+        app.catch_up().await.is_err(),
+        "the poison event is not skipped"
+    );
+    assert_eq!(*totals.seen.lock().unwrap(), vec![1, 2]);
+    totals.refuse_thirteen.store(false, Ordering::SeqCst);
+    app.catch_up().await.unwrap();
+    assert_eq!(*totals.seen.lock().unwrap(), vec![1, 2, 13, 4]);
+}
+
+#[tokio::test]
+async fn a_zero_batch_size_still_catches_up_and_checkpoints_reach_the_head() {
+    let totals = Totals::default();
+    let app = Registry::new(MemoryStore::new())
+        .aggregate::<Counter>()
+        .projection(totals.clone())
+        .runner_settings(es_core::RunnerSettings::default().batch_size(0))
+        .build()
+        .await
+        .unwrap();
+    app.execute::<Counter>(
+        "z",
+        Open {
+            owner: "ann".into(),
+        },
+    )
+    .await
+    .unwrap();
+    app.execute::<Counter>("z", Increment(3)).await.unwrap();
+    // The last events are of a type the projection ignores: its checkpoint still reaches them.
+    app.execute::<Counter>(
+        "other",
+        Open {
+            owner: "bob".into(),
+        },
+    )
+    .await
+    .unwrap();
+    app.catch_up().await.unwrap();
+    assert_eq!(totals.sum.load(Ordering::SeqCst), 3);
+    let head = app.store().head().await.unwrap().unwrap();
+    assert_eq!(app.projection_status()[0].checkpoint, head);
+    use es_core::CheckpointStore as _;
+    assert_eq!(app.store().checkpoint("totals").await.unwrap(), head);
+}
+
+#[test]
+fn fixtures_assert_no_events_and_mixed_event_types() {
+    es_core::testing::given::<Counter>([Opened {
+        owner: "ann".into(),
+    }
+    .into()])
+    .when(Nothing)
+    .then_nothing();
+    let state = es_core::testing::given::<Counter>([])
+        .when(Open {
+            owner: "ann".into(),
+        })
+        .then_events([Opened {
+            owner: "ann".into(),
+        }
+        .into()]);
+    assert_eq!(state.owner, "ann");
+}
+
+#[tokio::test]
+async fn fixtures_run_async_handlers_on_the_callers_runtime() {
+    let state = es_core::testing::given_with_services::<Counter>(
+        Quotes {
+            amount: 9,
+            interfere: None,
+        },
+        [Opened {
+            owner: "ann".into(),
+        }
+        .into()],
+    )
+    .when_async(IncrementByQuote)
+    .await
+    .then([Incremented { amount: 9 }]);
+    assert_eq!(state.value, 9);
 }

@@ -76,7 +76,8 @@ const LOAD_CHUNK: usize = 256;
 /// Cloning gives another handle to the same log (an [`Arc`] inside); handles are safe to use
 /// from many tasks and threads at once. Appends are serialised under one lock, so positions
 /// and commit order coincide. The projection unit of work is `()`: a checkpoint moves when
-/// [`CheckpointStore::commit`] is called, and read models kept in memory need no rollback.
+/// [`CheckpointStore::commit`] is called, and there is nothing to roll back, so the runner commits the progress made before a failing
+/// event (`ROLLS_BACK` is `false`).
 ///
 /// Behaviour where the trait leaves room:
 /// - an append checks, in this order, the command id, the expected version, then the event
@@ -358,6 +359,7 @@ impl EventStore for MemoryStore {
 
 impl CheckpointStore for MemoryStore {
     type Transaction = ();
+    const ROLLS_BACK: bool = false;
 
     async fn checkpoint(&self, projection: &str) -> Result<LogPosition, BackendError> {
         Ok(self
