@@ -8,7 +8,7 @@ use syn::DeriveInput;
 use syn::ext::IdentExt as _;
 
 use super::{distinct_names, match_ref};
-use crate::internals::ast::{AggregateModel, ErrorType, Listed, Snapshot};
+use crate::internals::ast::{AggregateModel, Listed, Snapshot};
 use crate::internals::check;
 use crate::internals::ctxt::Ctxt;
 
@@ -20,7 +20,8 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     Ok(code(&model))
 }
 
-/// `error` followed by as much of the expansion as the mistakes allow: always the two enums.
+/// `error` followed by the expansion of the closest model: always the two enums and the impls,
+/// so that the user's `Handle` impls (which need `Aggregate`) do not fail on top of it.
 pub(crate) fn recover(input: &DeriveInput, error: syn::Error) -> TokenStream {
     // The mistakes are all in `error` already; the second pass only rebuilds the model.
     let model = check::aggregate(&Ctxt::new(), input);
@@ -69,10 +70,7 @@ fn code(model: &AggregateModel) -> TokenStream {
                 .map(|command| from_impl(command, &command_enum)),
         );
     let event_set = event_set(model, &event_enum);
-    let aggregate_impl = match &model.error {
-        ErrorType::Given(error) => aggregate_impl(model, error, &event_enum, &command_enum),
-        ErrorType::Missing => TokenStream::new(),
-    };
+    let aggregate_impl = aggregate_impl(model, &event_enum, &command_enum);
     let distinct = distinct_names(krate, &model.events, "#[aggregate(events(...))]");
 
     quote! {
@@ -243,7 +241,6 @@ fn event_set(model: &AggregateModel, event_enum: &syn::Ident) -> TokenStream {
 /// `Apply`/`Handle`/`HandleAsync` impl is reported under that name with the trait's message.
 fn aggregate_impl(
     model: &AggregateModel,
-    error: &syn::Type,
     event_enum: &syn::Ident,
     command_enum: &syn::Ident,
 ) -> TokenStream {
@@ -251,6 +248,7 @@ fn aggregate_impl(
     let ident = &model.ident;
     let (impl_generics, ty_generics, where_clause) = model.generics.split_for_impl();
     let name = &model.name;
+    let error = &model.error;
     let services = &model.services;
     let snapshot = match model.snapshot {
         Snapshot::Never => quote!(#krate::snapshot::NoSnapshots),
@@ -295,20 +293,6 @@ fn aggregate_impl(
     let output = quote! {
         ::core::result::Result<#krate::Events<Self>, <Self as #krate::Aggregate>::Error>
     };
-    let decide = if model.commands.is_empty() && model.async_commands.is_empty() {
-        // Only while recovering from an error: an empty match needs its type spelt out.
-        quote! {
-            let decided: #output = match command {};
-            decided
-        }
-    } else {
-        quote! {
-            match command {
-                #(#sync_arms)*
-                #(#async_arms)*
-            }
-        }
-    };
 
     quote! {
         impl #impl_generics #krate::Aggregate for #ident #ty_generics #where_clause {
@@ -328,7 +312,12 @@ fn aggregate_impl(
                 command: #command_enum,
                 #services_param: &'__a <Self as #krate::Aggregate>::Services,
             ) -> impl ::core::future::Future<Output = #output> + ::core::marker::Send + '__a {
-                async move { #decide }
+                async move {
+                    match command {
+                        #(#sync_arms)*
+                        #(#async_arms)*
+                    }
+                }
             }
         }
     }

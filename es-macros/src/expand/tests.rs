@@ -605,7 +605,7 @@ fn event_expansion() {
     for expected in [
         "#[derive(::es_core::__private::serde::Serialize,::es_core::__private::serde::Deserialize,::core::clone::Clone,::core::fmt::Debug,::core::cmp::PartialEq)]",
         "#[serde(crate=\"::es_core::__private::serde\")]",
-        "#[doc=\"Paid.\"]pubstructOrderPaid{pubamount:u64}",
+        "#[doc=\"Paid.\"]pubstructOrderPaid{pubamount:u64",
         "const_:()={impl::es_core::EventforOrderPaid{",
         "constNAME:&'staticstr=\"order.paid\";",
         "constVERSION:u32=3;",
@@ -790,8 +790,10 @@ fn recovery_declares_the_enums() {
         "{text}"
     );
     assert!(has(&text, "pubenumOrderCommand{"), "{text}");
-    // No error type: no `Aggregate` impl to guess one for.
-    assert!(!has(&text, "::es_core::AggregateforOrder"), "{text}");
+    // No error type given: the impl assumes the conventional one, so the user's handlers
+    // (which name it) raise no second error.
+    assert!(has(&text, "impl::es_core::AggregateforOrder"), "{text}");
+    assert!(has(&text, "typeError=OrderError;"), "{text}");
 
     let Err(error) = event::expand(
         quote!(version = 0),

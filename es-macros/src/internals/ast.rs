@@ -82,14 +82,6 @@ pub(crate) enum Snapshot {
     Json(u32),
 }
 
-/// The aggregate's domain error type.
-pub(crate) enum ErrorType {
-    Given(Box<Type>),
-    /// Not given (an error was reported). The `Aggregate` impl is left out rather than guessed,
-    /// since a guessed type would turn every handler signature into a second error.
-    Missing,
-}
-
 /// `#[derive(Aggregate)]` on the state struct.
 pub(crate) struct AggregateModel {
     pub(crate) ident: Ident,
@@ -97,7 +89,9 @@ pub(crate) struct AggregateModel {
     pub(crate) generics: Generics,
     /// The stable name; stream ids are `"{name}-{id}"`.
     pub(crate) name: String,
-    pub(crate) error: ErrorType,
+    /// The domain error type; after a reported mistake in the `error` key, the conventional
+    /// `{Ident}Error` (see `check`).
+    pub(crate) error: Type,
     /// Variants of `{Ident}Event`, in the order listed; no two share a type or a variant name.
     pub(crate) events: Vec<Listed>,
     /// Variants of `{Ident}Command` handled by `Handle`.

@@ -21,20 +21,12 @@ use super::suggest;
 /// A key and its parenthesized list: `events(OrderPlaced, OrderPaid)`.
 pub(crate) struct KeyList<T> {
     pub(crate) key: Ident,
-    pub(crate) paren: syn::token::Paren,
+    /// `key(...)` as written, for errors about the whole list.
+    pub(crate) whole: TokenStream,
     /// The well-formed entries; malformed ones were reported and left out.
     pub(crate) items: Vec<T>,
     /// Whether every entry was well-formed (so `items` is the whole list as written).
     pub(crate) well_formed: bool,
-}
-
-impl<T> KeyList<T> {
-    /// `key(...)` as tokens, for an error spanning the key and its whole list.
-    pub(crate) fn whole(&self) -> TokenStream {
-        let mut tokens = self.key.to_token_stream();
-        self.paren.surround(&mut tokens, |_| {});
-        tokens
-    }
 }
 
 /// An integer key's value, with its literal for error spans.
@@ -85,17 +77,28 @@ pub(crate) fn parse_args<K: Keys>(cx: &Ctxt, args: TokenStream) -> Args<K> {
     parsed
 }
 
-/// Parses every `#[name(...)]` helper attribute of a derive input, merged; `None` when there
-/// is none at all.
-pub(crate) fn parse_attrs<K: Keys>(cx: &Ctxt, attrs: &[Attribute]) -> Option<Args<K>> {
+/// What a derive input's helper attributes held.
+pub(crate) enum Found<K> {
+    /// No `#[name...]` attribute at all.
+    Absent,
+    /// Only attributes without a parenthesized list (`#[aggregate]`); already reported.
+    Malformed,
+    /// The keys of every `#[name(...)]` attribute, merged.
+    Parsed(Args<K>),
+}
+
+/// Parses every `#[name(...)]` helper attribute of a derive input.
+pub(crate) fn parse_attrs<K: Keys>(cx: &Ctxt, attrs: &[Attribute]) -> Found<K> {
     let mut parsed: Option<Args<K>> = None;
+    let mut malformed = false;
     for attr in attrs.iter().filter(|attr| attr.path().is_ident(K::ATTR)) {
-        let args = parsed.get_or_insert_with(Args::new);
         if let Meta::List(_) = attr.meta {
+            let args = parsed.get_or_insert_with(Args::new);
             if let Err(error) = attr.parse_nested_meta(|meta| parse_meta(cx, args, &meta)) {
                 cx.push(error);
             }
         } else {
+            malformed = true;
             cx.error_spanned_by(
                 attr,
                 format!(
@@ -105,7 +108,11 @@ pub(crate) fn parse_attrs<K: Keys>(cx: &Ctxt, attrs: &[Attribute]) -> Option<Arg
             );
         }
     }
-    parsed
+    match parsed {
+        Some(args) => Found::Parsed(args),
+        None if malformed => Found::Malformed,
+        None => Found::Absent,
+    }
 }
 
 /// One `key ...` entry: checks the key, parses its value, and on any mistake records it and
@@ -297,20 +304,30 @@ fn int(input: ParseStream<'_>, key: &Ident, example: &str) -> syn::Result<IntVal
     Err(Error::new_spanned(expr, message))
 }
 
-/// A type value (`error = OrderError`).
-fn type_value(input: ParseStream<'_>, key: &Ident, example: &str) -> syn::Result<Type> {
+/// A type value (`error = OrderError`). A type written as a string (`error = "OrderError"`) is
+/// reported and still used; `None` when there is no usable type (also reported).
+fn type_value(
+    cx: &Ctxt,
+    input: ParseStream<'_>,
+    key: &Ident,
+    example: &str,
+) -> syn::Result<Option<Type>> {
     if input.peek(Lit) {
         let lit: Lit = input.parse()?;
-        return Err(Error::new_spanned(
-            lit,
+        cx.error_spanned_by(
+            &lit,
             format!("`{key}` must be a type, found a literal: write `{example}` (no quotes)"),
-        ));
+        );
+        return Ok(match lit {
+            Lit::Str(lit) => lit.parse::<Type>().ok(),
+            _ => None,
+        });
     }
     let fork = input.fork();
     match fork.parse::<Type>() {
         Ok(ty) if at_entry_end(&fork) => {
             input.advance_to(&fork);
-            Ok(ty)
+            Ok(Some(ty))
         }
         _ => Err(reject_entry(
             input,
@@ -320,20 +337,22 @@ fn type_value(input: ParseStream<'_>, key: &Ident, example: &str) -> syn::Result
     }
 }
 
-/// The `crate = path` value: a plain module path.
-fn crate_path(input: ParseStream<'_>, key: &Ident) -> syn::Result<Path> {
+/// The `crate = path` value: a plain module path. A path written as a string is reported and
+/// still used; `None` when there is no usable path (also reported).
+fn crate_path(cx: &Ctxt, input: ParseStream<'_>, key: &Ident) -> syn::Result<Option<Path>> {
     if input.peek(LitStr) {
         let lit: LitStr = input.parse()?;
-        return Err(Error::new_spanned(
-            lit,
+        cx.error_spanned_by(
+            &lit,
             "`crate` takes a path, not a string: write `crate = my_es` (no quotes)",
-        ));
+        );
+        return Ok(lit.parse_with(Path::parse_mod_style).ok());
     }
     let fork = input.fork();
     match fork.call(Path::parse_mod_style) {
         Ok(path) if at_entry_end(&fork) => {
             input.advance_to(&fork);
-            Ok(path)
+            Ok(Some(path))
         }
         _ => Err(reject_entry(
             input,
@@ -346,58 +365,125 @@ fn crate_path(input: ParseStream<'_>, key: &Ident) -> syn::Result<Path> {
 }
 
 /// A parenthesized list `key(a, b, ...)`. Malformed entries are recorded and left out; the
-/// list itself is kept so that the remaining entries are still used.
+/// list itself is kept so that the remaining entries are still used. `key = a` is reported
+/// and read as `key(a)`.
 fn list<T>(
     cx: &Ctxt,
     meta: &ParseNestedMeta<'_>,
     key: &Ident,
     example: &str,
-    mut entry: impl FnMut(ParseStream<'_>) -> syn::Result<T>,
+    mut entry: impl FnMut(&Ctxt, ParseStream<'_>) -> syn::Result<T>,
 ) -> syn::Result<KeyList<T>> {
     let input = meta.input;
+    let mut whole = key.to_token_stream();
+    let mut items = Vec::new();
+    let mut well_formed = true;
+    if input.peek(Token![=]) {
+        let eq: Token![=] = input.parse()?;
+        cx.error_spanned_by(
+            quote!(#key #eq),
+            format!("`{key}` takes a parenthesized list, not `=`: write `{example}`"),
+        );
+        eq.to_tokens(&mut whole);
+        if !input.peek(syn::token::Paren) {
+            let fork = input.fork();
+            let written = skip_entry(&fork)?;
+            if written.is_empty() {
+                well_formed = false;
+            } else {
+                whole.extend(written);
+                let single = Entries { single: true, key };
+                single.parse(cx, input, &mut entry, &mut items, &mut well_formed)?;
+            }
+            return Ok(KeyList {
+                key: key.clone(),
+                whole,
+                items,
+                well_formed,
+            });
+        }
+    }
     if !input.peek(syn::token::Paren) {
-        let message = if input.peek(Token![=]) {
-            format!("`{key}` takes a parenthesized list, not `=`: write `{example}`")
-        } else {
-            format!("`{key}` needs a parenthesized list: write `{example}`")
-        };
-        return Err(Error::new_spanned(key, message));
+        return Err(Error::new_spanned(
+            key,
+            format!("`{key}` needs a parenthesized list: write `{example}`"),
+        ));
     }
     let content;
     let paren = syn::parenthesized!(content in input);
-    let mut items = Vec::new();
-    let mut well_formed = true;
-    while !content.is_empty() {
-        if content.peek(Token![,]) {
-            let comma: Token![,] = content.parse()?;
-            cx.error_spanned_by(
-                comma,
-                format!("empty entry in `{key}(...)`: remove this comma"),
-            );
-            continue;
-        }
-        match entry(&content) {
-            Ok(item) => items.push(item),
-            Err(error) => {
-                well_formed = false;
-                cx.push(error);
-                skip_entry(&content)?;
-            }
-        }
-        if !content.is_empty() {
-            content.parse::<Token![,]>()?;
-        }
-    }
+    paren.surround(&mut whole, |_| {});
+    let all = Entries { single: false, key };
+    all.parse(cx, &content, &mut entry, &mut items, &mut well_formed)?;
     Ok(KeyList {
         key: key.clone(),
-        paren,
+        whole,
         items,
         well_formed,
     })
 }
 
+/// How to read a list's entries.
+struct Entries<'k> {
+    /// Only the one entry before the next comma (the `key = a` form); otherwise all of them,
+    /// to the end of the list's parentheses.
+    single: bool,
+    key: &'k Ident,
+}
+
+impl Entries<'_> {
+    fn parse<T>(
+        &self,
+        cx: &Ctxt,
+        input: ParseStream<'_>,
+        entry: &mut impl FnMut(&Ctxt, ParseStream<'_>) -> syn::Result<T>,
+        items: &mut Vec<T>,
+        well_formed: &mut bool,
+    ) -> syn::Result<()> {
+        let key = self.key;
+        while !input.is_empty() {
+            if input.peek(Token![,]) {
+                if self.single {
+                    break;
+                }
+                let comma: Token![,] = input.parse()?;
+                cx.error_spanned_by(
+                    comma,
+                    format!("empty entry in `{key}(...)`: remove this comma"),
+                );
+                continue;
+            }
+            let before = input.cursor();
+            match entry(cx, input) {
+                Ok(item) => items.push(item),
+                Err(error) => {
+                    *well_formed = false;
+                    cx.push(error);
+                    skip_entry(input)?;
+                }
+            }
+            if input.cursor() == before {
+                // Never loop on an entry that consumed nothing.
+                skip_entry(input)?;
+            }
+            if self.single {
+                break;
+            }
+            // After an entry: a comma, the end, or (reported by `entry`) the next entry.
+            if input.peek(Token![,]) {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// One type in a list: a plain type path whose last segment can name an enum variant.
-fn type_entry(input: ParseStream<'_>, what: &str, example: &str) -> syn::Result<TypePath> {
+fn type_entry(
+    cx: &Ctxt,
+    input: ParseStream<'_>,
+    what: &str,
+    example: &str,
+) -> syn::Result<TypePath> {
     let fork = input.fork();
     if let Ok(ty) = fork.parse::<Type>() {
         match ty {
@@ -407,12 +493,13 @@ fn type_entry(input: ParseStream<'_>, what: &str, example: &str) -> syn::Result<
                     return Ok(path);
                 }
                 if fork.peek(Ident::peek_any) {
-                    input.advance_to(&fork);
-                    return Err(reject_entry(
-                        input,
+                    // `A B`: most likely a forgotten comma; keep `A` and read `B` next.
+                    cx.push(Error::new(
                         fork.span(),
                         format!("expected `,` after `{}`", display::tokens(&path)),
-                    )?);
+                    ));
+                    input.advance_to(&fork);
+                    return Ok(path);
                 }
             }
             _ => {}
@@ -447,7 +534,7 @@ fn names_a_variant(path: &Path) -> bool {
 }
 
 /// One function path in the `upcast(...)` list.
-fn fn_entry(input: ParseStream<'_>) -> syn::Result<Path> {
+fn fn_entry(_: &Ctxt, input: ParseStream<'_>) -> syn::Result<Path> {
     let fork = input.fork();
     if let Ok(path) = fork.call(Path::parse_mod_style)
         && at_entry_end(&fork)
@@ -508,8 +595,7 @@ impl Keys for EventKeys {
                 self.upcast = Some(list(cx, meta, key, "upcast(v1_to_v2, v2_to_v3)", fn_entry)?);
             }
             "crate" => {
-                let value = crate_path(value(meta, key, CRATE)?, key)?;
-                self.crate_path = Some(value);
+                self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
             }
             // `parse_meta` only passes keys listed in `KEYS`.
             _ => {}
@@ -556,8 +642,7 @@ impl Keys for AggregateKeys {
                 self.name = Some(value);
             }
             "error" => {
-                let value = type_value(value(meta, key, ERROR)?, key, ERROR)?;
-                self.error = Some(value);
+                self.error = type_value(cx, value(meta, key, ERROR)?, key, ERROR)?;
             }
             "events" => {
                 self.events = Some(list(
@@ -565,7 +650,9 @@ impl Keys for AggregateKeys {
                     meta,
                     key,
                     "events(OrderPlaced, OrderPaid)",
-                    |input| type_entry(input, "an event type", "events(OrderPlaced, OrderPaid)"),
+                    |cx, input| {
+                        type_entry(cx, input, "an event type", "events(OrderPlaced, OrderPaid)")
+                    },
                 )?);
             }
             "commands" => {
@@ -574,7 +661,14 @@ impl Keys for AggregateKeys {
                     meta,
                     key,
                     "commands(PlaceOrder, PayOrder)",
-                    |input| type_entry(input, "a command type", "commands(PlaceOrder, PayOrder)"),
+                    |cx, input| {
+                        type_entry(
+                            cx,
+                            input,
+                            "a command type",
+                            "commands(PlaceOrder, PayOrder)",
+                        )
+                    },
                 )?);
             }
             "async_commands" => {
@@ -583,20 +677,20 @@ impl Keys for AggregateKeys {
                     meta,
                     key,
                     "async_commands(PriceOrder)",
-                    |input| type_entry(input, "a command type", "async_commands(PriceOrder)"),
+                    |cx, input| {
+                        type_entry(cx, input, "a command type", "async_commands(PriceOrder)")
+                    },
                 )?);
             }
             "services" => {
-                let value = type_value(value(meta, key, SERVICES)?, key, SERVICES)?;
-                self.services = Some(value);
+                self.services = type_value(cx, value(meta, key, SERVICES)?, key, SERVICES)?;
             }
             "snapshot" => {
                 let value = int(value(meta, key, SNAPSHOT)?, key, SNAPSHOT)?;
                 self.snapshot = Some(value);
             }
             "crate" => {
-                let value = crate_path(value(meta, key, CRATE)?, key)?;
-                self.crate_path = Some(value);
+                self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
             }
             // `parse_meta` only passes keys listed in `KEYS`.
             _ => {}
@@ -630,12 +724,13 @@ impl Keys for ProjectionKeys {
                     meta,
                     key,
                     "events(OrderPlaced, OrderPaid)",
-                    |input| type_entry(input, "an event type", "events(OrderPlaced, OrderPaid)"),
+                    |cx, input| {
+                        type_entry(cx, input, "an event type", "events(OrderPlaced, OrderPaid)")
+                    },
                 )?);
             }
             "crate" => {
-                let value = crate_path(value(meta, key, CRATE)?, key)?;
-                self.crate_path = Some(value);
+                self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
             }
             // `parse_meta` only passes keys listed in `KEYS`.
             _ => {}
@@ -756,7 +851,8 @@ mod tests {
             .events
             .map(|list| list.items.iter().map(|t| quote!(#t).to_string()).collect())
             .unwrap_or_default();
-        assert_eq!(names, ["A", "b :: C", "G < u8 >"]);
+        // A forgotten comma is reported, and both entries are kept.
+        assert_eq!(names, ["A", "b :: C", "E", "F", "G < u8 >"]);
         assert_eq!(messages.len(), 6, "{messages:?}");
         assert!(messages[0].contains("found a literal"), "{messages:?}");
         assert!(messages[1].contains("found `&D`"), "{messages:?}");
@@ -767,5 +863,42 @@ mod tests {
         assert!(messages[3].contains("empty entry"), "{messages:?}");
         assert!(messages[4].contains("found `Self`"), "{messages:?}");
         assert!(messages[5].contains("found a literal"), "{messages:?}");
+    }
+
+    #[test]
+    fn mistakes_with_an_obvious_meaning_are_reported_and_still_used() {
+        let (parsed, messages) = errors::<AggregateKeys>(quote!(
+            events = A,
+            commands = (B),
+            error = "E",
+            services = "Vec<u8>",
+            crate = "x::y"
+        ));
+        assert_eq!(messages.len(), 5, "{messages:?}");
+        let keys = parsed.keys;
+        let events = keys.events.map(|list| list.items.len());
+        assert_eq!(events, Some(1));
+        // `commands = (B)`: reported, and read as the list it looks like.
+        assert!(
+            keys.commands
+                .is_some_and(|list| list.well_formed && list.items.len() == 1)
+        );
+        assert_eq!(
+            keys.error.map(|t| quote!(#t).to_string()).as_deref(),
+            Some("E")
+        );
+        let services = keys.services.map(|t| quote!(#t).to_string());
+        assert_eq!(services.as_deref(), Some("Vec < u8 >"));
+        let krate = keys.crate_path.map(|p| quote!(#p).to_string());
+        assert_eq!(krate.as_deref(), Some("x :: y"));
+    }
+
+    #[test]
+    fn a_key_written_as_an_assignment_keeps_the_following_keys() {
+        let (parsed, messages) =
+            errors::<AggregateKeys>(quote!(events = A, commands(C), error = E));
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert!(messages[0].contains("not `=`"), "{messages:?}");
+        assert!(parsed.keys.commands.is_some() && parsed.keys.error.is_some());
     }
 }

@@ -10,9 +10,7 @@ use syn::ext::IdentExt as _;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Data, DeriveInput, Item, LitStr, Path, Token, Type, TypePath};
 
-use super::ast::{
-    AggregateModel, Derive, ErrorType, EventModel, Listed, ProjectionModel, Snapshot,
-};
+use super::ast::{AggregateModel, Derive, EventModel, Listed, ProjectionModel, Snapshot};
 use super::attr::{self, AggregateKeys, EventKeys, IntValue, KeyList, ProjectionKeys};
 use super::case::snake_case;
 use super::crate_path::CratePath;
@@ -102,7 +100,7 @@ fn upcasters(cx: &Ctxt, list: KeyList<Path>, version: Option<u32>) -> Vec<Path> 
     };
     if version == 1 {
         cx.error_spanned_by(
-            list.whole(),
+            &list.whole,
             "`upcast(...)` on version 1: there is no older version to upcast from; bump `version` (e.g. `version = 2`) or remove `upcast(...)`",
         );
         return Vec::new();
@@ -122,7 +120,7 @@ fn upcasters(cx: &Ctxt, list: KeyList<Path>, version: Option<u32>) -> Vec<Path> 
     };
     let plural = if needed == 1 { "" } else { "s" };
     cx.error_spanned_by(
-        list.whole(),
+        &list.whole,
         format!(
             "version {version} needs {needed} upcaster{plural} ({steps}); found {found}: list one function per step, oldest first"
         ),
@@ -172,24 +170,32 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
         "derive `Aggregate` on the struct that holds the aggregate's state",
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
-    let Some(args) = attr::parse_attrs::<AggregateKeys>(cx, &input.attrs) else {
-        cx.error_spanned_by(
-            &input.ident,
-            "`#[derive(Aggregate)]` needs `#[aggregate(error = OrderError, events(...), commands(...))]` on the struct",
-        );
-        return AggregateModel {
-            ident: input.ident.clone(),
-            vis: input.vis.clone(),
-            generics: input.generics.clone(),
-            name: default_name,
-            error: ErrorType::Missing,
-            events: Vec::new(),
-            commands: Vec::new(),
-            async_commands: Vec::new(),
-            services: unit(),
-            snapshot: Snapshot::Never,
-            crate_path: CratePath::es_core(),
-        };
+    let conventional_error = format!("{}Error", input.ident.unraw());
+    let args = match attr::parse_attrs::<AggregateKeys>(cx, &input.attrs) {
+        attr::Found::Parsed(args) => args,
+        found => {
+            if let attr::Found::Absent = found {
+                cx.error_spanned_by(
+                    &input.ident,
+                    format!(
+                        "`#[derive(Aggregate)]` needs `#[aggregate(error = {conventional_error}, events(...), commands(...))]` on the struct"
+                    ),
+                );
+            }
+            return AggregateModel {
+                ident: input.ident.clone(),
+                vis: input.vis.clone(),
+                generics: input.generics.clone(),
+                name: default_name,
+                error: conventional_error_type(input),
+                events: Vec::new(),
+                commands: Vec::new(),
+                async_commands: Vec::new(),
+                services: unit(),
+                snapshot: Snapshot::Never,
+                crate_path: CratePath::es_core(),
+            };
+        }
     };
     let written = |key: &str| args.written(key);
     let (error_written, events_written) = (written("error"), written("events"));
@@ -197,18 +203,17 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     let keys = args.keys;
 
     let name = stable_name(cx, keys.name.as_ref(), default_name, "aggregate");
-    let error = match keys.error {
-        Some(error) => ErrorType::Given(Box::new(error)),
-        None => {
-            if !error_written {
-                cx.error_spanned_by(
-                    &input.ident,
-                    "missing `error = ...` in #[aggregate(...)]: the error type commands are refused with, e.g. `error = OrderError`",
-                );
-            }
-            ErrorType::Missing
+    let error = keys.error.unwrap_or_else(|| {
+        if !error_written {
+            cx.error_spanned_by(
+                &input.ident,
+                format!(
+                    "missing `error = ...` in #[aggregate(...)]: the error type commands are refused with, e.g. `error = {conventional_error}`"
+                ),
+            );
         }
-    };
+        conventional_error_type(input)
+    });
 
     let enum_name = |suffix: &str| format!("{}{suffix}", input.ident.unraw());
     let mut event_list = Lister::new(enum_name("Event"));
@@ -218,7 +223,7 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
             "missing `events(...)` in #[aggregate(...)]: list the aggregate's event types, e.g. `events(OrderPlaced, OrderPaid)`",
         ),
         Some(list) if list.items.is_empty() && list.well_formed => cx.error_spanned_by(
-            list.whole(),
+            &list.whole,
             "`events()` is empty: list at least one event type, e.g. `events(OrderPlaced)`",
         ),
         _ => {}
@@ -236,7 +241,7 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
             .find(|list| list.items.is_empty() && list.well_formed);
         if let Some(list) = empty {
             cx.error_spanned_by(
-                list.whole(),
+                &list.whole,
                 format!(
                     "`{key}()` is empty: list at least one command type, e.g. `commands(PlaceOrder)` or `async_commands(PriceOrder)`",
                     key = list.key
@@ -277,6 +282,19 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     }
 }
 
+/// `{Ident}Error`, located at the struct's name. Only used after an error was reported about
+/// the `error` key: handlers name the error type in their signatures, and the conventional name
+/// is the most likely one, so the user sees the mistake alone rather than one more error per
+/// handler; if no such type exists, the one extra error points at the same place.
+fn conventional_error_type(input: &DeriveInput) -> Type {
+    let ident = syn::Ident::new(&format!("{}Error", input.ident.unraw()), input.ident.span());
+    Type::Path(TypePath {
+        attrs: Vec::new(),
+        qself: None,
+        path: Path::from(ident),
+    })
+}
+
 fn unit() -> Type {
     Type::Tuple(syn::TypeTuple {
         attrs: Vec::new(),
@@ -296,18 +314,23 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
         "derive `Projection` on the struct that holds the read model",
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
-    let Some(args) = attr::parse_attrs::<ProjectionKeys>(cx, &input.attrs) else {
-        cx.error_spanned_by(
-            &input.ident,
-            "`#[derive(Projection)]` needs `#[projection(events(...))]` on the struct: the events this read model consumes",
-        );
-        return ProjectionModel {
-            ident: input.ident.clone(),
-            generics: input.generics.clone(),
-            name: default_name,
-            events: Vec::new(),
-            crate_path: CratePath::es_core(),
-        };
+    let args = match attr::parse_attrs::<ProjectionKeys>(cx, &input.attrs) {
+        attr::Found::Parsed(args) => args,
+        found => {
+            if let attr::Found::Absent = found {
+                cx.error_spanned_by(
+                    &input.ident,
+                    "`#[derive(Projection)]` needs `#[projection(events(...))]` on the struct: the events this read model consumes",
+                );
+            }
+            return ProjectionModel {
+                ident: input.ident.clone(),
+                generics: input.generics.clone(),
+                name: default_name,
+                events: Vec::new(),
+                crate_path: CratePath::es_core(),
+            };
+        }
     };
     let events_written = args.written("events");
     let keys = args.keys;
@@ -318,7 +341,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
             "missing `events(...)` in #[projection(...)]: list the events this read model consumes, e.g. `events(OrderPlaced, OrderPaid)`",
         ),
         Some(list) if list.items.is_empty() && list.well_formed => cx.error_spanned_by(
-            list.whole(),
+            &list.whole,
             "`events()` is empty: list at least one event type, e.g. `events(OrderPlaced)`",
         ),
         _ => {}

@@ -1,0 +1,27 @@
+use es_core::{Events, Handle, event};
+
+#[event]
+pub struct OrderPlaced;
+
+#[event]
+pub struct OrderPaid {
+    pub cents: u64,
+}
+
+pub struct PlaceOrder;
+
+#[derive(Debug, thiserror::Error)]
+#[error("refused")]
+pub struct OrderError;
+
+#[derive(Default, es_core::Aggregate)]
+#[aggregate(error = OrderError, events(), commands(PlaceOrder))]
+pub struct Order;
+
+impl Handle<PlaceOrder> for Order {
+    fn handle(&self, _: PlaceOrder) -> Result<Events<Self>, OrderError> {
+        Ok(Events::none())
+    }
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use es_core::event;
+
+#[event]
+pub fn order_paid() {}
+
+fn main() {}

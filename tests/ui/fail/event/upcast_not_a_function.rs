@@ -1,0 +1,8 @@
+use es_core::event;
+
+#[event(version = 2, upcast("v1_to_v2"))]
+pub struct OrderPaid {
+    pub cents: u64,
+}
+
+fn main() {}

@@ -1,0 +1,29 @@
+use es_core::{EventEnvelope, HandlerError, Project, event};
+
+#[event]
+pub struct OrderPlaced;
+
+#[event]
+pub struct OrderPaid {
+    pub cents: u64,
+}
+
+#[derive(es_core::Projection)]
+#[projection(events(OrderPlaced, OrderPaid))]
+pub enum OrderSummary {
+    Empty,
+}
+
+impl Project<OrderPlaced> for OrderSummary {
+    async fn project(&mut self, _: EventEnvelope<OrderPlaced>, (): &mut ()) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+impl Project<OrderPaid> for OrderSummary {
+    async fn project(&mut self, _: EventEnvelope<OrderPaid>, (): &mut ()) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+fn main() {}
