@@ -145,7 +145,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut state = Generated::default();
             for event in black_box(&generated) {
-                state.apply(event);
+                Aggregate::apply(&mut state, event);
             }
             black_box((state.units, state.total, state.paid))
         });

@@ -561,7 +561,13 @@ async fn invalid_ids_and_unregistered_aggregates_are_typed_errors() {
         .execute::<Counter>("bad\0id", Open { owner: "x".into() })
         .await
         .unwrap_err();
-    assert!(matches!(error, CommandError::InvalidId { aggregate: "counter", .. }));
+    assert!(matches!(
+        error,
+        CommandError::InvalidId {
+            aggregate: "counter",
+            ..
+        }
+    ));
     let huge = "x".repeat(10 * 1024 * 1024);
     assert!(matches!(
         app.load::<Counter>(huge).await,
