@@ -7,7 +7,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::DeriveInput;
 use syn::ext::IdentExt as _;
 
-use super::{distinct_names, match_ref};
+use super::{distinct_names, match_ref, respan};
 use crate::internals::ast::{AggregateModel, Listed, Snapshot};
 use crate::internals::check;
 use crate::internals::ctxt::Ctxt;
@@ -69,13 +69,22 @@ fn code(model: &AggregateModel) -> TokenStream {
                 .chain(&model.async_commands)
                 .map(|command| from_impl(command, &command_enum)),
         );
+    let event_table = event_table(model);
+    let common_traits = common_traits(model, &event_enum);
     let event_set = event_set(model, &event_enum);
     let aggregate_impl = aggregate_impl(model, &event_enum, &command_enum);
-    let distinct = distinct_names(krate, &model.events, "#[aggregate(events(...))]");
+    let distinct = distinct_names(
+        krate,
+        &model.events,
+        "#[aggregate(events(...))]",
+        |listed| {
+            let table = table(listed);
+            quote!(#table.name)
+        },
+    );
 
     quote! {
         #[doc = #event_doc]
-        #[derive(::core::clone::Clone, ::core::fmt::Debug, ::core::cmp::PartialEq)]
         #vis enum #event_enum {
             #(#event_variants)*
         }
@@ -87,6 +96,8 @@ fn code(model: &AggregateModel) -> TokenStream {
 
         const _: () = {
             #(#conversions)*
+            #event_table
+            #common_traits
             #event_set
             #aggregate_impl
             #distinct
@@ -113,16 +124,132 @@ fn from_impl(listed: &Listed, target: &syn::Ident) -> TokenStream {
     }
 }
 
+/// What the generated impls do with one event type, reached through `__es_event::<E>()`.
+///
+/// Every use of a listed event (its name, version, `Clone`, `Debug`, `PartialEq`, encoding and
+/// decoding) goes through this one `const fn` with one bound, located at the event's entry in
+/// the list. A listed type that is not an `#[event]` then fails that bound in the same way
+/// everywhere, and the compiler reports it once, under its name, rather than once per use with
+/// advice to derive `Clone` on it.
+fn event_table(model: &AggregateModel) -> TokenStream {
+    if model.events.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = &model.crate_path;
+    let raw_value = quote!(#krate::__private::serde_json::value::RawValue);
+    quote! {
+        struct __EsEvent<E> {
+            name: &'static str,
+            version: u32,
+            clone: fn(&E) -> E,
+            debug: fn(&E) -> &dyn ::core::fmt::Debug,
+            eq: fn(&E, &E) -> bool,
+            encode: fn(&E) -> ::core::result::Result<
+                ::std::boxed::Box<#raw_value>,
+                #krate::codec::EncodeError,
+            >,
+            decode: fn(u32, &#raw_value) -> ::core::result::Result<E, #krate::codec::DecodeError>,
+        }
+
+        fn __es_debug<E: ::core::fmt::Debug>(event: &E) -> &dyn ::core::fmt::Debug {
+            event
+        }
+
+        const fn __es_event<E: #krate::Event + ::core::cmp::PartialEq>() -> __EsEvent<E> {
+            __EsEvent {
+                name: <E as #krate::Event>::NAME,
+                version: <E as #krate::Event>::VERSION,
+                clone: <E as ::core::clone::Clone>::clone,
+                debug: __es_debug::<E>,
+                eq: <E as ::core::cmp::PartialEq>::eq,
+                encode: #krate::codec::encode::<E>,
+                decode: #krate::codec::decode::<E>,
+            }
+        }
+    }
+}
+
+/// `__es_event::<E>()` for a listed event, located at its entry.
+fn table(listed: &Listed) -> TokenStream {
+    let ty = &listed.ty;
+    quote_spanned!(listed.span=> __es_event::<#ty>())
+}
+
+/// `Clone`, `Debug` and `PartialEq` for the event enum, as derives would write them but through
+/// the event table (see [`event_table`]).
+fn common_traits(model: &AggregateModel, event_enum: &syn::Ident) -> TokenStream {
+    if model.events.is_empty() {
+        // Only while recovering from an error.
+        return quote! {
+            impl ::core::clone::Clone for #event_enum {
+                fn clone(&self) -> Self {
+                    match *self {}
+                }
+            }
+            impl ::core::fmt::Debug for #event_enum {
+                fn fmt(&self, _: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    match *self {}
+                }
+            }
+            impl ::core::cmp::PartialEq for #event_enum {
+                fn eq(&self, _: &Self) -> bool {
+                    match *self {}
+                }
+            }
+        };
+    }
+    let clone_arms = model.events.iter().map(|listed| {
+        let (variant, table) = (&listed.variant, table(listed));
+        quote!(Self::#variant(event) => Self::#variant((#table.clone)(event)),)
+    });
+    let debug_arms = model.events.iter().map(|listed| {
+        let (variant, table) = (&listed.variant, table(listed));
+        let name = variant.unraw().to_string();
+        quote!(Self::#variant(event) => f.debug_tuple(#name).field((#table.debug)(event)).finish(),)
+    });
+    let eq_arms = model.events.iter().map(|listed| {
+        let (variant, table) = (&listed.variant, table(listed));
+        quote!((Self::#variant(a), Self::#variant(b)) => (#table.eq)(a, b),)
+    });
+    let different_variants = if model.events.len() > 1 {
+        quote!(_ => false,)
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        impl ::core::clone::Clone for #event_enum {
+            fn clone(&self) -> Self {
+                match self {
+                    #(#clone_arms)*
+                }
+            }
+        }
+
+        impl ::core::fmt::Debug for #event_enum {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                match self {
+                    #(#debug_arms)*
+                }
+            }
+        }
+
+        impl ::core::cmp::PartialEq for #event_enum {
+            fn eq(&self, other: &Self) -> bool {
+                match (self, other) {
+                    #(#eq_arms)*
+                    #different_variants
+                }
+            }
+        }
+    }
+}
+
 /// `EventSet` (names, versions, encoding, decoding by name) and serde for the event enum.
 fn event_set(model: &AggregateModel, event_enum: &syn::Ident) -> TokenStream {
     let krate = &model.crate_path;
-    let event = |listed: &Listed| {
-        let ty = &listed.ty;
-        quote!(<#ty as #krate::Event>)
-    };
     let names = model.events.iter().map(|listed| {
-        let event = event(listed);
-        quote!(#event::NAME)
+        let table = table(listed);
+        quote!(#table.name)
     });
     // `binding` is the pattern for the variant's payload: `event` or `_`.
     let arms = |binding: TokenStream, body: &dyn Fn(&Listed) -> TokenStream| -> Vec<TokenStream> {
@@ -140,34 +267,37 @@ fn event_set(model: &AggregateModel, event_enum: &syn::Ident) -> TokenStream {
     let event_type = match_ref(
         &this,
         &arms(quote!(_), &|listed| {
-            let event = event(listed);
-            quote!(#event::NAME)
+            let table = table(listed);
+            quote!(#table.name)
         }),
     );
     let schema_version = match_ref(
         &this,
         &arms(quote!(_), &|listed| {
-            let event = event(listed);
-            quote!(#event::VERSION)
+            let table = table(listed);
+            quote!(#table.version)
         }),
     );
     let encode = match_ref(
         &this,
-        &arms(quote!(event), &|_| quote!(#krate::codec::encode(event))),
+        &arms(quote!(event), &|listed| {
+            let table = table(listed);
+            quote!((#table.encode)(event))
+        }),
     );
+    // `serialize_tagged` is generic over the serializer, so it cannot sit in the table.
     let serialize = match_ref(
         &this,
         &arms(
             quote!(event),
-            &|_| quote!(#krate::__private::serialize_tagged(event, serializer)),
+            &|listed| quote_spanned!(listed.span=> #krate::__private::serialize_tagged(event, serializer)),
         ),
     );
     let decoders = model.events.iter().map(|listed| {
-        let (ty, variant) = (&listed.ty, &listed.variant);
-        let event = event(listed);
+        let (variant, table) = (&listed.variant, table(listed));
         quote! {
-            if event_type == #event::NAME {
-                return #krate::codec::decode::<#ty>(schema_version, payload).map(Self::#variant);
+            if event_type == #table.name {
+                return (#table.decode)(schema_version, payload).map(Self::#variant);
             }
         }
     });
@@ -252,9 +382,9 @@ fn aggregate_impl(
     let services = &model.services;
     let snapshot = match model.snapshot {
         Snapshot::Never => quote!(#krate::snapshot::NoSnapshots),
-        Snapshot::Json(version) => {
+        Snapshot::Json(version, span) => {
             let version = Literal::u32_unsuffixed(version);
-            quote!(#krate::snapshot::JsonSnapshot<#version>)
+            respan(quote!(#krate::snapshot::JsonSnapshot<#version>), span)
         }
     };
 

@@ -17,7 +17,7 @@ pub(crate) mod projection;
 #[cfg(test)]
 mod tests;
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Group, Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
 
 use crate::internals::ast::Listed;
@@ -33,9 +33,33 @@ fn match_ref(scrutinee: &impl ToTokens, arms: &[TokenStream]) -> TokenStream {
     }
 }
 
+/// `tokens` with every token located at `span`, so that an error about the whole of it (a type
+/// built from the crate path and a user's literal) points at one place.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
+}
+
 /// For every pair of listed events, a compile-time check that their stable names differ,
-/// reported at the later one.
-fn distinct_names(krate: &CratePath, events: &[Listed], list: &str) -> TokenStream {
+/// reported at the later one. `name` gives a listed event's stable name as a const expression.
+fn distinct_names(
+    krate: &CratePath,
+    events: &[Listed],
+    list: &str,
+    name: impl Fn(&Listed) -> TokenStream,
+) -> TokenStream {
     let mut checks = TokenStream::new();
     for (j, later) in events.iter().enumerate() {
         for earlier in events.iter().take(j) {
@@ -46,13 +70,10 @@ fn distinct_names(krate: &CratePath, events: &[Listed], list: &str) -> TokenStre
             )
             .replace('{', "{{")
             .replace('}', "}}");
-            let (a, b) = (&earlier.ty, &later.ty);
+            let (a, b) = (name(earlier), name(later));
             checks.extend(quote_spanned! {later.span=>
                 const _: () = ::core::assert!(
-                    !#krate::__private::str_eq(
-                        <#a as #krate::Event>::NAME,
-                        <#b as #krate::Event>::NAME,
-                    ),
+                    !#krate::__private::str_eq(#a, #b),
                     #message,
                 );
             });

@@ -79,7 +79,15 @@ fn code(model: &ProjectionModel) -> TokenStream {
     } else {
         TokenStream::new()
     };
-    let distinct = distinct_names(krate, &model.events, "#[projection(events(...))]");
+    let distinct = distinct_names(
+        krate,
+        &model.events,
+        "#[projection(events(...))]",
+        |listed| {
+            let ty = &listed.ty;
+            quote!(<#ty as #krate::Event>::NAME)
+        },
+    );
 
     quote! {
         const _: () = {

@@ -89,11 +89,14 @@ fn malformed_event_args() {
     );
     let cases: Vec<(TokenStream, &str)> = vec![
         (quote!(garbage tokens here), "unknown key `garbage`"),
-        (quote!(= 5), "unexpected token in nested attribute"),
-        (quote!("name"), "unexpected literal"),
-        (quote!(5), "unexpected literal"),
-        (quote!((name = "x")), "unexpected token"),
-        (quote!([version = 2]), "unexpected token"),
+        (quote!(= 5), "expected a key, found `= 5`"),
+        (
+            quote!("order.paid"),
+            "to set the stable name, write `name = \"order.paid\"`",
+        ),
+        (quote!(5), "expected a key, found a literal"),
+        (quote!((name = "x")), "without extra brackets"),
+        (quote!([version = 2]), "without extra brackets"),
         (quote!(version = "x"), "must be an integer, not a string"),
         (quote!(version = -1), "cannot be negative"),
         (quote!(version = 99999999999), "too large"),
@@ -149,8 +152,8 @@ fn malformed_event_args() {
             "must be the path of the es-core crate",
         ),
         (quote!(crate), "`crate` needs a value"),
-        (quote!(,), "unexpected token"),
-        (quote!(version = 2,,), "unexpected token"),
+        (quote!(,), "empty entry in #[event(...)]"),
+        (quote!(version = 2,,), "empty entry in #[event(...)]"),
     ];
     for (args, expected) in cases {
         match expand_event(args.clone(), item.clone()) {
@@ -396,7 +399,7 @@ fn malformed_aggregates() {
         ),
         (
             quote!(error = E, events(A), commands(C),,),
-            "unexpected token",
+            "empty entry in #[aggregate(...)]",
         ),
     ];
     for (args, expected) in cases {
@@ -559,9 +562,51 @@ fn malformed_projections() {
 }
 
 #[test]
+fn keys_after_an_entry_that_is_not_a_key_are_still_checked() {
+    let found = expand_event(
+        quote!("order.paid", version = 0, (x), verison = 2),
+        quote!(
+            struct OrderPaid;
+        ),
+    );
+    let Err(found) = found else {
+        panic!("expanded");
+    };
+    assert_eq!(found.len(), 5, "{found:?}");
+    assert!(
+        found[0].contains("write `name = \"order.paid\"`"),
+        "{found:?}"
+    );
+    assert!(found[1].contains("without extra brackets"), "{found:?}");
+    // The bracketed entry is still read as keys.
+    assert!(found[2].contains("unknown key `x`"), "{found:?}");
+    // `version` is already given, so the misspelt key is not read as it.
+    assert!(found[3].contains("did you mean `version`?"), "{found:?}");
+    assert!(found[4].contains("`version` starts at 1"), "{found:?}");
+}
+
+#[test]
+fn a_missing_comma_between_keys_is_reported_and_both_keys_are_read() {
+    let found = expand_event(
+        quote!(version = 2 name = "", crate = x, version = 3),
+        quote!(
+            struct OrderPaid;
+        ),
+    );
+    let Err(found) = found else {
+        panic!("expanded");
+    };
+    assert_eq!(found.len(), 3, "{found:?}");
+    assert!(found[0].contains("expected `,` between keys"), "{found:?}");
+    assert!(found[1].contains("duplicate key `version`"), "{found:?}");
+    // `name` was read after the missing comma: its empty value is judged.
+    assert!(found[2].contains("cannot be empty"), "{found:?}");
+}
+
+#[test]
 fn independent_mistakes_are_reported_together() {
     let found = expand_aggregate(quote! {
-        #[aggregate(evnets(A), events(B, 5, B), commands(), snapshot = 0)]
+        #[aggregate(evnets(B, 5, B), commands(), snapshot = 0)]
         enum Order { X }
     });
     let Err(found) = found else {
@@ -569,6 +614,7 @@ fn independent_mistakes_are_reported_together() {
     };
     let expected = [
         "not on an enum",
+        // Read as `events`, so its entries are still checked.
         "did you mean `events`?",
         "found a literal",
         "missing `error = ...`",
@@ -692,7 +738,10 @@ fn aggregate_expansion() {
         "impl::core::convert::From<paid::OrderPaid>forOrderEvent",
         "impl::core::convert::From<PriceOrder>forOrderCommand",
         "impl::es_core::EventSetforOrderEvent",
-        "constNAMES:&'static[&'staticstr]=&[<OrderPlacedas::es_core::Event>::NAME,<paid::OrderPaidas::es_core::Event>::NAME];",
+        "constNAMES:&'static[&'staticstr]=&[__es_event::<OrderPlaced>().name,__es_event::<paid::OrderPaid>().name];",
+        "constfn__es_event<E:::es_core::Event+::core::cmp::PartialEq>()->__EsEvent<E>",
+        "impl::core::clone::CloneforOrderEvent",
+        "(__es_event::<paid::OrderPaid>().decode)(schema_version,payload).map(Self::OrderPaid)",
         "impl<T:Clone>::es_core::AggregateforOrder<T>whereT:Default{",
         "typeError=OrderError;",
         "typeServices=Pricing;",
@@ -701,7 +750,7 @@ fn aggregate_expansion() {
         "<Selfas::es_core::Handle<PlaceOrder>>::handle(self,command)",
         "<Selfas::es_core::HandleAsync<PriceOrder>>::handle(self,command,services).await",
         "services:&'__a<Selfas::es_core::Aggregate>::Services",
-        "::es_core::__private::str_eq(<OrderPlacedas::es_core::Event>::NAME,<paid::OrderPaidas::es_core::Event>::NAME,)",
+        "::es_core::__private::str_eq(__es_event::<OrderPlaced>().name,__es_event::<paid::OrderPaid>().name)",
     ] {
         assert!(has(&text, expected), "{expected}\nin\n{text}");
     }

@@ -78,8 +78,9 @@ pub(crate) struct EventModel {
 pub(crate) enum Snapshot {
     /// `snapshot` not given: `NoSnapshots`.
     Never,
-    /// `snapshot = N`: `JsonSnapshot<N>`.
-    Json(u32),
+    /// `snapshot = N`: `JsonSnapshot<N>`, with where `N` was written (where a state that does not
+    /// implement serde is reported).
+    Json(u32, Span),
 }
 
 /// `#[derive(Aggregate)]` on the state struct.

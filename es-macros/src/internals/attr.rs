@@ -70,11 +70,117 @@ impl<K: Keys> Args<K> {
 /// Parses the arguments of an attribute macro: the `...` of `#[event(...)]`.
 pub(crate) fn parse_args<K: Keys>(cx: &Ctxt, args: TokenStream) -> Args<K> {
     let mut parsed = Args::<K>::new();
-    let parser = syn::meta::parser(|meta| parse_meta(cx, &mut parsed, &meta));
-    if let Err(error) = parser.parse2(args) {
-        cx.push(error);
-    }
+    parse_keys(cx, &mut parsed, args);
     parsed
+}
+
+/// Parses `key = value, key(...), ...` into `args`, reporting every malformed entry.
+///
+/// `syn::meta::parser` stops at the first entry that does not start with a key (a string, a
+/// bracket); the entry is reported here with what to write instead, and parsing resumes after
+/// it so that the keys that follow are still checked.
+fn parse_keys<K: Keys>(cx: &Ctxt, args: &mut Args<K>, tokens: TokenStream) {
+    let mut rest = tokens;
+    while !rest.is_empty() {
+        // Where the entry after the last parsed key starts: where syn stopped, if it did.
+        let mut after_last_key: Option<TokenStream> = None;
+        let parser = syn::meta::parser(|meta| {
+            parse_meta(cx, args, &meta)?;
+            let fork = meta.input.fork();
+            fork.parse::<Option<Token![,]>>()?;
+            after_last_key = Some(fork.parse()?);
+            Ok(())
+        });
+        let Err(error) = parser.parse2(rest.clone()) else {
+            return;
+        };
+        if let Some(resume) = &after_last_key
+            && matches!(resume.clone().into_iter().next(), Some(TokenTree::Ident(_)))
+        {
+            // A key that syn could not reach: a comma was missing before it (reported).
+            rest = resume.clone();
+            continue;
+        }
+        let (entry, comma, next) = split_entry(after_last_key.unwrap_or(rest));
+        match (entry.is_empty(), comma) {
+            (false, _) => {
+                cx.push(not_a_key::<K>(&entry));
+                // `#[aggregate((error = E, ...))]`: the keys are inside; still read them.
+                if let Some(group) = single_group(&entry) {
+                    parse_keys(cx, args, group);
+                }
+            }
+            (true, Some(comma)) => cx.error_spanned_by(
+                comma,
+                format!("empty entry in #[{}(...)]: remove this comma", K::ATTR),
+            ),
+            (true, None) => {
+                cx.push(error);
+                return;
+            }
+        }
+        rest = next;
+    }
+}
+
+/// The first entry of `tokens` (up to a top-level comma), the comma, and what follows it.
+fn split_entry(tokens: TokenStream) -> (TokenStream, Option<TokenTree>, TokenStream) {
+    let mut entry = TokenStream::new();
+    let mut trees = tokens.into_iter();
+    for tree in trees.by_ref() {
+        if let TokenTree::Punct(punct) = &tree
+            && punct.as_char() == ','
+        {
+            return (entry, Some(tree), trees.collect());
+        }
+        entry.extend([tree]);
+    }
+    (entry, None, TokenStream::new())
+}
+
+/// The content of `entry` when it is one parenthesized or bracketed group.
+fn single_group(entry: &TokenStream) -> Option<TokenStream> {
+    let mut trees = entry.clone().into_iter();
+    match (trees.next(), trees.next()) {
+        (Some(TokenTree::Group(group)), None)
+            if matches!(
+                group.delimiter(),
+                proc_macro2::Delimiter::Parenthesis | proc_macro2::Delimiter::Bracket
+            ) =>
+        {
+            Some(group.stream())
+        }
+        _ => None,
+    }
+}
+
+/// The error for an entry that does not start with a key.
+fn not_a_key<K: Keys>(entry: &TokenStream) -> Error {
+    let attr = K::ATTR;
+    let keys: Vec<String> = K::KEYS.iter().map(|k| format!("`{k}`")).collect();
+    let keys = keys.join(", ");
+    let first = entry.clone().into_iter().next();
+    let message = match &first {
+        Some(TokenTree::Literal(literal)) => match syn::parse2::<LitStr>(literal.to_token_stream())
+        {
+            Ok(string) if K::KEYS.contains(&"name") => format!(
+                "expected a key, found a string: to set the stable name, write `name = {:?}`",
+                string.value()
+            ),
+            _ => format!(
+                "expected a key, found a literal: write `key = value` entries; keys: {keys}"
+            ),
+        },
+        Some(TokenTree::Group(_)) => format!(
+            "expected a key, found `{}`: write the keys directly inside `#[{attr}(...)]`, without extra brackets",
+            display::tokens(entry)
+        ),
+        _ => format!(
+            "expected a key, found `{}`: write `key = value` or `key(...)` entries separated by commas; keys: {keys}",
+            display::tokens(entry)
+        ),
+    };
+    Error::new_spanned(entry, message)
 }
 
 /// What a derive input's helper attributes held.
@@ -92,11 +198,9 @@ pub(crate) fn parse_attrs<K: Keys>(cx: &Ctxt, attrs: &[Attribute]) -> Found<K> {
     let mut parsed: Option<Args<K>> = None;
     let mut malformed = false;
     for attr in attrs.iter().filter(|attr| attr.path().is_ident(K::ATTR)) {
-        if let Meta::List(_) = attr.meta {
+        if let Meta::List(list) = &attr.meta {
             let args = parsed.get_or_insert_with(Args::new);
-            if let Err(error) = attr.parse_nested_meta(|meta| parse_meta(cx, args, &meta)) {
-                cx.push(error);
-            }
+            parse_keys(cx, args, list.tokens.clone());
         } else {
             malformed = true;
             cx.error_spanned_by(
@@ -129,8 +233,22 @@ fn parse_meta<K: Keys>(
         )),
         Some(key) => {
             let name = key.unraw().to_string();
+            let suggestion = suggest::closest(&name, K::KEYS);
             if !K::KEYS.contains(&name.as_str()) {
-                Err(Error::new_spanned(key, unknown_key::<K>(&name)))
+                cx.error_spanned_by(key, unknown_key::<K>(&name));
+                match suggestion {
+                    // Read it as the key it most likely is, so that the value is still checked
+                    // and used (no second error about that key missing).
+                    Some(meant) if !args.written(meant) => {
+                        let meant = Ident::new(meant, key.span());
+                        args.written.push(meant.clone());
+                        args.keys.parse_key(cx, &meant, meta)
+                    }
+                    _ => {
+                        skip_entry(meta.input)?;
+                        Ok(())
+                    }
+                }
             } else if args.written(&name) {
                 Err(Error::new_spanned(
                     key,
@@ -147,6 +265,13 @@ fn parse_meta<K: Keys>(
     };
     match outcome {
         Ok(()) if at_entry_end(meta.input) => {}
+        Ok(()) if starts_with_key::<K>(meta.input) => {
+            // `version = 2 name = "x"`: a forgotten comma; `parse_keys` resumes at `name`.
+            cx.push(meta.input.error(format!(
+                "expected `,` between keys in #[{attr}(...)]",
+                attr = K::ATTR
+            )));
+        }
         Ok(()) => {
             let extra = skip_entry(meta.input)?;
             cx.error_spanned_by(
@@ -163,6 +288,13 @@ fn parse_meta<K: Keys>(
         }
     }
     Ok(())
+}
+
+/// Whether `input` starts with one of the attribute's keys.
+fn starts_with_key<K: Keys>(input: ParseStream<'_>) -> bool {
+    let fork = input.fork();
+    fork.call(Ident::parse_any)
+        .is_ok_and(|ident| K::KEYS.contains(&ident.unraw().to_string().as_str()))
 }
 
 fn unknown_key<K: Keys>(key: &str) -> String {
@@ -809,9 +941,14 @@ mod tests {
         assert!(messages[1].contains("not a string"), "{messages:?}");
         assert!(messages[2].contains("parenthesized list"), "{messages:?}");
         assert!(messages[3].contains("no quotes"), "{messages:?}");
-        // Written but malformed keys are remembered, so they are not reported as missing too.
+        // Written but malformed keys are remembered, so they are not reported as missing too;
+        // a misspelt key is read as the one suggested.
         assert!(parsed.written("version") && parsed.written("upcast"));
-        assert!(!parsed.written("name"));
+        assert!(parsed.written("name"));
+        assert_eq!(
+            parsed.keys.name.map(|name| name.value()).as_deref(),
+            Some("x")
+        );
     }
 
     #[test]

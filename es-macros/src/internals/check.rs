@@ -264,7 +264,10 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
             );
             Snapshot::Never
         }
-        Some(snapshot) => Snapshot::Json(snapshot.value),
+        Some(snapshot) => Snapshot::Json(
+            snapshot.value,
+            Span::call_site().located_at(snapshot.lit.span()),
+        ),
     };
 
     AggregateModel {
