@@ -937,17 +937,16 @@ async fn running_projections_follow_new_events_live() {
 
 /// A memory store whose first `find_command` answers from before the gate, then waits at it: the
 /// window in which another run of the same command can commit.
+/// Signals "reached the gate", then waits for "release".
+type Gate = (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::oneshot::Receiver<()>,
+);
+
 #[derive(Clone, Default)]
 struct GatedStore {
     inner: MemoryStore,
-    gate: Arc<
-        Mutex<
-            Option<(
-                tokio::sync::oneshot::Sender<()>,
-                tokio::sync::oneshot::Receiver<()>,
-            )>,
-        >,
-    >,
+    gate: Arc<Mutex<Option<Gate>>>,
 }
 
 impl es_core::EventStore for GatedStore {

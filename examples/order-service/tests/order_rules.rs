@@ -1,5 +1,6 @@
 //! Every rule of the `Order` aggregate, given/when/then, plus a property test that random
 //! command sequences through the in-memory store give the state a fold of their events gives.
+#![allow(clippy::expect_used)] // test code: a failed setup step should stop the test
 
 use es_core::testing::given;
 use es_core::{Aggregate, EventStore as _, MemoryStore, Registry, StreamVersion};
