@@ -191,6 +191,19 @@ async fn load_in_span<S: EventStore, A: Aggregate>(
             }
         }
     }
+    fold_stream(store, stream_id, &mut loaded, up_to, |_, _| {}).await?;
+    Ok(loaded)
+}
+
+/// Applies the stream's events after `loaded.version` (up to `up_to`) to `loaded`, checking that
+/// versions have no holes; `visit` sees each event with its version after it is applied.
+async fn fold_stream<S: EventStore, A: Aggregate>(
+    store: &S,
+    stream_id: &StreamId,
+    loaded: &mut Loaded<A>,
+    up_to: Option<StreamVersion>,
+    mut visit: impl FnMut(StreamVersion, &A::Event),
+) -> Result<(), LoadError> {
     let mut events = std::pin::pin!(store.load(stream_id, loaded.version));
     while let Some(recorded) = events.next().await {
         let recorded = recorded?;
@@ -217,8 +230,9 @@ async fn load_in_span<S: EventStore, A: Aggregate>(
         })?;
         loaded.state.apply(&event);
         loaded.version = expected;
+        visit(expected, &event);
     }
-    Ok(loaded)
+    Ok(())
 }
 
 /// Runs one command through load, decide, append and retry.
@@ -432,34 +446,28 @@ async fn replay<S: EventStore, A: Aggregate>(
             recorded_stream: record.stream_id,
         });
     }
-    let load_error = |source| CommandError::Load {
+    // One pass from the start: the state up to the command's last event, and its events.
+    let mut loaded = Loaded {
+        state: A::default(),
+        version: StreamVersion::INITIAL,
+    };
+    let mut events = Vec::new();
+    fold_stream(
+        store,
+        stream_id,
+        &mut loaded,
+        Some(record.version_after),
+        |version, event| {
+            if version > record.version_before {
+                events.push(event.clone());
+            }
+        },
+    )
+    .await
+    .map_err(|source| CommandError::Load {
         stream_id: stream_id.clone(),
         source,
-    };
-    let loaded = load::<S, A>(store, stream_id, Some(record.version_after))
-        .await
-        .map_err(load_error)?;
-    let mut events = Vec::new();
-    let mut stream = std::pin::pin!(store.load(stream_id, record.version_before));
-    while let Some(recorded) = stream.next().await {
-        let recorded = recorded.map_err(load_error)?;
-        if recorded.stream_version > record.version_after {
-            break;
-        }
-        let event = A::Event::decode(
-            &recorded.event_type,
-            recorded.schema_version,
-            &recorded.payload,
-        )
-        .map_err(|source| {
-            load_error(LoadError::Decode {
-                stream_id: stream_id.clone(),
-                stream_version: recorded.stream_version,
-                source,
-            })
-        })?;
-        events.push(event);
-    }
+    })?;
     Ok(Executed {
         stream_id: stream_id.clone(),
         version_before: record.version_before,

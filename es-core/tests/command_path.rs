@@ -167,6 +167,18 @@ async fn app() -> es_core::App<MemoryStore> {
     app_with(AggregateSettings::default()).await
 }
 
+/// Opens counter `id` for "ann".
+async fn open<S: es_core::EventStore>(app: &es_core::App<S>, id: &str) {
+    app.execute::<Counter>(
+        id,
+        Open {
+            owner: "ann".into(),
+        },
+    )
+    .await
+    .unwrap();
+}
+
 fn stream(id: &str) -> StreamId {
     StreamId::for_aggregate(Counter::NAME, id).unwrap()
 }
@@ -216,14 +228,7 @@ async fn a_rejected_command_writes_nothing() {
 #[tokio::test]
 async fn a_pinned_version_that_moved_is_a_conflict_without_retry() {
     let app = app().await;
-    app.execute::<Counter>(
-        "a",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&app, "a").await;
     app.execute::<Counter>("a", Increment(1)).await.unwrap();
     let error = app
         .execute::<Counter>("a", Increment(1))
@@ -268,14 +273,7 @@ async fn a_command_for_a_missing_aggregate_is_not_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_commands_lose_no_update() {
     let app = app_with(AggregateSettings::default().max_attempts(10_000)).await;
-    app.execute::<Counter>(
-        "hot",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&app, "hot").await;
     let tasks: Vec<_> = (0..16)
         .map(|_| {
             let app = app.clone();
@@ -405,14 +403,7 @@ async fn a_command_id_reused_for_another_stream_is_refused() {
 #[tokio::test]
 async fn a_command_deciding_nothing_appends_nothing() {
     let app = app().await;
-    app.execute::<Counter>(
-        "a",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&app, "a").await;
     let done = app.execute::<Counter>("a", Nothing).await.unwrap();
     assert!(done.events.is_empty());
     assert_eq!(done.version, StreamVersion(1));
@@ -452,14 +443,7 @@ async fn metadata_travels_with_the_events() {
 #[tokio::test]
 async fn snapshots_are_taken_by_policy_and_used_when_loading() {
     let app = app_with(AggregateSettings::default().snapshot_every(2)).await;
-    app.execute::<Counter>(
-        "s",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&app, "s").await;
     for _ in 0..4 {
         app.execute::<Counter>("s", Increment(1)).await.unwrap();
     }
@@ -498,14 +482,7 @@ async fn snapshots_are_taken_by_policy_and_used_when_loading() {
 #[tokio::test]
 async fn a_snapshot_with_another_schema_version_is_ignored() {
     let app = app().await;
-    app.execute::<Counter>(
-        "s",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&app, "s").await;
     app.execute::<Counter>("s", Increment(3)).await.unwrap();
     let old_shape = json!({"owner": "old", "value": 999});
     app.store()
@@ -529,14 +506,7 @@ async fn a_snapshot_with_another_schema_version_is_ignored() {
 #[tokio::test]
 async fn load_at_shows_an_earlier_version() {
     let app = app().await;
-    app.execute::<Counter>(
-        "t",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&app, "t").await;
     app.execute::<Counter>("t", Increment(2)).await.unwrap();
     app.execute::<Counter>("t", Increment(3)).await.unwrap();
     let at_two = app.load_at::<Counter>("t", StreamVersion(2)).await.unwrap();
@@ -819,24 +789,25 @@ impl Project<Incremented> for Totals {
     }
 }
 
+/// An app with `Counter` and the `totals` projection.
+async fn totals_app(
+    totals: &Totals,
+    settings: es_core::RunnerSettings,
+) -> es_core::App<MemoryStore> {
+    Registry::new(MemoryStore::new())
+        .aggregate::<Counter>()
+        .projection(totals.clone())
+        .runner_settings(settings)
+        .build()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn catch_up_applies_each_consumed_event_once() {
     let totals = Totals::default();
-    let app = Registry::new(MemoryStore::new())
-        .aggregate::<Counter>()
-        .projection(totals.clone())
-        .runner_settings(es_core::RunnerSettings::default().batch_size(3))
-        .build()
-        .await
-        .unwrap();
-    app.execute::<Counter>(
-        "a",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let app = totals_app(&totals, es_core::RunnerSettings::default().batch_size(3)).await;
+    open(&app, "a").await;
     for amount in 1..=10 {
         app.execute::<Counter>("a", Increment(amount))
             .await
@@ -857,21 +828,8 @@ async fn catch_up_applies_each_consumed_event_once() {
 async fn a_failing_handler_stops_at_the_event_and_resumes_there() {
     let totals = Totals::default();
     totals.refuse_thirteen.store(true, Ordering::SeqCst);
-    let app = Registry::new(MemoryStore::new())
-        .aggregate::<Counter>()
-        .projection(totals.clone())
-        .runner_settings(es_core::RunnerSettings::default().batch_size(2))
-        .build()
-        .await
-        .unwrap();
-    app.execute::<Counter>(
-        "a",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let app = totals_app(&totals, es_core::RunnerSettings::default().batch_size(2)).await;
+    open(&app, "a").await;
     for amount in [1, 2, 13, 4] {
         app.execute::<Counter>("a", Increment(amount))
             .await
@@ -903,22 +861,13 @@ async fn a_failing_handler_stops_at_the_event_and_resumes_there() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn running_projections_follow_new_events_live() {
     let totals = Totals::default();
-    let app = Registry::new(MemoryStore::new())
-        .aggregate::<Counter>()
-        .projection(totals.clone())
-        .runner_settings(es_core::RunnerSettings::default().poll_interval(Duration::from_secs(60)))
-        .build()
-        .await
-        .unwrap();
-    let workers = app.start_projections();
-    app.execute::<Counter>(
-        "a",
-        Open {
-            owner: "ann".into(),
-        },
+    let app = totals_app(
+        &totals,
+        es_core::RunnerSettings::default().poll_interval(Duration::from_secs(60)),
     )
-    .await
-    .unwrap();
+    .await;
+    let workers = app.start_projections();
+    open(&app, "a").await;
     app.execute::<Counter>("a", Increment(7)).await.unwrap();
     // Woken by the store's watch, not by the (60 s) poll: wait on the condition, with a deadline.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -1011,14 +960,7 @@ async fn race_same_command_id(pinned: bool) {
         .build()
         .await
         .unwrap();
-    app.execute::<Counter>(
-        "r",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    open(&app, "r").await;
     let (reached_tx, reached_rx) = tokio::sync::oneshot::channel();
     let (release_tx, release_rx) = tokio::sync::oneshot::channel();
     *store.gate.lock().unwrap() = Some((reached_tx, release_rx));
@@ -1057,21 +999,8 @@ async fn a_pinned_retry_racing_its_first_run_returns_the_first_result() {
 async fn a_failure_mid_batch_in_memory_applies_nothing_twice() {
     let totals = Totals::default();
     totals.refuse_thirteen.store(true, Ordering::SeqCst);
-    let app = Registry::new(MemoryStore::new())
-        .aggregate::<Counter>()
-        .projection(totals.clone())
-        .runner_settings(es_core::RunnerSettings::default().batch_size(10))
-        .build()
-        .await
-        .unwrap();
-    app.execute::<Counter>(
-        "m",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let app = totals_app(&totals, es_core::RunnerSettings::default().batch_size(10)).await;
+    open(&app, "m").await;
     for amount in [1, 2, 13, 4] {
         app.execute::<Counter>("m", Increment(amount))
             .await
@@ -1091,21 +1020,8 @@ async fn a_failure_mid_batch_in_memory_applies_nothing_twice() {
 #[tokio::test]
 async fn a_zero_batch_size_still_catches_up_and_checkpoints_reach_the_head() {
     let totals = Totals::default();
-    let app = Registry::new(MemoryStore::new())
-        .aggregate::<Counter>()
-        .projection(totals.clone())
-        .runner_settings(es_core::RunnerSettings::default().batch_size(0))
-        .build()
-        .await
-        .unwrap();
-    app.execute::<Counter>(
-        "z",
-        Open {
-            owner: "ann".into(),
-        },
-    )
-    .await
-    .unwrap();
+    let app = totals_app(&totals, es_core::RunnerSettings::default().batch_size(0)).await;
+    open(&app, "z").await;
     app.execute::<Counter>("z", Increment(3)).await.unwrap();
     // The last events are of a type the projection ignores: its checkpoint still reaches them.
     app.execute::<Counter>(
