@@ -40,7 +40,10 @@ use syn::{DeriveInput, parse_macro_input};
 ///   from version 1 to `N`, oldest first: exactly `N - 1` of them.
 /// - `crate = path`: where `es-core` is, for crates that rename it (default `::es_core`).
 ///
-/// The struct must not be generic and must not derive the traits above itself.
+/// The struct must not be generic and must not derive the traits above itself. Write
+/// `#[event]` above the struct's own `#[derive(...)]`: a derive written above it is applied
+/// after the macro and is out of its sight, so a duplicate there is only reported by the
+/// compiler as conflicting implementations.
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
     let (args, item) = (TokenStream2::from(args), TokenStream2::from(item));

@@ -907,20 +907,23 @@ fn fragments() -> Vec<TokenStream> {
 
 #[test]
 fn fixed_fragment_combinations_never_panic() {
+    // Every sequence of up to two fragments; three only over the punctuation and literals,
+    // where the parser's edge cases are (all three-fragment sequences take half a minute).
     let fragments = fragments();
-    let mut level: Vec<TokenStream> = vec![TokenStream::new()];
+    let noise: Vec<TokenStream> = fragments.iter().skip(10).take(9).cloned().collect();
     feed(&TokenStream::new());
-    for _ in 0..3 {
-        let mut longer = Vec::with_capacity(level.len() * fragments.len());
-        for prefix in &level {
-            for fragment in &fragments {
-                let mut sequence = prefix.clone();
-                sequence.extend(fragment.clone());
-                feed(&sequence);
-                longer.push(sequence);
+    for a in &fragments {
+        feed(a);
+        for b in &fragments {
+            feed(&quote!(#a #b));
+        }
+    }
+    for a in &noise {
+        for b in &noise {
+            for c in &noise {
+                feed(&quote!(#a #b #c));
             }
         }
-        level = longer;
     }
 }
 
