@@ -18,7 +18,14 @@ use crate::upcast::Upcaster;
 /// Implemented by `#[event]`; the name is what is stored, never the Rust path, so a type may be
 /// renamed or moved freely. A new incompatible shape bumps [`Event::VERSION`] and supplies
 /// [`Event::UPCASTERS`] that turn each older stored version into the next.
-pub trait Event: Serialize + DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static {
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not an event",
+    label = "not an event",
+    note = "add `#[es_core::event]` to the struct `{Self}`"
+)]
+pub trait Event:
+    Serialize + DeserializeOwned + Clone + fmt::Debug + PartialEq + Send + Sync + 'static
+{
     /// The stable name stored with every event of this type.
     const NAME: &'static str;
     /// The current schema version, starting at 1.
