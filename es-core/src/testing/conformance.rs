@@ -529,12 +529,8 @@ fn assert_strictly_increasing(events: &[RecordedEvent], what: &str) {
             pair[1].log_position(),
             pair[1].id
         );
-        assert!(
-            pair[0].position < pair[1].position,
-            "{what}: global position {} is followed by {}",
-            pair[0].position,
-            pair[1].position
-        );
+        // Bare global positions may run backwards across transactions (PostgreSQL takes them
+        // from a sequence before commit); only the log position is ordered.
     }
 }
 

@@ -1,0 +1,6 @@
+//! The PostgreSQL event store for `es-core`.
+
+mod sql;
+mod store;
+
+pub use store::{DEFAULT_SCHEMA, PgTransaction, PostgresOptions, PostgresStore};

@@ -1,0 +1,140 @@
+//! The SQL the store runs, as templates over the store's schema (`{schema}` is replaced by the
+//! quoted schema name once, when the store is built).
+
+/// Appends a batch in one statement: read the stream's version, check the expectation, insert
+/// every event (`UNNEST` of arrays), record the command id, and notify listeners at commit.
+/// Returns the version before and one row per inserted event; no inserted rows with events
+/// requested means the expectation did not hold.
+///
+/// Parameters: 1 stream id, 2 expectation kind (0 any, 1 no stream, 2 exists, 3 exact),
+/// 3 exact version, 4..8 event arrays (ids, types, schema versions, payloads, metadata),
+/// 9 command id (nullable), 10 notification channel.
+pub(crate) const APPEND: &str = r#"
+WITH current AS (
+    SELECT COALESCE(MAX(stream_version), 0) AS version
+    FROM {schema}.events WHERE stream_id = $1
+), allowed AS (
+    SELECT version FROM current
+    WHERE CASE $2::int
+        WHEN 0 THEN TRUE
+        WHEN 1 THEN version = 0
+        WHEN 2 THEN version > 0
+        ELSE version = $3
+    END
+), inserted AS (
+    INSERT INTO {schema}.events
+        (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
+    SELECT $1, allowed.version + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, e.metadata
+    FROM allowed,
+         UNNEST($4::uuid[], $5::text[], $6::bigint[], $7::jsonb[], $8::jsonb[])
+             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
+    RETURNING position, transaction_id, stream_version
+), command AS (
+    INSERT INTO {schema}.commands (command_id, stream_id, version_before, version_after)
+    SELECT $9, $1, allowed.version, allowed.version + cardinality($4::uuid[])
+    FROM allowed WHERE $9::uuid IS NOT NULL
+    RETURNING command_id
+), notified AS (
+    SELECT pg_notify($10, '') WHERE EXISTS (SELECT 1 FROM inserted)
+)
+SELECT (SELECT version FROM current) AS version_before,
+       (SELECT COUNT(*) FROM allowed) AS allowed,
+       (SELECT COUNT(*) FROM command) AS commands,
+       (SELECT COUNT(*) FROM notified) AS notified,
+       (SELECT MAX(stream_version) FROM inserted) AS version_after,
+       (SELECT transaction_id::text::bigint FROM inserted ORDER BY position DESC LIMIT 1) AS last_transaction,
+       (SELECT MAX(position) FROM inserted) AS last_position
+"#;
+
+pub(crate) const STREAM_VERSION: &str =
+    "SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1";
+
+pub(crate) const FIND_EVENT_ID: &str =
+    "SELECT event_id FROM {schema}.events WHERE event_id = ANY($1::uuid[]) LIMIT 1";
+
+const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, stream_id, \
+    stream_version, event_id, event_type, schema_version, payload::text AS payload, \
+    metadata::text AS metadata, recorded_at";
+
+pub(crate) fn load_stream() -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM {{schema}}.events \
+         WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+    )
+}
+
+/// The gap-free global read: only rows whose transaction is older than every transaction still
+/// running (so no row can commit later with a smaller key), in (transaction, position) order.
+/// Parameter 4 is the type filter (NULL = every type).
+pub(crate) fn read_all() -> String {
+    format!(
+        "SELECT {EVENT_COLUMNS} FROM {{schema}}.events \
+         WHERE (transaction_id, position) > ($1::text::xid8, $2) \
+           AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+           AND ($4::text[] IS NULL OR event_type = ANY($4)) \
+         ORDER BY transaction_id, position LIMIT $3"
+    )
+}
+
+pub(crate) const HEAD: &str = "SELECT transaction_id::text::bigint, position FROM {schema}.events \
+     WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+     ORDER BY transaction_id DESC, position DESC LIMIT 1";
+
+pub(crate) const SAVE_SNAPSHOT: &str = "INSERT INTO {schema}.snapshots \
+     (stream_id, stream_version, schema_version, state) VALUES ($1, $2, $3, $4::jsonb) \
+     ON CONFLICT (stream_id) DO UPDATE SET stream_version = EXCLUDED.stream_version, \
+     schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, taken_at = now()";
+
+pub(crate) const LOAD_SNAPSHOT: &str = "SELECT stream_version, schema_version, state::text \
+     FROM {schema}.snapshots WHERE stream_id = $1";
+
+pub(crate) const FIND_COMMAND: &str = "SELECT stream_id, version_before, version_after \
+     FROM {schema}.commands WHERE command_id = $1";
+
+pub(crate) const CHECKPOINT: &str = "SELECT transaction_id::text::bigint, position \
+     FROM {schema}.checkpoints WHERE projection = $1";
+
+pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints \
+     (projection, transaction_id, position) VALUES ($1, $2::text::xid8, $3) \
+     ON CONFLICT (projection) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
+     position = EXCLUDED.position, updated_at = now()";
+
+pub(crate) const RESET_CHECKPOINT: &str = "DELETE FROM {schema}.checkpoints WHERE projection = $1";
+
+/// Every statement with the schema filled in, rendered once per store.
+#[derive(Debug)]
+pub(crate) struct Queries {
+    pub(crate) append: String,
+    pub(crate) stream_version: String,
+    pub(crate) find_event_id: String,
+    pub(crate) load_stream: String,
+    pub(crate) read_all: String,
+    pub(crate) head: String,
+    pub(crate) save_snapshot: String,
+    pub(crate) load_snapshot: String,
+    pub(crate) find_command: String,
+    pub(crate) checkpoint: String,
+    pub(crate) save_checkpoint: String,
+    pub(crate) reset_checkpoint: String,
+}
+
+impl Queries {
+    /// `quoted_schema` is an already quoted identifier.
+    pub(crate) fn new(quoted_schema: &str) -> Self {
+        let render = |template: &str| template.replace("{schema}", quoted_schema);
+        Self {
+            append: render(APPEND),
+            stream_version: render(STREAM_VERSION),
+            find_event_id: render(FIND_EVENT_ID),
+            load_stream: render(&load_stream()),
+            read_all: render(&read_all()),
+            head: render(HEAD),
+            save_snapshot: render(SAVE_SNAPSHOT),
+            load_snapshot: render(LOAD_SNAPSHOT),
+            find_command: render(FIND_COMMAND),
+            checkpoint: render(CHECKPOINT),
+            save_checkpoint: render(SAVE_CHECKPOINT),
+            reset_checkpoint: render(RESET_CHECKPOINT),
+        }
+    }
+}

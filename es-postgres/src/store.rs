@@ -1,0 +1,838 @@
+//! [`PostgresStore`]: the es-core store contract on PostgreSQL.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+use es_core::snapshot::Snapshot;
+use es_core::store::{CommandRecord, LogWatch};
+use es_core::{
+    AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore, Committed,
+    EventFilter, EventId, EventStore, ExpectedVersion, GlobalPosition, LoadError, LogPosition,
+    Metadata, RecordedEvent, StreamId, StreamVersion,
+};
+use futures_core::Stream;
+use futures_util::StreamExt as _;
+use serde_json::value::RawValue;
+use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Postgres, Row as _};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use crate::sql::Queries;
+
+const BACKEND: &str = "postgres";
+
+/// The default PostgreSQL schema the store's tables live in.
+pub const DEFAULT_SCHEMA: &str = "es";
+
+/// How often an append under `ExpectedVersion::Any` is retried when a concurrent writer took the
+/// same version number (it checks nothing, so it must not fail with a conflict).
+const ANY_VERSION_ATTEMPTS: u32 = 5;
+
+/// How a [`PostgresStore`] is built: the schema its tables live in, whether it migrates.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    schema: String,
+    run_migrations: bool,
+    max_connections: u32,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            schema: DEFAULT_SCHEMA.to_owned(),
+            run_migrations: true,
+            max_connections: 16,
+        }
+    }
+}
+
+impl PostgresOptions {
+    /// The PostgreSQL schema for the store's tables (default `es`): lower-case letters, digits
+    /// and `_`, starting with a letter, at most 48 bytes. Several stores (or tests) can share a
+    /// database in different schemas.
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Whether `connect` creates and migrates the schema (default `true`). With `false`, run
+    /// [`PostgresStore::migrate`] yourself (from a deploy step, say).
+    #[must_use]
+    pub const fn run_migrations(mut self, run: bool) -> Self {
+        self.run_migrations = run;
+        self
+    }
+
+    /// The pool size when the store opens its own pool (default 16).
+    #[must_use]
+    pub fn max_connections(mut self, connections: u32) -> Self {
+        self.max_connections = connections.max(1);
+        self
+    }
+
+    /// Opens a pool to `url` and builds the store on it.
+    ///
+    /// # Errors
+    /// [`BackendErrorKind::Unavailable`] when the database cannot be reached,
+    /// [`BackendErrorKind::InvalidInput`] for a bad schema name,
+    /// [`BackendErrorKind::SchemaMismatch`] when the schema was migrated by a newer version.
+    pub async fn connect(self, url: &str) -> Result<PostgresStore, BackendError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(self.max_connections)
+            .connect(url)
+            .await
+            .map_err(|error| classify("connect to the database", &error).with_source(error))?;
+        self.with_pool(pool).await
+    }
+
+    /// Builds the store on an existing pool (shared with the application's own queries).
+    ///
+    /// # Errors
+    /// As [`PostgresOptions::connect`].
+    pub async fn with_pool(self, pool: PgPool) -> Result<PostgresStore, BackendError> {
+        let quoted_schema = quote_schema(&self.schema)?;
+        let (head, _) = watch::channel(0);
+        let store = PostgresStore {
+            pool,
+            inner: Arc::new(Inner {
+                queries: Queries::new(&quoted_schema),
+                channel: format!("es_events_{}", self.schema),
+                quoted_schema,
+                head: Arc::new(head),
+                listener: Mutex::new(None),
+            }),
+        };
+        if self.run_migrations {
+            store.migrate().await?;
+        }
+        store.start_listener();
+        Ok(store)
+    }
+}
+
+/// Checks a schema name and returns it quoted. Only a safe subset is accepted, so the name can
+/// be spliced into SQL text: it never comes from a user at run time, but it is still checked.
+fn quote_schema(schema: &str) -> Result<String, BackendError> {
+    let valid = !schema.is_empty()
+        && schema.len() <= 48
+        && schema.starts_with(|c: char| c.is_ascii_lowercase())
+        && schema
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if !valid {
+        return Err(BackendError::new(
+            BACKEND,
+            BackendErrorKind::InvalidInput,
+            format!(
+                "schema name `{schema}` is not valid: use lower-case letters, digits and `_`, starting with a letter, at most 48 bytes"
+            ),
+        ));
+    }
+    Ok(format!("\"{schema}\""))
+}
+
+struct Inner {
+    queries: Queries,
+    quoted_schema: String,
+    channel: String,
+    head: Arc<watch::Sender<u64>>,
+    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let listener = self
+            .listener
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(task) = listener.take() {
+            task.abort();
+        }
+    }
+}
+
+/// The PostgreSQL event store. Cheap to clone: clones share the pool and the notification
+/// listener.
+///
+/// See the crate docs for the schema and why its global read never skips an event.
+#[derive(Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("schema", &self.inner.quoted_schema)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects to `url` with the default options (schema `es`, migrations run).
+    ///
+    /// # Errors
+    /// As [`PostgresOptions::connect`].
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
+        PostgresOptions::default().connect(url).await
+    }
+
+    /// Options to build a store with.
+    #[must_use]
+    pub fn options() -> PostgresOptions {
+        PostgresOptions::default()
+    }
+
+    /// The pool the store runs on.
+    #[must_use]
+    pub const fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Creates the schema and applies the embedded migrations that are missing.
+    ///
+    /// # Errors
+    /// [`BackendErrorKind::SchemaMismatch`] when the schema holds migrations this version does
+    /// not know (written by a newer version of the framework), or was changed by hand.
+    pub async fn migrate(&self) -> Result<(), BackendError> {
+        let mut migrator = sqlx::migrate!("./migrations");
+        migrator.create_schema(self.schema_name().to_owned());
+        migrator.dangerous_set_table_name(format!("{}._es_migrations", self.inner.quoted_schema));
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|error| classify("migrate", &error).with_source(error))?;
+        // The migrations name their tables unqualified; the search path puts them in our schema.
+        let set_path = format!("SET search_path TO {}", self.inner.quoted_schema);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(set_path))
+            .execute(&mut *connection)
+            .await
+            .map_err(|error| classify("migrate", &error).with_source(error))?;
+        let migrated = migrator.run_direct(None, &mut *connection, false).await;
+        let reset = sqlx::raw_sql("RESET search_path")
+            .execute(&mut *connection)
+            .await;
+        if reset.is_err() {
+            // Never hand a connection with our search path back to a shared pool.
+            connection.detach();
+        }
+        migrated.map_err(|error| {
+            let kind = match error {
+                sqlx::migrate::MigrateError::VersionMissing(_)
+                | sqlx::migrate::MigrateError::VersionMismatch(_)
+                | sqlx::migrate::MigrateError::Dirty(_) => BackendErrorKind::SchemaMismatch,
+                sqlx::migrate::MigrateError::Execute(ref inner) => classify_kind(inner),
+                _ => BackendErrorKind::Other,
+            };
+            BackendError::new(
+                BACKEND,
+                kind,
+                format!("migrate schema {}", self.inner.quoted_schema),
+            )
+            .with_source(error)
+        })
+    }
+
+    fn schema_name(&self) -> &str {
+        self.inner.quoted_schema.trim_matches('"')
+    }
+
+    /// Appends inside the caller's transaction (the outbox pattern): the events commit, or roll
+    /// back, with the caller's own writes. Listeners are notified at that commit.
+    ///
+    /// A conflict aborts the caller's transaction (PostgreSQL aborts a transaction on any
+    /// failed statement), so it is returned at once, never retried here.
+    ///
+    /// # Errors
+    /// As [`EventStore::append`].
+    pub async fn append_in(
+        &self,
+        connection: &mut PgConnection,
+        request: AppendRequest,
+    ) -> Result<Committed, AppendError> {
+        match self.append_once(&mut *connection, &request).await {
+            Ok(committed) => Ok(committed),
+            Err(Attempt::Failed(error)) => Err(error),
+            Err(Attempt::VersionTaken) => Err(AppendError::Conflict {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected,
+                // The transaction is aborted: the actual version cannot be read in it.
+                actual: self
+                    .stream_version(&request.stream_id)
+                    .await
+                    .unwrap_or(StreamVersion::INITIAL),
+            }),
+        }
+    }
+
+    fn start_listener(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("no tokio runtime: live notifications are off, readers poll");
+            return;
+        };
+        let task = runtime.spawn(listen(
+            self.pool.clone(),
+            self.inner.channel.clone(),
+            Arc::downgrade(&self.inner.head),
+        ));
+        *self
+            .inner
+            .listener
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(task);
+    }
+
+    async fn append_once(
+        &self,
+        connection: &mut PgConnection,
+        request: &AppendRequest,
+    ) -> Result<Committed, Attempt> {
+        let context = || format!("append to stream `{}`", request.stream_id);
+        let (kind, exact) = match request.expected {
+            ExpectedVersion::Any => (0, 0),
+            ExpectedVersion::NoStream => (1, 0),
+            ExpectedVersion::StreamExists => (2, 0),
+            ExpectedVersion::Exact(version) => (3, to_i64(version.get(), &context)?),
+            _ => {
+                return Err(Attempt::Failed(
+                    BackendError::new(
+                        BACKEND,
+                        BackendErrorKind::InvalidInput,
+                        format!("{}: unsupported expected version", context()),
+                    )
+                    .into(),
+                ));
+            }
+        };
+        let count = request.events.len();
+        let mut ids = Vec::with_capacity(count);
+        let mut types = Vec::with_capacity(count);
+        let mut versions = Vec::with_capacity(count);
+        let mut payloads = Vec::with_capacity(count);
+        let mut metadata = Vec::with_capacity(count);
+        for event in &request.events {
+            ids.push(event.id.0);
+            types.push(event.event_type.as_ref());
+            versions.push(i64::from(event.schema_version));
+            payloads.push(event.payload.get());
+            metadata.push(serde_json::to_string(&event.metadata).map_err(|error| {
+                Attempt::Failed(
+                    BackendError::new(BACKEND, BackendErrorKind::InvalidInput, context())
+                        .with_source(error)
+                        .into(),
+                )
+            })?);
+        }
+        let result = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.append.as_str()))
+            .bind(request.stream_id.as_str())
+            .bind(kind)
+            .bind(exact)
+            .bind(&ids)
+            .bind(&types)
+            .bind(&versions)
+            .bind(&payloads)
+            .bind(&metadata)
+            .bind(request.command_id)
+            .bind(&self.inner.channel)
+            .fetch_one(&mut *connection)
+            .await;
+        let row = match result {
+            Ok(row) => row,
+            Err(error) => return Err(self.append_failed(request, &ids, error).await),
+        };
+        let get = |column: &str| -> Result<Option<i64>, Attempt> {
+            row.try_get::<Option<i64>, _>(column)
+                .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))
+        };
+        let version_before = from_i64(get("version_before")?.unwrap_or(0), &context)?;
+        if get("allowed")?.unwrap_or(0) == 0 {
+            if let Some(record) = self.recorded_command(request).await? {
+                return Err(Attempt::Failed(AppendError::DuplicateCommand(record)));
+            }
+            return Err(Attempt::Failed(AppendError::Conflict {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected,
+                actual: version_before,
+            }));
+        }
+        let version_after = match get("version_after")? {
+            Some(version) => from_i64(version, &context)?,
+            None => version_before,
+        };
+        let last_position = match (get("last_transaction")?, get("last_position")?) {
+            (Some(transaction), Some(position)) => Some(LogPosition::new(
+                from_i64(transaction, &context)?.get(),
+                GlobalPosition(from_i64(position, &context)?.get()),
+            )),
+            _ => None,
+        };
+        Ok(Committed::new(version_before, version_after, last_position))
+    }
+
+    /// Classifies a failed append statement by the constraint it violated.
+    async fn append_failed(
+        &self,
+        request: &AppendRequest,
+        ids: &[Uuid],
+        error: sqlx::Error,
+    ) -> Attempt {
+        let context = format!("append to stream `{}`", request.stream_id);
+        let constraint = error
+            .as_database_error()
+            .and_then(|db| db.constraint())
+            .map(str::to_owned);
+        match constraint.as_deref() {
+            Some("events_stream_version_key") => Attempt::VersionTaken,
+            Some("commands_pkey") => match self.recorded_command(request).await {
+                Ok(Some(record)) => Attempt::Failed(AppendError::DuplicateCommand(record)),
+                Ok(None) => Attempt::Failed(classify(context, &error).with_source(error).into()),
+                Err(attempt) => attempt,
+            },
+            Some("events_event_id_key") => {
+                let existing: Result<Option<Uuid>, _> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+                    self.inner.queries.find_event_id.as_str(),
+                ))
+                .bind(ids)
+                .fetch_optional(&self.pool)
+                .await;
+                match existing {
+                    Ok(Some(event_id)) => Attempt::Failed(AppendError::DuplicateEventId {
+                        stream_id: request.stream_id.clone(),
+                        event_id: EventId(event_id),
+                    }),
+                    // The id repeats inside the batch itself.
+                    Ok(None) => Attempt::Failed(AppendError::DuplicateEventId {
+                        stream_id: request.stream_id.clone(),
+                        event_id: first_repeated(ids).map_or_else(EventId::new, EventId),
+                    }),
+                    Err(lookup) => {
+                        Attempt::Failed(classify(context, &lookup).with_source(lookup).into())
+                    }
+                }
+            }
+            _ => Attempt::Failed(classify(context, &error).with_source(error).into()),
+        }
+    }
+
+    async fn recorded_command(
+        &self,
+        request: &AppendRequest,
+    ) -> Result<Option<CommandRecord>, Attempt> {
+        let Some(command_id) = request.command_id else {
+            return Ok(None);
+        };
+        self.find_command(command_id)
+            .await
+            .map_err(|error| Attempt::Failed(load_to_append(error)))
+    }
+}
+
+fn first_repeated(ids: &[Uuid]) -> Option<Uuid> {
+    let mut seen = std::collections::HashSet::with_capacity(ids.len());
+    ids.iter().copied().find(|id| !seen.insert(*id))
+}
+
+/// Why one append statement did not commit.
+enum Attempt {
+    /// Another writer took a version number first (a unique violation on the stream version).
+    VersionTaken,
+    /// Anything else: final.
+    Failed(AppendError),
+}
+
+impl From<BackendError> for Attempt {
+    fn from(error: BackendError) -> Self {
+        Self::Failed(error.into())
+    }
+}
+
+fn load_to_append(error: LoadError) -> AppendError {
+    match error {
+        LoadError::Backend(backend) => AppendError::Backend(backend),
+        other => AppendError::Backend(
+            BackendError::new(BACKEND, BackendErrorKind::Corrupt, "read a command record")
+                .with_source(other),
+        ),
+    }
+}
+
+fn to_i64(value: u64, context: &impl Fn() -> String) -> Result<i64, BackendError> {
+    i64::try_from(value).map_err(|_| {
+        BackendError::new(
+            BACKEND,
+            BackendErrorKind::InvalidInput,
+            format!("{}: {value} does not fit a signed 64-bit column", context()),
+        )
+    })
+}
+
+fn from_i64(value: i64, context: &impl Fn() -> String) -> Result<StreamVersion, BackendError> {
+    u64::try_from(value).map(StreamVersion).map_err(|_| {
+        BackendError::new(
+            BACKEND,
+            BackendErrorKind::Corrupt,
+            format!("{}: negative number {value} stored", context()),
+        )
+    })
+}
+
+fn corrupt(context: String, error: impl std::error::Error + Send + Sync + 'static) -> BackendError {
+    BackendError::new(BACKEND, BackendErrorKind::Corrupt, context).with_source(error)
+}
+
+/// Classifies by SQLSTATE class and sqlx error variant, never by message text.
+fn classify_kind(error: &sqlx::Error) -> BackendErrorKind {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => BackendErrorKind::Unavailable,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // connection exceptions, operator intervention (shutdown, terminated backend)
+            Some(code) if code.starts_with("08") || code.starts_with("57") => {
+                BackendErrorKind::Unavailable
+            }
+            // data exceptions (NUL in text or jsonb, bad encoding), program limits
+            Some(code) if code.starts_with("22") || code.starts_with("54") => {
+                BackendErrorKind::InvalidInput
+            }
+            _ => BackendErrorKind::Other,
+        },
+        sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => BackendErrorKind::Corrupt,
+        _ => BackendErrorKind::Other,
+    }
+}
+
+fn classify(
+    context: impl Into<std::borrow::Cow<'static, str>>,
+    error: &sqlx::Error,
+) -> BackendError {
+    BackendError::new(BACKEND, classify_kind(error), context)
+}
+
+fn recorded_event(row: &PgRow) -> Result<RecordedEvent, BackendError> {
+    let context = || "decode a stored event row".to_owned();
+    let bad = |error: sqlx::Error| corrupt(context(), error);
+    let stream_id: String = row.try_get("stream_id").map_err(bad)?;
+    let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
+    let payload: String = row.try_get("payload").map_err(bad)?;
+    let payload = RawValue::from_string(payload).map_err(|error| corrupt(context(), error))?;
+    let metadata: String = row.try_get("metadata").map_err(bad)?;
+    let metadata: Metadata =
+        serde_json::from_str(&metadata).map_err(|error| corrupt(context(), error))?;
+    let schema_version: i64 = row.try_get("schema_version").map_err(bad)?;
+    let schema_version =
+        u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
+    Ok(RecordedEvent::new(
+        EventId(row.try_get("event_id").map_err(bad)?),
+        stream_id,
+        from_i64(row.try_get("stream_version").map_err(bad)?, &context)?,
+        LogPosition::new(
+            from_i64(row.try_get("transaction_id").map_err(bad)?, &context)?.get(),
+            GlobalPosition(from_i64(row.try_get("position").map_err(bad)?, &context)?.get()),
+        ),
+        row.try_get("event_type").map_err(bad)?,
+        schema_version,
+        payload,
+        metadata,
+        row.try_get("recorded_at").map_err(bad)?,
+    ))
+}
+
+/// Wakes readers on every notification; reconnects after a lost connection (and wakes readers
+/// then too, since notifications sent meanwhile are lost).
+async fn listen(pool: PgPool, channel: String, head: Weak<watch::Sender<u64>>) {
+    let wake = |head: &Weak<watch::Sender<u64>>| match head.upgrade() {
+        Some(sender) => {
+            sender.send_modify(|n| *n = n.wrapping_add(1));
+            true
+        }
+        None => false,
+    };
+    loop {
+        match PgListener::connect_with(&pool).await {
+            Ok(mut listener) => match listener.listen(&channel).await {
+                Ok(()) => {
+                    if !wake(&head) {
+                        return;
+                    }
+                    while let Ok(_notification) = listener.recv().await {
+                        if !wake(&head) {
+                            return;
+                        }
+                    }
+                }
+                Err(error) => tracing::warn!(%error, "LISTEN failed; retrying"),
+            },
+            Err(error) => tracing::warn!(%error, "notification listener cannot connect; retrying"),
+        }
+        if head.strong_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+impl EventStore for PostgresStore {
+    async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut connection = self.pool.acquire().await.map_err(|error| {
+                classify(format!("append to stream `{}`", request.stream_id), &error)
+                    .with_source(error)
+            })?;
+            match self.append_once(&mut connection, &request).await {
+                Ok(committed) => return Ok(committed),
+                Err(Attempt::Failed(error)) => return Err(error),
+                Err(Attempt::VersionTaken) => {
+                    if let Some(record) =
+                        self.recorded_command(&request)
+                            .await
+                            .map_err(|attempt| match attempt {
+                                Attempt::Failed(error) => error,
+                                Attempt::VersionTaken => AppendError::Backend(BackendError::new(
+                                    BACKEND,
+                                    BackendErrorKind::Other,
+                                    "look up a command",
+                                )),
+                            })?
+                    {
+                        return Err(AppendError::DuplicateCommand(record));
+                    }
+                    let retry =
+                        request.expected == ExpectedVersion::Any && attempts < ANY_VERSION_ATTEMPTS;
+                    if !retry {
+                        return Err(AppendError::Conflict {
+                            stream_id: request.stream_id.clone(),
+                            expected: request.expected,
+                            actual: self
+                                .stream_version(&request.stream_id)
+                                .await
+                                .map_err(load_to_append)?,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn load<'a>(
+        &'a self,
+        stream_id: &'a StreamId,
+        after: StreamVersion,
+    ) -> impl Stream<Item = Result<RecordedEvent, LoadError>> + Send + 'a {
+        let context = || format!("load stream `{stream_id}`");
+        match to_i64(after.get(), &context) {
+            Err(error) => futures_util::stream::once(async move { Err(error.into()) }).boxed(),
+            Ok(after) => sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.load_stream.as_str()))
+                .bind(stream_id.as_str())
+                .bind(after)
+                .fetch(&self.pool)
+                .map(move |row| {
+                    let row = row.map_err(|error| {
+                        classify(format!("load stream `{stream_id}`"), &error).with_source(error)
+                    })?;
+                    Ok(recorded_event(&row)?)
+                })
+                .boxed(),
+        }
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {
+        let context = || format!("read the version of stream `{stream_id}`");
+        let version: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.stream_version.as_str(),
+        ))
+        .bind(stream_id.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(from_i64(version, &context)?)
+    }
+
+    async fn read_all(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        filter: EventFilter<'_>,
+    ) -> Result<Vec<RecordedEvent>, LoadError> {
+        let context = || format!("read the log after {after}");
+        let types: Option<Vec<&str>> = match filter {
+            EventFilter::Types(types) => Some(types.to_vec()),
+            _ => None,
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.read_all.as_str()))
+            .bind(after.transaction.to_string())
+            .bind(to_i64(after.position.get(), &context)?)
+            .bind(limit)
+            .bind(types)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(rows.iter().map(recorded_event).collect::<Result<_, _>>()?)
+    }
+
+    async fn head(&self) -> Result<Option<LogPosition>, LoadError> {
+        let context = || "read the head of the log".to_owned();
+        let head: Option<(i64, i64)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(self.inner.queries.head.as_str()))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| classify(context(), &error).with_source(error))?;
+        head.map(|(transaction, position)| {
+            Ok(LogPosition::new(
+                from_i64(transaction, &context)?.get(),
+                GlobalPosition(from_i64(position, &context)?.get()),
+            ))
+        })
+        .transpose()
+    }
+
+    fn watch(&self) -> LogWatch {
+        LogWatch::new(self.inner.head.subscribe())
+    }
+
+    async fn save_snapshot(
+        &self,
+        stream_id: &StreamId,
+        snapshot: Snapshot,
+    ) -> Result<(), BackendError> {
+        let context = || format!("save the snapshot of stream `{stream_id}`");
+        sqlx::query(sqlx::AssertSqlSafe(
+            self.inner.queries.save_snapshot.as_str(),
+        ))
+        .bind(stream_id.as_str())
+        .bind(to_i64(snapshot.stream_version.get(), &context)?)
+        .bind(i64::from(snapshot.schema_version))
+        .bind(snapshot.state.get())
+        .execute(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(())
+    }
+
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, LoadError> {
+        let context = || format!("load the snapshot of stream `{stream_id}`");
+        let row: Option<(i64, i64, String)> = sqlx::query_as(sqlx::AssertSqlSafe(
+            self.inner.queries.load_snapshot.as_str(),
+        ))
+        .bind(stream_id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        let Some((version, schema_version, state)) = row else {
+            return Ok(None);
+        };
+        let state = RawValue::from_string(state).map_err(|error| corrupt(context(), error))?;
+        let schema_version =
+            u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
+        Ok(Some(Snapshot::new(
+            from_i64(version, &context)?,
+            schema_version,
+            state,
+        )))
+    }
+
+    async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
+        let context = || format!("find command {command_id}");
+        let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(
+            self.inner.queries.find_command.as_str(),
+        ))
+        .bind(command_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        let Some((stream_id, before, after)) = row else {
+            return Ok(None);
+        };
+        let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
+        Ok(Some(CommandRecord::new(
+            command_id,
+            stream_id,
+            from_i64(before, &context)?,
+            from_i64(after, &context)?,
+        )))
+    }
+}
+
+/// The unit of work handed to projection handlers: a transaction on the store's pool, in which
+/// the runner also writes the checkpoint.
+pub type PgTransaction = sqlx::Transaction<'static, Postgres>;
+
+impl CheckpointStore for PostgresStore {
+    type Transaction = PgTransaction;
+
+    async fn checkpoint(&self, projection: &str) -> Result<LogPosition, BackendError> {
+        let context = || format!("read the checkpoint of projection `{projection}`");
+        let row: Option<(i64, i64)> =
+            sqlx::query_as(sqlx::AssertSqlSafe(self.inner.queries.checkpoint.as_str()))
+                .bind(projection)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| classify(context(), &error).with_source(error))?;
+        match row {
+            None => Ok(LogPosition::START),
+            Some((transaction, position)) => Ok(LogPosition::new(
+                from_i64(transaction, &context)?.get(),
+                GlobalPosition(from_i64(position, &context)?.get()),
+            )),
+        }
+    }
+
+    async fn begin(&self, projection: &str) -> Result<PgTransaction, BackendError> {
+        self.pool.begin().await.map_err(|error| {
+            classify(
+                format!("begin a batch of projection `{projection}`"),
+                &error,
+            )
+            .with_source(error)
+        })
+    }
+
+    async fn commit(
+        &self,
+        mut transaction: PgTransaction,
+        projection: &str,
+        checkpoint: LogPosition,
+    ) -> Result<(), BackendError> {
+        let context = || format!("commit a batch of projection `{projection}` at {checkpoint}");
+        sqlx::query(sqlx::AssertSqlSafe(
+            self.inner.queries.save_checkpoint.as_str(),
+        ))
+        .bind(projection)
+        .bind(checkpoint.transaction.to_string())
+        .bind(to_i64(checkpoint.position.get(), &context)?)
+        .execute(&mut *transaction)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))
+    }
+
+    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
+        sqlx::query(sqlx::AssertSqlSafe(
+            self.inner.queries.reset_checkpoint.as_str(),
+        ))
+        .bind(projection)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| {
+            classify(
+                format!("reset the checkpoint of projection `{projection}`"),
+                &error,
+            )
+            .with_source(error)
+        })?;
+        Ok(())
+    }
+}
