@@ -1,4 +1,87 @@
-//! The PostgreSQL event store for `es-core`.
+//! The PostgreSQL event store for `es-core`, on `sqlx` 0.9.
+//!
+//! ```no_run
+//! use es_core::{event, Aggregate, Apply, Events, Handle, Registry};
+//! use es_postgres::PostgresStore;
+//!
+//! #[event]
+//! pub struct Opened { pub owner: String }
+//!
+//! #[derive(Clone)]
+//! pub struct Open { pub owner: String }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! #[error("already open")]
+//! pub struct AlreadyOpen;
+//!
+//! #[derive(Default, Aggregate)]
+//! #[aggregate(name = "account", error = AlreadyOpen, events(Opened), commands(Open))]
+//! pub struct Account { open: bool }
+//!
+//! impl Apply<Opened> for Account { fn apply(&mut self, _: &Opened) { self.open = true } }
+//! impl Handle<Open> for Account {
+//!     fn handle(&self, c: Open) -> Result<Events<Self>, AlreadyOpen> {
+//!         if self.open { return Err(AlreadyOpen) }
+//!         Ok(Events::one(Opened { owner: c.owner }))
+//!     }
+//! }
+//!
+//! # #[tokio::main] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // Creates schema `es` and its tables on first use.
+//! let store = PostgresStore::connect("postgres://postgres@127.0.0.1:5432/test").await?;
+//! let app = Registry::new(store).aggregate::<Account>().build().await?;
+//! app.execute::<Account>("a-1", Open { owner: "ann".into() }).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Tables
+//!
+//! Created by embedded migrations (run on connect unless
+//! [`PostgresOptions::run_migrations`] says otherwise) in a schema of your choice
+//! ([`PostgresOptions::schema`], default `es`): `events` (position, writing transaction id as
+//! `xid8`, stream id and version unique together, event id unique, type, schema version,
+//! `jsonb` payload and metadata, recorded-at), `snapshots`, `commands` (idempotency records)
+//! and `checkpoints`.
+//!
+//! # Appends
+//!
+//! One statement, one round trip, for any number of events: it reads the stream's version,
+//! checks the expectation, inserts every event through `UNNEST` of arrays, records the command
+//! id and calls `pg_notify`, all atomically. Two writers that read the same version both try
+//! to insert the same `(stream_id, stream_version)`; the unique constraint refuses the second,
+//! which becomes [`es_core::AppendError::Conflict`] with the actual version. Nothing is ever
+//! inserted with `ON CONFLICT DO NOTHING`: an acknowledged append has committed, and a refused
+//! one says so. [`PostgresStore::append_in`] appends inside your own transaction (outbox).
+//!
+//! # Why the global read never skips an event
+//!
+//! Positions come from a sequence when a row is inserted, not when it commits: a transaction
+//! may take position 10, stay open, and commit after another transaction's position 11 has
+//! become visible. A reader that followed positions would pass 10 and never come back for it.
+//!
+//! So readers follow the pair (writing transaction id, position), and only see rows whose
+//! transaction id is below `pg_snapshot_xmin(pg_current_snapshot())`, the oldest transaction
+//! still running. Every such row belongs to a transaction that has finished: committed (and
+//! visible) or rolled back (and gone). Any row that becomes visible later belongs to a
+//! transaction that was running at the time of the read, or started later, so its id is at
+//! least that `xmin`, above every id already returned. Ordered by (transaction id, position), the
+//! read therefore only ever moves forward over a prefix that can no longer change, and a
+//! checkpoint of that pair is exact. The cost: one long-running transaction holds readers back
+//! until it ends (they wait; they never skip). `tests/gap_free.rs` shows both halves: a reader
+//! that stops short of an open transaction, and 16 writers holding transactions open at random
+//! while a reader must see every committed event exactly once, in stream order.
+//!
+//! # Projections
+//!
+//! The unit of work handed to projection handlers is a [`PgTransaction`]: write the read model
+//! with plain `sqlx` in it, and the runner commits the checkpoint in the same transaction. A
+//! crash anywhere leaves the batch applied entirely or not at all.
+//!
+//! # Live readers
+//!
+//! Each store runs one `LISTEN` connection and wakes its readers on every notification (sent
+//! by appends at commit); readers also poll slowly in case a notification is lost, and the
+//! listener reconnects by itself.
 
 mod sql;
 mod store;

@@ -1,0 +1,134 @@
+//! A projection on PostgreSQL writes its read model in the batch's transaction, with the
+//! checkpoint: a failing batch leaves neither rows nor checkpoint behind.
+#![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use es_core::{
+    Aggregate, AggregateSettings, Apply, CheckpointStore as _, EventEnvelope, EventStore as _,
+    Events, Handle, HandlerError, Project, Projection, Registry, RunnerSettings, event,
+};
+use es_postgres::PgTransaction;
+
+#[event]
+pub struct Deposited {
+    pub cents: i64,
+}
+
+#[derive(Clone)]
+pub struct Deposit(pub i64);
+
+#[derive(Debug, thiserror::Error)]
+#[error("never")]
+pub struct Never;
+
+#[derive(Default, Aggregate)]
+#[aggregate(name = "account", error = Never, events(Deposited), commands(Deposit))]
+pub struct Account;
+
+impl Apply<Deposited> for Account {
+    fn apply(&mut self, _: &Deposited) {}
+}
+
+impl Handle<Deposit> for Account {
+    fn handle(&self, command: Deposit) -> Result<Events<Self>, Never> {
+        Ok(Events::one(Deposited { cents: command.0 }))
+    }
+}
+
+/// One row per deposit in `{schema}.ledger`; fails on 13 cents while `refuse_thirteen` is set.
+#[derive(Clone, Projection)]
+#[projection(name = "ledger", events(Deposited))]
+pub struct Ledger {
+    table: String,
+    refuse_thirteen: Arc<AtomicBool>,
+}
+
+impl Project<Deposited, PgTransaction> for Ledger {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<Deposited>,
+        tx: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (event_id, cents) VALUES ($1, $2)",
+            self.table
+        )))
+        .bind(event.id.0)
+        .bind(event.event.cents)
+        .execute(&mut **tx)
+        .await?;
+        if event.event.cents == 13 && self.refuse_thirteen.load(Ordering::SeqCst) {
+            return Err(HandlerError::msg("thirteen is unlucky"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_batch_rolls_back_rows_and_checkpoint_and_each_event_lands_once() {
+    common::with_schemas(6, |pool, schemas| async move {
+        let schema = schemas.fresh();
+        let store = es_postgres::PostgresStore::options()
+            .schema(schema.clone())
+            .with_pool(pool.clone())
+            .await
+            .unwrap();
+        let table = format!("\"{schema}\".ledger");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} (event_id UUID PRIMARY KEY, cents BIGINT NOT NULL)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let refuse_thirteen = Arc::new(AtomicBool::new(true));
+        let app = Registry::new(store.clone())
+            .aggregate_with(AggregateSettings::<Account>::new(()))
+            .projection(Ledger {
+                table: table.clone(),
+                refuse_thirteen: Arc::clone(&refuse_thirteen),
+            })
+            .runner_settings(RunnerSettings::default().batch_size(10))
+            .build()
+            .await
+            .unwrap();
+        for cents in [1, 2, 13, 4] {
+            app.execute::<Account>("a", Deposit(cents)).await.unwrap();
+        }
+        let rows = |pool: sqlx::PgPool, table: String| async move {
+            let sum: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT SUM(cents)::bigint FROM {table}"
+            )))
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            let count: i64 =
+                sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            (count, sum.unwrap_or(0))
+        };
+
+        assert!(app.catch_up().await.is_err());
+        // The batch held all four events: rolled back whole, rows and checkpoint alike.
+        assert_eq!(rows(pool.clone(), table.clone()).await, (0, 0));
+        assert_eq!(
+            store.checkpoint("ledger").await.unwrap(),
+            es_core::LogPosition::START
+        );
+
+        refuse_thirteen.store(false, Ordering::SeqCst);
+        app.catch_up().await.unwrap();
+        app.catch_up().await.unwrap();
+        assert_eq!(rows(pool.clone(), table.clone()).await, (4, 20));
+        assert_eq!(
+            store.checkpoint("ledger").await.unwrap(),
+            store.head().await.unwrap().unwrap()
+        );
+    })
+    .await;
+}
