@@ -36,6 +36,7 @@ pub struct PostgresOptions {
     schema: String,
     run_migrations: bool,
     max_connections: u32,
+    connect_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -44,6 +45,7 @@ impl Default for PostgresOptions {
             schema: DEFAULT_SCHEMA.to_owned(),
             run_migrations: true,
             max_connections: 16,
+            connect_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -73,6 +75,14 @@ impl PostgresOptions {
         self
     }
 
+    /// How long to wait for a connection from the store's own pool, including the first one
+    /// (default 10 s): a database that is down fails `connect` after this long.
+    #[must_use]
+    pub const fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
     /// Opens a pool to `url` and builds the store on it.
     ///
     /// # Errors
@@ -82,6 +92,7 @@ impl PostgresOptions {
     pub async fn connect(self, url: &str) -> Result<PostgresStore, BackendError> {
         let pool = PgPoolOptions::new()
             .max_connections(self.max_connections)
+            .acquire_timeout(self.connect_timeout)
             .connect(url)
             .await
             .map_err(|error| classify("connect to the database", &error).with_source(error))?;

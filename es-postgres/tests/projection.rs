@@ -4,40 +4,16 @@
 
 mod common;
 
+use common::{Account, Deposit, Deposited};
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use es_core::{
-    Aggregate, AggregateSettings, Apply, CheckpointStore as _, EventEnvelope, EventStore as _,
-    Events, Handle, HandlerError, Project, Projection, Registry, RunnerSettings, event,
+    AggregateSettings, CheckpointStore as _, EventEnvelope, EventStore as _, HandlerError, Project,
+    Projection, Registry, RunnerSettings,
 };
 use es_postgres::PgTransaction;
-
-#[event]
-pub struct Deposited {
-    pub cents: i64,
-}
-
-#[derive(Clone)]
-pub struct Deposit(pub i64);
-
-#[derive(Debug, thiserror::Error)]
-#[error("never")]
-pub struct Never;
-
-#[derive(Default, Aggregate)]
-#[aggregate(name = "account", error = Never, events(Deposited), commands(Deposit))]
-pub struct Account;
-
-impl Apply<Deposited> for Account {
-    fn apply(&mut self, _: &Deposited) {}
-}
-
-impl Handle<Deposit> for Account {
-    fn handle(&self, command: Deposit) -> Result<Events<Self>, Never> {
-        Ok(Events::one(Deposited { cents: command.0 }))
-    }
-}
 
 /// One row per deposit in `{schema}.ledger`; fails on 13 cents while `refuse_thirteen` is set.
 #[derive(Clone, Projection)]

@@ -79,3 +79,37 @@ where
         std::panic::resume_unwind(panic);
     }
 }
+
+/// A tiny domain for the store's own tests.
+mod domain {
+    use es_core::{Aggregate, Apply, Events, Handle, event};
+
+    #[event]
+    pub(crate) struct Deposited {
+        pub(crate) cents: i64,
+    }
+
+    #[derive(Clone)]
+    pub(crate) struct Deposit(pub(crate) i64);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("never")]
+    pub(crate) struct Never;
+
+    #[derive(Debug, Default, Aggregate)]
+    #[aggregate(name = "account", error = Never, events(Deposited), commands(Deposit))]
+    pub(crate) struct Account;
+
+    impl Apply<Deposited> for Account {
+        fn apply(&mut self, _: &Deposited) {}
+    }
+
+    impl Handle<Deposit> for Account {
+        fn handle(&self, command: Deposit) -> Result<Events<Self>, Never> {
+            Ok(Events::one(Deposited { cents: command.0 }))
+        }
+    }
+}
+
+#[allow(unused_imports)] // each test binary uses a different part
+pub(crate) use domain::{Account, Deposit, Deposited};
