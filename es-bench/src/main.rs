@@ -1,0 +1,3 @@
+//! The orders-v1 benchmark (work in progress).
+
+fn main() {}
