@@ -44,6 +44,7 @@
 //!   `testing::conformance` (feature `testing`) is the suite every store passes.
 //! - [`command`]: load, decide, append, bounded retry, idempotent command ids.
 //! - [`registry`]: wires aggregates and projections to a store; [`runner`] runs projections.
+//! - [`subscription`]: catch up on the global log, then follow it live.
 //! - [`codec`], [`upcast`], [`snapshot`]: how events and states are stored and evolve.
 //!
 //! # Features
@@ -63,6 +64,7 @@ pub mod runner;
 pub mod snapshot;
 pub mod store;
 pub mod stream;
+pub mod subscription;
 pub mod upcast;
 
 #[cfg(feature = "testing")]
@@ -85,6 +87,7 @@ pub use runner::{ProjectionStatus, RunnerSettings};
 pub use store::memory::MemoryStore;
 pub use store::{AppendRequest, CheckpointStore, Committed, EventFilter, EventStore};
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};
+pub use subscription::Subscription;
 
 #[cfg(feature = "derive")]
 pub use es_macros::{Aggregate, Projection, event};

@@ -277,6 +277,13 @@ impl<S: EventStore> App<S> {
         command::load::<S, A>(&self.inner.store, &stream_id, Some(version)).await
     }
 
+    /// A [`Subscription`](crate::Subscription) to the global log after `after`
+    /// ([`LogPosition::START`](crate::LogPosition::START) for all of it): catch-up, then live.
+    #[must_use]
+    pub fn subscribe(&self, after: crate::LogPosition) -> crate::Subscription<S> {
+        crate::Subscription::new(self.inner.store.clone(), after)
+    }
+
     /// The status of every projection, in registration order.
     #[must_use]
     pub fn projection_status(&self) -> Vec<ProjectionStatus> {
