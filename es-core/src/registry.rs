@@ -368,6 +368,9 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The first re-read after a wake-up that found nothing.
+const FIRST_RECHECK: Duration = Duration::from_millis(5);
+
 async fn run_projection<S: EventStore>(
     app: App<S>,
     index: usize,
@@ -379,6 +382,10 @@ async fn run_projection<S: EventStore>(
     };
     let mut watch = inner.store.watch();
     let mut backoff = inner.runner.first_backoff();
+    // After a wake-up that applied nothing, re-read soon and then less often: on PostgreSQL the
+    // notified events stay invisible while an older transaction on the server is open, and its
+    // end sends no notification.
+    let mut recheck = inner.runner.poll();
     while !*stopped.borrow() {
         let outcome = {
             let mut projection = slot.projection.lock().await;
@@ -389,8 +396,11 @@ async fn run_projection<S: EventStore>(
                 backoff = inner.runner.first_backoff();
                 continue;
             }
-            Ok(_) => {
+            Ok(outcome) => {
                 backoff = inner.runner.first_backoff();
+                if outcome.applied > 0 {
+                    recheck = inner.runner.poll();
+                }
                 None
             }
             Err(error) => {
@@ -400,10 +410,16 @@ async fn run_projection<S: EventStore>(
                 Some(pause)
             }
         };
-        let wait: Duration = pause.unwrap_or(inner.runner.poll());
+        let wait: Duration = pause.unwrap_or(recheck);
         tokio::select! {
-            () = watch.changed(), if pause.is_none() => {}
-            () = tokio::time::sleep(wait) => {}
+            () = watch.changed(), if pause.is_none() => {
+                recheck = FIRST_RECHECK.min(inner.runner.poll());
+            }
+            () = tokio::time::sleep(wait) => {
+                if pause.is_none() {
+                    recheck = (recheck * 2).min(inner.runner.poll());
+                }
+            }
             changed = stopped.changed() => {
                 // The sender is gone: nobody can ask us to stop any more, so stop now.
                 if changed.is_err() {
