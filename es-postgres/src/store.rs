@@ -211,7 +211,7 @@ impl PostgresStore {
     /// not know (written by a newer version of the framework), or was changed by hand.
     pub async fn migrate(&self) -> Result<(), BackendError> {
         let mut migrator = sqlx::migrate!("./migrations");
-        migrator.create_schema(self.schema_name().to_owned());
+        migrator.create_schema(self.schema().to_owned());
         migrator.dangerous_set_table_name(format!("{}._es_migrations", self.inner.quoted_schema));
         let mut connection = self
             .pool
@@ -249,7 +249,9 @@ impl PostgresStore {
         })
     }
 
-    fn schema_name(&self) -> &str {
+    /// The PostgreSQL schema holding the store's tables (unquoted; a valid identifier).
+    #[must_use]
+    pub fn schema(&self) -> &str {
         self.inner.quoted_schema.trim_matches('"')
     }
 
