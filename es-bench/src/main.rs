@@ -1,3 +1,464 @@
-//! The orders-v1 benchmark (work in progress).
+//! The `orders-v1` benchmark (`shared/bench/WORKLOAD.md`): the framework (`es`) against plain
+//! sqlx (`raw-sqlx`) on one PostgreSQL, side by side in every run.
+//!
+//! Standard output gets one JSON line per scenario and system (the median of the runs), in the
+//! workload page's format; standard error gets the machine, the server version, per-run
+//! figures and a table of medians and ratios. Every scenario of every system runs in a fresh
+//! schema, dropped afterwards (also when the scenario fails), and checks its result: a wrong
+//! result fails the run with a non-zero exit. See the README for what each scenario does.
+// Printing the figures is this binary's job.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
 
-fn main() {}
+mod domain;
+mod framework;
+mod raw;
+mod report;
+mod workload;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use sqlx::PgPool;
+use sqlx::postgres::PgPoolOptions;
+use uuid::Uuid;
+
+use crate::framework::Framework;
+use crate::raw::Raw;
+use crate::report::Figures;
+use crate::workload::{Scenario, Sizes, System, TASKS};
+
+/// The orders-v1 benchmark: the es framework against plain sqlx on one PostgreSQL.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// How many times every scenario runs; medians are reported [default: 3, or 1 with --quick]
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Scenarios to run, comma-separated (S4 rebuilds from S2's log, so S2's commands run
+    /// before it even when S2 is not listed) [default: all]
+    #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
+    scenario: Vec<Scenario>,
+    /// Systems to run, comma-separated [default: both]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    system: Vec<System>,
+    /// A few dozen commands per scenario: proves the bench works and is correct (for CI)
+    #[arg(long)]
+    quick: bool,
+    /// The PostgreSQL server; each scenario works in a fresh schema there
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/test"
+    )]
+    database_url: String,
+}
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BenchError {
+    /// A scenario produced a wrong result.
+    #[error("wrong result: {0}")]
+    Incorrect(String),
+    /// A framework command failed.
+    #[error("command failed")]
+    Command(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The database.
+    #[error("database error")]
+    Sql(#[from] sqlx::Error),
+    /// The framework's store.
+    #[error("store error")]
+    Backend(#[from] es_core::BackendError),
+    /// Building the framework's application.
+    #[error("registry error")]
+    Registry(#[from] es_core::RegistryError),
+    /// Loading an aggregate.
+    #[error("load error")]
+    Load(#[from] es_core::LoadError),
+    /// Appending a batch.
+    #[error("append error")]
+    Append(#[from] es_core::AppendError),
+    /// The projection runner.
+    #[error("projection runner error")]
+    Runner(#[from] es_core::RunnerError),
+    /// Encoding an event.
+    #[error("encode error")]
+    Encode(#[from] es_core::codec::EncodeError),
+    /// An invalid stream id.
+    #[error("invalid stream id")]
+    StreamId(#[from] es_core::InvalidStreamId),
+    /// JSON.
+    #[error("JSON error")]
+    Json(#[from] serde_json::Error),
+    /// A number out of range.
+    #[error("number out of range")]
+    Number(#[from] std::num::TryFromIntError),
+    /// A task panicked or was cancelled.
+    #[error("task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl BenchError {
+    /// A wrong result, described.
+    pub(crate) fn incorrect(what: impl Into<String>) -> Self {
+        Self::Incorrect(what.into())
+    }
+}
+
+/// The bench's result type.
+pub(crate) type Result<T, E = BenchError> = std::result::Result<T, E>;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {}", chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// An error with its causes, on one line.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Scenarios that run in one schema, in order: S4 rebuilds from the log S2 wrote.
+fn groups(selected: &[Scenario]) -> Vec<Vec<Scenario>> {
+    let wants = |scenario| selected.contains(&scenario);
+    let mut groups = Vec::new();
+    if wants(Scenario::S1) {
+        groups.push(vec![Scenario::S1]);
+    }
+    if wants(Scenario::S2) || wants(Scenario::S4) {
+        groups.push(vec![Scenario::S2, Scenario::S4]);
+    }
+    for scenario in [Scenario::S3, Scenario::S5, Scenario::S6] {
+        if wants(scenario) {
+            groups.push(vec![scenario]);
+        }
+    }
+    groups
+}
+
+async fn run(args: Args) -> Result<()> {
+    let sizes = if args.quick {
+        Sizes::QUICK
+    } else {
+        Sizes::FULL
+    };
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let scenarios = if args.scenario.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenario.clone()
+    };
+    let systems = if args.system.is_empty() {
+        vec![System::Es, System::RawSqlx]
+    } else {
+        let mut systems = args.system.clone();
+        systems.dedup();
+        systems
+    };
+
+    let admin = PgPoolOptions::new()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect(&args.database_url)
+        .await?;
+    let version: String = sqlx::query_scalar("SELECT version()")
+        .fetch_one(&admin)
+        .await?;
+    let cores = std::thread::available_parallelism().map_or(0, std::num::NonZero::get);
+    eprintln!("cores: {cores}");
+    eprintln!("postgresql: {version}");
+    eprintln!(
+        "runs: {runs}, sizes: {}",
+        if args.quick {
+            "quick"
+        } else {
+            "full (workload page)"
+        }
+    );
+
+    let bench = Bench {
+        url: args.database_url,
+        admin,
+        sizes,
+    };
+    let mut figures = Figures::default();
+    for run in 0..runs {
+        // Alternate which system goes first, so neither always runs on a warmer server.
+        let order: Vec<System> = if run % 2 == 0 {
+            systems.clone()
+        } else {
+            systems.iter().rev().copied().collect()
+        };
+        for group in groups(&scenarios) {
+            let mut this_run = Vec::new();
+            for &system in &order {
+                for (scenario, value) in bench.run_group(run, system, &group).await? {
+                    if !scenarios.contains(&scenario) {
+                        continue;
+                    }
+                    eprintln!(
+                        "run {}: {}",
+                        run + 1,
+                        report::json_line(scenario, system, value, sizes.n(scenario))
+                    );
+                    figures.record(scenario, system, value);
+                    this_run.push((scenario, system, value));
+                }
+            }
+            for &(scenario, system, es) in &this_run {
+                if system != System::Es {
+                    continue;
+                }
+                let raw = this_run
+                    .iter()
+                    .find(|&&(s, system, _)| s == scenario && system == System::RawSqlx);
+                if let Some(&(_, _, raw)) = raw {
+                    figures.record_ratio(scenario, es, raw);
+                }
+            }
+        }
+    }
+    for line in figures.json_lines(|scenario| sizes.n(scenario)) {
+        println!("{line}");
+    }
+    eprint!("\n{}", figures.table());
+    bench.admin.close().await;
+    Ok(())
+}
+
+/// What every scenario needs: the server, a small pool for setup and checks, the sizes.
+struct Bench {
+    url: String,
+    admin: PgPool,
+    sizes: Sizes,
+}
+
+/// One system on one fresh schema.
+enum Subject {
+    Es(Framework),
+    Raw(Raw),
+}
+
+impl Bench {
+    /// Runs `group` for `system` in a fresh schema, always dropped afterwards; returns the
+    /// figure of each scenario.
+    async fn run_group(
+        &self,
+        run: usize,
+        system: System,
+        group: &[Scenario],
+    ) -> Result<Vec<(Scenario, f64)>> {
+        let first = group.first().map_or("none", |scenario| scenario.id());
+        let schema = format!(
+            "esbench_{}_r{run}_{}_{}",
+            std::process::id(),
+            system.tag(),
+            first.to_lowercase()
+        );
+        let pool = self.pool().await?;
+        let outcome = self.run_in_schema(&pool, &schema, system, group).await;
+        // The framework's listener holds a connection until its store is gone; do not wait
+        // forever for it.
+        let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
+        let dropped = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&self.admin)
+        .await;
+        let figures = outcome?;
+        dropped?;
+        Ok(figures)
+    }
+
+    /// A pool of [`TASKS`] connections, all open before any clock starts.
+    async fn pool(&self) -> Result<PgPool> {
+        let pool = PgPoolOptions::new()
+            .max_connections(u32::try_from(TASKS)?)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect(&self.url)
+            .await?;
+        let mut held = Vec::with_capacity(TASKS);
+        for _ in 0..TASKS {
+            held.push(pool.acquire().await?);
+        }
+        drop(held);
+        Ok(pool)
+    }
+
+    async fn run_in_schema(
+        &self,
+        pool: &PgPool,
+        schema: &str,
+        system: System,
+        group: &[Scenario],
+    ) -> Result<Vec<(Scenario, f64)>> {
+        let subject = match system {
+            System::Es => Subject::Es(Framework::new(pool.clone(), schema).await?),
+            System::RawSqlx => Subject::Raw(Raw::new(pool.clone(), schema).await?),
+        };
+        let mut figures = Vec::with_capacity(group.len());
+        let mut orders = Vec::new();
+        for &scenario in group {
+            let value = self
+                .scenario(&subject, schema, scenario, &mut orders)
+                .await?;
+            figures.push((scenario, value));
+        }
+        Ok(figures)
+    }
+
+    /// Runs one scenario and checks its result; returns its figure. `orders` carries S2's
+    /// orders to S4.
+    async fn scenario(
+        &self,
+        subject: &Subject,
+        schema: &str,
+        scenario: Scenario,
+        orders: &mut Vec<Uuid>,
+    ) -> Result<f64> {
+        let sizes = &self.sizes;
+        let n = sizes.n(scenario);
+        let per_second = |elapsed: Duration| n as f64 / elapsed.as_secs_f64();
+        match scenario {
+            Scenario::S1 => {
+                let ids = workload::order_ids(sizes.seq_orders);
+                let elapsed = match subject {
+                    Subject::Es(es) => es.append_seq(&ids).await?,
+                    Subject::Raw(raw) => raw.append_seq(&ids).await?,
+                };
+                self.check_counts(schema, scenario, n, sizes.seq_orders)
+                    .await?;
+                Ok(per_second(elapsed))
+            }
+            Scenario::S2 => {
+                *orders = workload::order_ids(sizes.par_orders);
+                let elapsed = match subject {
+                    Subject::Es(es) => es.append_par(orders).await?,
+                    Subject::Raw(raw) => raw.append_par(orders).await?,
+                };
+                self.check_counts(schema, scenario, n, sizes.par_orders)
+                    .await?;
+                Ok(per_second(elapsed))
+            }
+            Scenario::S3 => {
+                let order = Uuid::now_v7();
+                let (items, loads) = (sizes.long_items, sizes.long_loads);
+                let times = match subject {
+                    Subject::Es(es) => {
+                        es.store_long(order, items).await?;
+                        es.load_long(order, loads, items).await?
+                    }
+                    Subject::Raw(raw) => {
+                        raw.store_long(order, items).await?;
+                        raw.load_long(order, loads, items).await?
+                    }
+                };
+                self.check_counts(schema, scenario, n, 1).await?;
+                let millis: Vec<f64> = times
+                    .iter()
+                    .map(|time| time.as_secs_f64() * 1_000.0)
+                    .collect();
+                report::median(&millis).ok_or_else(|| BenchError::incorrect("S3 measured no load"))
+            }
+            Scenario::S4 => {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(workload::summary_table_ddl(&format!(
+                    "\"{schema}\""
+                ))))
+                .execute(&self.admin)
+                .await?;
+                let elapsed = match subject {
+                    Subject::Es(es) => es.project_all(schema).await?,
+                    Subject::Raw(raw) => raw.project_all().await?,
+                };
+                let rows = raw::summary_rows(&self.admin, schema).await?;
+                let expected = workload::expected_summary(orders);
+                if rows != expected {
+                    let wrong = rows
+                        .iter()
+                        .zip(&expected)
+                        .find(|(row, expected)| row != expected);
+                    return Err(BenchError::incorrect(format!(
+                        "S4 summary has {} rows, expected {}; first difference: {wrong:?}",
+                        rows.len(),
+                        expected.len()
+                    )));
+                }
+                Ok(per_second(elapsed))
+            }
+            Scenario::S5 => {
+                let order = Uuid::now_v7();
+                let per_task = sizes.contention_per_task;
+                let (elapsed, (units, version)) = match subject {
+                    Subject::Es(es) => {
+                        es.place(order).await?;
+                        let elapsed = es.contention(order, per_task).await?;
+                        (elapsed, es.units_and_version(order).await?)
+                    }
+                    Subject::Raw(raw) => {
+                        raw.place(order).await?;
+                        let elapsed = raw.contention(order, per_task).await?;
+                        (elapsed, raw.units_and_version(order).await?)
+                    }
+                };
+                let expected = u64::try_from(n)?;
+                if units != expected || version != expected + 1 {
+                    return Err(BenchError::incorrect(format!(
+                        "S5 order holds {units} units at version {version}; expected {expected} units at version {}",
+                        expected + 1
+                    )));
+                }
+                self.check_counts(schema, scenario, n + 1, 1).await?;
+                Ok(per_second(elapsed))
+            }
+            Scenario::S6 => {
+                let (appends, events) = (sizes.batch_appends, sizes.batch_events);
+                let elapsed = match subject {
+                    Subject::Es(es) => es.append_batch(appends, events).await?,
+                    Subject::Raw(raw) => raw.append_batch(appends, events).await?,
+                };
+                self.check_counts(schema, scenario, n, appends).await?;
+                Ok(per_second(elapsed))
+            }
+        }
+    }
+
+    /// Fails unless `schema` holds exactly `events` events in `streams` streams.
+    async fn check_counts(
+        &self,
+        schema: &str,
+        scenario: Scenario,
+        events: usize,
+        streams: usize,
+    ) -> Result<()> {
+        let (found_events, found_streams) = raw::event_counts(&self.admin, schema).await?;
+        if (found_events, found_streams) != (i64::try_from(events)?, i64::try_from(streams)?) {
+            return Err(BenchError::incorrect(format!(
+                "{scenario} stored {found_events} events in {found_streams} streams; expected {events} in {streams}"
+            )));
+        }
+        Ok(())
+    }
+}
