@@ -3,9 +3,7 @@
 
 use std::collections::HashSet;
 
-use es_core::{
-    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId,
-};
+use es_core::{AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId};
 use sqlx::error::ErrorKind;
 use sqlx::{Connection as _, SqliteConnection};
 use time::OffsetDateTime;

@@ -5,8 +5,7 @@ use es_core::{BackendError, CheckpointStore, GlobalPosition, LogPosition};
 use crate::error::{classify, to_i64, to_u64};
 use crate::store::{BEGIN_IMMEDIATE, SqliteStore, SqliteTransaction};
 
-const CHECKPOINT: &str =
-    "SELECT transaction_id, position FROM checkpoints WHERE projection = ?1";
+const CHECKPOINT: &str = "SELECT transaction_id, position FROM checkpoints WHERE projection = ?1";
 
 const SAVE_CHECKPOINT: &str = "INSERT INTO checkpoints \
      (projection, transaction_id, position, updated_at) VALUES (?1, ?2, ?3, ?4) \

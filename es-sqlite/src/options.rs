@@ -5,9 +5,7 @@ use std::str::FromStr as _;
 use std::time::Duration;
 
 use es_core::{BackendError, BackendErrorKind};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
 use crate::error::{BACKEND, classify};
 use crate::store::SqliteStore;

@@ -4,8 +4,8 @@
 use es_core::codec::DecodeError;
 use es_core::store::CommandRecord;
 use es_core::{
-    BackendError, EventFilter, EventId, LoadError, LogPosition, Metadata, RecordedEvent,
-    StreamId, StreamVersion,
+    BackendError, EventFilter, EventId, LoadError, LogPosition, Metadata, RecordedEvent, StreamId,
+    StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::StreamExt as _;

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use es_core::snapshot::Snapshot;
 use es_core::store::{CommandRecord, LogWatch};
 use es_core::{
-    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventFilter,
-    EventStore, LoadError, LogPosition, RecordedEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventFilter, EventStore,
+    LoadError, LogPosition, RecordedEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use sqlx::sqlite::SqlitePool;

@@ -75,12 +75,14 @@ async fn thirty_two_tasks_append_without_locking_errors_holes_or_untyped_conflic
 
                 // And a few appends that check nothing.
                 if n % 3 == 0 {
-                    let request =
-                        AppendRequest::new(shared.clone(), ExpectedVersion::Any, vec![event(task, 200 + n)]);
-                    store
-                        .append(request)
-                        .await
-                        .unwrap_or_else(|error| panic!("task {task} append (any) to {shared}: {error}"));
+                    let request = AppendRequest::new(
+                        shared.clone(),
+                        ExpectedVersion::Any,
+                        vec![event(task, 200 + n)],
+                    );
+                    store.append(request).await.unwrap_or_else(|error| {
+                        panic!("task {task} append (any) to {shared}: {error}")
+                    });
                 }
             }
             conflicts
@@ -97,13 +99,21 @@ async fn thirty_two_tasks_append_without_locking_errors_holes_or_untyped_conflic
     // Every stream's versions run 1, 2, 3 ... without holes.
     for task in 0..TASKS {
         let own = StreamId::new(format!("own-{task}")).unwrap();
-        let events: Vec<_> = store.load(&own, StreamVersion::INITIAL).try_collect().await.unwrap();
+        let events: Vec<_> = store
+            .load(&own, StreamVersion::INITIAL)
+            .try_collect()
+            .await
+            .unwrap();
         let versions: Vec<u64> = events.iter().map(|e| e.stream_version.get()).collect();
         assert_eq!(versions, (1..=APPENDS).collect::<Vec<_>>(), "stream {own}");
     }
     for shared in 0..SHARED {
         let id = StreamId::new(format!("shared-{shared}")).unwrap();
-        let events: Vec<_> = store.load(&id, StreamVersion::INITIAL).try_collect().await.unwrap();
+        let events: Vec<_> = store
+            .load(&id, StreamVersion::INITIAL)
+            .try_collect()
+            .await
+            .unwrap();
         let expected = (TASKS / SHARED) * (APPENDS + any_appends);
         let versions: Vec<u64> = events.iter().map(|e| e.stream_version.get()).collect();
         assert_eq!(versions, (1..=expected).collect::<Vec<_>>(), "stream {id}");
@@ -119,17 +129,28 @@ async fn thirty_two_tasks_append_without_locking_errors_holes_or_untyped_conflic
         log.extend(page);
     }
     let positions: Vec<u64> = log.iter().map(|e| e.position.get()).collect();
-    assert_eq!(positions, (1..=total).collect::<Vec<_>>(), "the log has holes");
+    assert_eq!(
+        positions,
+        (1..=total).collect::<Vec<_>>(),
+        "the log has holes"
+    );
     assert!(log.iter().all(|e| e.transaction == e.position.get()));
     let ids: BTreeSet<_> = log.iter().map(|e| e.id).collect();
     assert_eq!(ids.len() as u64, total, "an event appears twice");
     let mut per_stream: BTreeMap<&str, u64> = BTreeMap::new();
     for event in &log {
         let last = per_stream.entry(event.stream_id.as_str()).or_default();
-        assert_eq!(event.stream_version.get(), *last + 1, "stream order differs from log order");
+        assert_eq!(
+            event.stream_version.get(),
+            *last + 1,
+            "stream order differs from log order"
+        );
         *last += 1;
     }
-    assert_eq!(store.head().await.unwrap(), Some(LogPosition::new(total, es_core::GlobalPosition(total))));
+    assert_eq!(
+        store.head().await.unwrap(),
+        Some(LogPosition::new(total, es_core::GlobalPosition(total)))
+    );
     // Not an assertion on timing: only that the shared streams were really contended.
     tracing::debug!(conflicts, "typed conflicts retried");
 
@@ -148,7 +169,11 @@ async fn two_stores_on_one_file_wait_for_each_other() {
 
     let mut tasks = Vec::new();
     for task in 0..16_u64 {
-        let store = if task % 2 == 0 { first.clone() } else { second.clone() };
+        let store = if task % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
             for n in 0..5 {
@@ -172,7 +197,11 @@ async fn two_stores_on_one_file_wait_for_each_other() {
         task.await.expect("no task panics");
     }
     for store in [&first, &second] {
-        let events: Vec<_> = store.load(&shared, StreamVersion::INITIAL).try_collect().await.unwrap();
+        let events: Vec<_> = store
+            .load(&shared, StreamVersion::INITIAL)
+            .try_collect()
+            .await
+            .unwrap();
         let versions: Vec<u64> = events.iter().map(|e| e.stream_version.get()).collect();
         assert_eq!(versions, (1..=80).collect::<Vec<_>>());
         let positions: Vec<u64> = events.iter().map(|e| e.position.get()).collect();
