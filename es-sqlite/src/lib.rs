@@ -106,6 +106,25 @@
 //! writer: a handler must not call [`EventStore::append`](es_core::EventStore::append) on the
 //! same store (it would wait for its own batch until the write timeout).
 //!
+//! # Reads
+//!
+//! [`EventStore::load`](es_core::EventStore::load) streams one statement's rows (`sqlx`
+//! `fetch`), so a long stream is never held in memory whole and is read from one consistent
+//! snapshot of the file. [`EventStore::read_all`](es_core::EventStore::read_all) scans the
+//! primary key from the checkpoint, testing the type filter on each row, and stops at its
+//! limit.
+//!
+//! # Errors
+//!
+//! SQLite failures become [`BackendError`](es_core::BackendError)s that say what was being
+//! done to what (stream id, position, projection), classified by SQLite's result code, never
+//! by message text: a lock held by another process beyond the busy timeout, a writer that
+//! waited longer than the write timeout, I/O errors, a full disk or a file that cannot be
+//! opened are `Unavailable`; a damaged file, or a row the store cannot have written (a payload
+//! or metadata that is not JSON, a negative version) is `Corrupt`; a value SQLite refuses is
+//! `InvalidInput`. A payload that is JSON of the wrong shape loads, and fails to decode with
+//! [`LoadError::Decode`](es_core::LoadError::Decode) naming stream, version and event type.
+//!
 //! # Live readers
 //!
 //! [`EventStore::watch`](es_core::EventStore::watch) wakes after every append this store

@@ -1,7 +1,6 @@
 //! Reads: streams, the global log, its head, command records; and stored rows as
 //! [`RecordedEvent`]s.
 
-use es_core::codec::DecodeError;
 use es_core::store::CommandRecord;
 use es_core::{
     BackendError, EventFilter, EventId, LoadError, LogPosition, Metadata, RecordedEvent, StreamId,
@@ -158,10 +157,11 @@ pub(crate) async fn find_command(
 
 /// A stored row as a [`RecordedEvent`].
 ///
-/// A payload that is not JSON at all is a [`LoadError::Decode`] naming the stream, version,
-/// event type and schema version (as a payload of the wrong shape is when it is decoded); any
-/// other broken column is a [`Corrupt`](es_core::BackendErrorKind::Corrupt) back-end error
-/// naming the event's position, stream and version.
+/// The store only ever writes JSON, so a payload or metadata that is not JSON (a file changed
+/// by hand, or damaged), like any other broken column, is a
+/// [`Corrupt`](es_core::BackendErrorKind::Corrupt) back-end error naming the event's position,
+/// stream and version. A payload that is JSON of the wrong shape loads, and fails later, when
+/// it is decoded, with [`LoadError::Decode`].
 fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent, LoadError> {
     let position: i64 = row
         .try_get("position")
@@ -187,20 +187,15 @@ fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent, LoadError> {
     let schema_version: i64 = row.try_get("schema_version").map_err(bad)?;
     let schema_version = u32::try_from(schema_version).map_err(|error| corrupt(at(), error))?;
     let payload: String = row.try_get("payload").map_err(bad)?;
-    let payload = match RawValue::from_string(payload) {
-        Ok(payload) => payload,
-        Err(source) => {
-            return Err(LoadError::Decode {
-                stream_id: stream_id.clone(),
-                stream_version,
-                source: DecodeError::Payload {
-                    event_type,
-                    schema_version,
-                    source,
-                },
-            });
-        }
-    };
+    let payload = RawValue::from_string(payload).map_err(|error| {
+        corrupt(
+            format!(
+                "{}: its payload (event type `{event_type}`) is not JSON",
+                at()
+            ),
+            error,
+        )
+    })?;
     let metadata: String = row.try_get("metadata").map_err(bad)?;
     let metadata: Metadata = serde_json::from_str(&metadata)
         .map_err(|error| corrupt(format!("{}: its metadata", at()), error))?;

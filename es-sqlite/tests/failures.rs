@@ -6,7 +6,6 @@
 mod common;
 
 use common::{Account, Deposit, TempDir};
-use es_core::codec::DecodeError;
 use es_core::{
     AppendError, AppendRequest, BackendErrorKind, CommandError, EventFilter, EventStore as _,
     ExpectedVersion, LoadError, LogPosition, Metadata, NewEvent, Registry, StreamId, StreamVersion,
@@ -62,7 +61,7 @@ fn deposit_event(cents: i64) -> NewEvent {
 }
 
 #[tokio::test]
-async fn a_payload_that_is_not_json_is_a_typed_error_naming_stream_and_version() {
+async fn a_payload_that_is_not_json_is_corrupt_and_names_position_stream_and_version() {
     let dir = TempDir::new("not-json");
     let store = dir.store("events.db").await;
     let stream = StreamId::new("account-a").unwrap();
@@ -79,23 +78,22 @@ async fn a_payload_that_is_not_json_is_a_typed_error_naming_stream_and_version()
         .await
         .unwrap();
 
-    let check = |error: &LoadError| match error {
-        LoadError::Decode {
-            stream_id,
-            stream_version,
-            source:
-                DecodeError::Payload {
-                    event_type,
-                    schema_version,
-                    ..
-                },
-        } => {
-            assert_eq!(stream_id, &stream);
-            assert_eq!(*stream_version, StreamVersion(2));
-            assert_eq!(event_type, "deposited");
-            assert_eq!(*schema_version, 1);
-        }
-        other => panic!("expected a decode error, got {other:?}"),
+    let check = |error: &LoadError| {
+        let LoadError::Backend(backend) = error else {
+            panic!("expected a back-end error, got {error:?}");
+        };
+        assert_eq!(backend.kind(), BackendErrorKind::Corrupt, "{backend}");
+        let message = backend.to_string();
+        assert!(message.contains("position 2"), "{message}");
+        assert!(
+            message.contains("version 2 of stream `account-a`"),
+            "{message}"
+        );
+        assert!(message.contains("deposited"), "{message}");
+        assert!(
+            std::error::Error::source(backend).is_some(),
+            "the JSON error is the source"
+        );
     };
     let loaded: Vec<_> = store
         .load(&stream, StreamVersion::INITIAL)
@@ -329,5 +327,55 @@ async fn the_callers_rows_and_the_events_commit_or_roll_back_together() {
         .unwrap();
     drop(connection);
     assert_eq!(store.stream_version(&kept).await.unwrap(), StreamVersion(4));
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_lock_held_elsewhere_beyond_the_busy_timeout_is_unavailable_and_writes_nothing() {
+    use sqlx::{ConnectOptions as _, Connection as _};
+
+    let dir = TempDir::new("busy");
+    let store = SqliteStore::options()
+        .busy_timeout(std::time::Duration::from_millis(50))
+        .open(dir.file("events.db"))
+        .await
+        .unwrap();
+    // Another "process": a connection of its own holding the file's write lock.
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.file("events.db"))
+        .connect()
+        .await
+        .unwrap();
+    let held = other.begin_with("BEGIN IMMEDIATE").await.unwrap();
+    let stream = StreamId::new("account-busy").unwrap();
+    let error = store
+        .append(AppendRequest::new(
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            vec![deposit_event(1)],
+        ))
+        .await
+        .unwrap_err();
+    let AppendError::Backend(backend) = &error else {
+        panic!("expected a back-end error, got {error:?}");
+    };
+    assert_eq!(backend.kind(), BackendErrorKind::Unavailable, "{backend}");
+    assert!(backend.to_string().contains("account-busy"), "{backend}");
+    // Readers are not blocked by the writer (WAL).
+    assert_eq!(
+        store.stream_version(&stream).await.unwrap(),
+        StreamVersion::INITIAL
+    );
+    held.rollback().await.unwrap();
+    other.close().await.unwrap();
+    // Once the lock is released, the same append goes through.
+    store
+        .append(AppendRequest::new(
+            stream.clone(),
+            ExpectedVersion::NoStream,
+            vec![deposit_event(1)],
+        ))
+        .await
+        .unwrap();
     store.close().await;
 }
