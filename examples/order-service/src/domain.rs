@@ -97,6 +97,10 @@ pub struct CancelOrder {
     pub reason: String,
 }
 
+/// The largest total (in cents) and unit count an order may reach: what a signed 64-bit column
+/// holds, so read models in SQL and JSON clients store it exactly.
+pub const MAX_AMOUNT: u64 = i64::MAX.unsigned_abs();
+
 /// Where an order is in its life.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -179,8 +183,28 @@ pub enum OrderError {
     #[error("the order has already been shipped")]
     AlreadyShipped,
     /// Quantities or amounts beyond what an order can hold.
-    #[error("the order total would overflow")]
+    #[error("the order total or unit count would exceed {MAX_AMOUNT}")]
     TooLarge,
+}
+
+impl OrderError {
+    /// A stable, machine-readable name for the refusal (the HTTP error `code`).
+    #[must_use]
+    pub const fn code(&self) -> &'static str {
+        match self {
+            Self::AlreadyPlaced => "already_placed",
+            Self::NotPlaced => "not_placed",
+            Self::AlreadyPaid => "already_paid",
+            Self::Cancelled => "order_cancelled",
+            Self::ZeroQuantity => "zero_quantity",
+            Self::UnknownSku { .. } => "unknown_sku",
+            Self::Empty => "no_items",
+            Self::WrongAmount { .. } => "wrong_amount",
+            Self::NotPaid => "not_paid",
+            Self::AlreadyShipped => "already_shipped",
+            Self::TooLarge => "too_large",
+        }
+    }
 }
 
 /// An order: its customer, lines and status, folded from its events.
@@ -190,7 +214,6 @@ pub enum OrderError {
     error = OrderError,
     events(OrderPlaced, ItemAdded, ItemRemoved, OrderPaid, OrderShipped, OrderCancelled),
     commands(PlaceOrder, AddItem, RemoveItem, PayOrder, ShipOrder, CancelOrder),
-    snapshot = 1
 )]
 pub struct Order {
     /// Who placed it (empty while new).
@@ -285,19 +308,15 @@ impl Handle<AddItem> for Order {
         if command.quantity == 0 {
             return Err(OrderError::ZeroQuantity);
         }
-        let added = u64::from(command.quantity)
-            .checked_mul(command.unit_price_cents)
-            .ok_or(OrderError::TooLarge)?;
-        let line = self.lines.get(&command.sku).cloned().unwrap_or_default();
-        let fits = line.amount_cents.checked_add(added).is_some()
-            && self.total_cents().checked_add(added).is_some()
-            && self
-                .units()
-                .checked_add(u64::from(command.quantity))
-                .is_some();
+        let within = |amount: Option<u64>| amount.is_some_and(|amount| amount <= MAX_AMOUNT);
+        let added = u64::from(command.quantity).checked_mul(command.unit_price_cents);
+        let fits = within(added)
+            && within(self.total_cents().checked_add(added.unwrap_or(u64::MAX)))
+            && within(self.units().checked_add(u64::from(command.quantity)));
         if !fits {
             return Err(OrderError::TooLarge);
         }
+        // Lines are parts of the total, so they fit when the total does.
         Ok(Events::one(ItemAdded {
             sku: command.sku,
             quantity: command.quantity,

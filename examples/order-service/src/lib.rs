@@ -1,6 +1,14 @@
-//! The example order service: the `orders-v1` domain of the workload on `es-core`.
+//! The example order service: the `orders-v1` domain of the workload on `es-core`, served over
+//! HTTP with `axum`, stored in an SQLite file by default or in PostgreSQL.
 //!
-//! [`domain`] holds the `Order` aggregate; [`read_model`] the `order_summary` projection.
+//! - [`domain`]: the `Order` aggregate.
+//! - [`read_model`]: the `order_summary` projection in memory; [`summary_table`]: the same read
+//!   model as SQL tables, written in the projection runner's transaction.
+//! - [`backend`]: opening SQLite or PostgreSQL and wiring the aggregate and projection.
+//! - [`http`]: the routes.
 
+pub mod backend;
 pub mod domain;
+pub mod http;
 pub mod read_model;
+pub mod summary_table;

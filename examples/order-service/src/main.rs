@@ -1,81 +1,259 @@
-//! The order service demo: runs a few commands on the in-memory store and prints the events,
-//! the order's state and the `order_summary` read model.
-//!
-//! The HTTP service (axum, SQLite by default, PostgreSQL on request) replaces this demo.
+//! The order service: `serve` the HTTP API (the default), `rebuild` a projection, print an
+//! order's `events`, or show `stats`. SQLite file `orders.db` unless `--database-url` or
+//! `DATABASE_URL` names another database (`postgres://...` for PostgreSQL).
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool: printing is its job
 
 use std::error::Error;
-use std::io::Write as _;
+use std::net::SocketAddr;
+use std::time::Duration;
 
-use es_core::{MemoryStore, Registry};
+use clap::{Parser, Subcommand};
+use es_core::{CheckpointStore as _, EventStore as _, Projection as _, StreamId, StreamVersion};
 use futures_util::TryStreamExt as _;
-use order_service::domain::{AddItem, Order, PayOrder, PlaceOrder, ShipOrder};
-use order_service::read_model::OrderSummary;
+use order_service::backend::{
+    AnyBackend, Backend, DEFAULT_DATABASE_URL, OpenOptions, is_postgres, redact,
+};
+use order_service::domain::Order;
+use order_service::summary_table::OrderSummaryTable;
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn Error>> {
-    let summary = OrderSummary::new();
-    let rows = summary.rows();
-    let app = Registry::new(MemoryStore::new())
-        .aggregate::<Order>()
-        .projection(summary)
-        .build()
-        .await?;
+/// The example order service of the es framework.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// The database: an SQLite file (`sqlite://orders.db`, or a path) or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL, global = true)]
+    database_url: String,
 
-    let id = uuid::Uuid::now_v7();
-    app.execute::<Order>(
-        id,
-        PlaceOrder {
-            customer_id: "c1".into(),
-        },
-    )
-    .await?;
-    app.execute::<Order>(
-        id,
-        AddItem {
-            sku: "apple".into(),
-            quantity: 3,
-            unit_price_cents: 40,
-        },
-    )
-    .await?;
-    app.execute::<Order>(
-        id,
-        AddItem {
-            sku: "pear".into(),
-            quantity: 1,
-            unit_price_cents: 90,
-        },
-    )
-    .await?;
-    app.execute::<Order>(id, PayOrder { amount_cents: 210 })
-        .await?;
-    let shipped = app.execute::<Order>(id, ShipOrder).await?;
+    /// The PostgreSQL schema for events and read model (ignored on SQLite).
+    #[arg(
+        long,
+        env = "ORDERS_PG_SCHEMA",
+        default_value = "orders",
+        global = true
+    )]
+    pg_schema: String,
 
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "events of order {id}:")?;
-    let stream_id = shipped.stream_id.clone();
-    let events: Vec<_> =
-        es_core::EventStore::load(app.store(), &stream_id, es_core::StreamVersion::INITIAL)
-            .try_collect()
-            .await?;
-    for event in &events {
-        writeln!(
-            out,
-            "  v{} {} {}",
-            event.stream_version,
-            event.event_type,
-            event.payload.get()
-        )?;
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serves the HTTP API (the default command).
+    Serve {
+        /// The address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: SocketAddr,
+    },
+    /// Rebuilds a projection from the start of the log, showing progress.
+    Rebuild {
+        /// The projection (`order_summary`).
+        projection: String,
+    },
+    /// Prints the events of one order.
+    Events {
+        /// The order id (a UUID).
+        order_id: uuid::Uuid,
+    },
+    /// Prints event and stream counts and the projections' lag.
+    Stats,
+}
+
+#[tokio::main]
+async fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    if let Err(error) = run(cli).await {
+        let mut text = error.to_string();
+        let mut source = error.source();
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        eprintln!("error: {text}");
+        std::process::exit(1);
     }
-    writeln!(
-        out,
-        "state at version {}: {}",
-        shipped.version,
-        serde_json::to_string(&shipped.state)?
-    )?;
+}
 
-    app.catch_up().await?;
-    let rows = rows.read().map_err(|_| "read model lock poisoned")?;
-    writeln!(out, "order_summary: {}", serde_json::to_string(&*rows)?)?;
+async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    let options = OpenOptions {
+        database_url: cli.database_url,
+        postgres_schema: cli.pg_schema,
+        ..OpenOptions::default()
+    };
+    let where_ = if is_postgres(&options.database_url) {
+        format!(
+            "{} (schema {})",
+            redact(&options.database_url),
+            options.postgres_schema
+        )
+    } else {
+        redact(&options.database_url)
+    };
+    let command = cli.command.unwrap_or(Command::Serve {
+        addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+    });
+    match AnyBackend::open(options).await? {
+        AnyBackend::Sqlite(backend) => execute(backend, command, &where_).await,
+        AnyBackend::Postgres(backend) => execute(backend, command, &where_).await,
+    }
+}
+
+async fn execute<B: Backend>(
+    backend: B,
+    command: Command,
+    where_: &str,
+) -> Result<(), Box<dyn Error>> {
+    match command {
+        Command::Serve { addr } => serve(backend, addr, where_).await,
+        Command::Rebuild { projection } => rebuild(&backend, &projection).await,
+        Command::Events { order_id } => events(&backend, order_id).await,
+        Command::Stats => stats(&backend).await,
+    }
+}
+
+async fn serve<B: Backend>(
+    backend: B,
+    addr: SocketAddr,
+    where_: &str,
+) -> Result<(), Box<dyn Error>> {
+    let workers = backend.app().start_projections();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
+    tracing::info!("order service listening on http://{addr}, events in {where_}");
+    axum::serve(listener, order_service::http::router(backend))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    tracing::info!("requests finished; stopping projections");
+    workers.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn rebuild<B: Backend>(backend: &B, projection: &str) -> Result<(), Box<dyn Error>> {
+    if projection != OrderSummaryTable::NAME {
+        return Err(format!(
+            "unknown projection `{projection}`; known: {}",
+            OrderSummaryTable::NAME
+        )
+        .into());
+    }
+    backend.clear_read_model().await?;
+    let total = backend.counts().await?.events;
+    let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
+        )
+        .map_err(|error| error.to_string())?
+        .progress_chars("=> "),
+    );
+    bar.set_message(format!("rebuilding {projection}"));
+    let app = backend.app().clone();
+    let mut catch_up = tokio::spawn(async move { app.catch_up().await });
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut catch_up => break outcome,
+            () = tokio::time::sleep(Duration::from_millis(100)) => {
+                let applied = backend
+                    .app()
+                    .projection_status()
+                    .iter()
+                    .map(|status| status.events_applied)
+                    .sum::<u64>();
+                bar.set_position(applied);
+            }
+        }
+    };
+    outcome.map_err(|error| format!("the rebuild task failed: {error}"))??;
+    bar.set_position(bar.length().unwrap_or(0));
+    bar.finish_with_message(format!("rebuilt {projection}"));
+    println!("rebuilt {projection} from {total} events");
+    Ok(())
+}
+
+async fn events<B: Backend>(backend: &B, order_id: uuid::Uuid) -> Result<(), Box<dyn Error>> {
+    let stream_id = StreamId::for_aggregate(<Order as es_core::Aggregate>::NAME, order_id)?;
+    let events: Vec<_> = backend
+        .app()
+        .store()
+        .load(&stream_id, StreamVersion::INITIAL)
+        .try_collect()
+        .await?;
+    if events.is_empty() {
+        return Err(format!("no order {order_id}").into());
+    }
+    for event in events {
+        println!(
+            "v{} #{} {} {} {} {}",
+            event.stream_version,
+            event.position,
+            event.recorded_at,
+            event.event_type,
+            event.payload.get(),
+            serde_json::to_string(&event.metadata)?
+        );
+    }
+    Ok(())
+}
+
+async fn stats<B: Backend>(backend: &B) -> Result<(), Box<dyn Error>> {
+    let counts = backend.counts().await?;
+    let head = backend.app().store().head().await?;
+    println!("backend:  {}", backend.kind());
+    println!("events:   {}", counts.events);
+    println!("streams:  {}", counts.streams);
+    println!(
+        "head:     {}",
+        head.map_or_else(|| "-".to_owned(), |head| head.position.to_string())
+    );
+    let checkpoint = backend
+        .app()
+        .store()
+        .checkpoint(OrderSummaryTable::NAME)
+        .await?;
+    let behind = backend.events_after(checkpoint).await?;
+    println!(
+        "projection {}: checkpoint {}, {behind} events behind",
+        OrderSummaryTable::NAME,
+        checkpoint.position
+    );
     Ok(())
 }

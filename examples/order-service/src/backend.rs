@@ -1,0 +1,330 @@
+//! Where the service keeps its events and read model: an SQLite file by default, PostgreSQL
+//! when the database URL names one. The HTTP layer and the command-line tools are generic over
+//! [`Backend`]; the two implementations differ only in their store and pool types.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use es_core::{
+    App, BackendError, CheckpointStore, LogPosition, Registry, RegistryError, RunnerSettings,
+};
+use es_postgres::PostgresStore;
+use es_sqlite::SqliteStore;
+use serde::Serialize;
+
+use crate::domain::{Order, OrderStatus};
+use crate::summary_table::{OrderSummaryTable, SummarySql};
+
+/// The database the service uses when none is named.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://orders.db";
+
+/// One row of the `order_summary` read model, as `GET /orders` returns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct SummaryRow {
+    /// The order id.
+    #[sqlx(rename = "order_id")]
+    pub id: String,
+    /// Who placed it.
+    pub customer_id: String,
+    /// `placed`, `paid`, `shipped` or `cancelled`.
+    pub status: String,
+    /// Units over all lines.
+    pub item_count: i64,
+    /// The total, in cents.
+    pub total_cents: i64,
+    /// The order's version the row reflects.
+    pub version: i64,
+}
+
+/// What the read model is asked for.
+#[derive(Clone, Debug, Default)]
+pub struct SummaryFilter {
+    /// Only orders in this status.
+    pub status: Option<OrderStatus>,
+    /// Only this customer's orders.
+    pub customer_id: Option<String>,
+    /// At most this many rows.
+    pub limit: u32,
+}
+
+/// Counts over the whole store, for `stats` and `/health`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StoreCounts {
+    /// Events in the log.
+    pub events: i64,
+    /// Streams with at least one event.
+    pub streams: i64,
+}
+
+/// Why the service could not open its database.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The store could not be opened or migrated.
+    #[error("cannot open the event store at {url}")]
+    Store {
+        /// The URL, without its password.
+        url: String,
+        /// Why.
+        #[source]
+        source: BackendError,
+    },
+    /// The read model's tables could not be created.
+    #[error("cannot create the order_summary tables")]
+    ReadModel(#[source] sqlx::Error),
+    /// The aggregates and projections could not be wired.
+    #[error("cannot register the aggregates and projections")]
+    Registry(#[source] RegistryError),
+}
+
+/// A store with its read model: what the HTTP handlers and tools need.
+pub trait Backend: Clone + Send + Sync + 'static {
+    /// The event store.
+    type Store: CheckpointStore;
+
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+
+    /// The wired application.
+    fn app(&self) -> &App<Self::Store>;
+
+    /// Rows of the `order_summary` read model.
+    fn summaries(
+        &self,
+        filter: SummaryFilter,
+    ) -> impl Future<Output = Result<Vec<SummaryRow>, sqlx::Error>> + Send;
+
+    /// Events and streams in the store.
+    fn counts(&self) -> impl Future<Output = Result<StoreCounts, sqlx::Error>> + Send;
+
+    /// Events in the log after `position` (how far a projection at that checkpoint lags).
+    fn events_after(
+        &self,
+        position: LogPosition,
+    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
+
+    /// Resets the projection's checkpoint, then empties the read model's tables, for a rebuild.
+    /// Run it while no projection worker runs. (Interrupted between the two steps, the replay
+    /// from zero still converges: each order's first event resets its row.)
+    fn clear_read_model(&self) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+/// The service on an SQLite file.
+#[derive(Clone, Debug)]
+pub struct SqliteBackend {
+    app: App<SqliteStore>,
+    sql: Arc<SummarySql>,
+}
+
+/// The service on PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct PostgresBackend {
+    app: App<PostgresStore>,
+    sql: Arc<SummarySql>,
+}
+
+/// Either backend, as chosen by the database URL.
+#[derive(Clone, Debug)]
+pub enum AnyBackend {
+    /// An SQLite file.
+    Sqlite(SqliteBackend),
+    /// A PostgreSQL database.
+    Postgres(PostgresBackend),
+}
+
+/// How to open the backend.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// `sqlite://file.db`, a file path, or `postgres://...`.
+    pub database_url: String,
+    /// The PostgreSQL schema for the events and the read model.
+    pub postgres_schema: String,
+    /// How projections run.
+    pub runner: RunnerSettings,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            postgres_schema: "orders".to_owned(),
+            runner: RunnerSettings::default(),
+        }
+    }
+}
+
+/// The URL with any password replaced, for messages and logs.
+#[must_use]
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    match rest.split_once('@') {
+        Some((credentials, host)) => match credentials.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `url` names a PostgreSQL database.
+#[must_use]
+pub fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+impl AnyBackend {
+    /// Opens the store named by the URL, creates the read model's tables and wires the
+    /// `Order` aggregate and the `order_summary` projection.
+    ///
+    /// # Errors
+    /// [`OpenError`] saying which step failed.
+    pub async fn open(options: OpenOptions) -> Result<Self, OpenError> {
+        let store_error = |source| OpenError::Store {
+            url: redact(&options.database_url),
+            source,
+        };
+        if is_postgres(&options.database_url) {
+            let store = PostgresStore::options()
+                .schema(options.postgres_schema.clone())
+                .connect(&options.database_url)
+                .await
+                .map_err(store_error)?;
+            let sql = Arc::new(SummarySql::new(&format!("\"{}\".", store.schema())));
+            for statement in &sql.create {
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                    .execute(store.pool())
+                    .await
+                    .map_err(OpenError::ReadModel)?;
+            }
+            let app = wire(store, &sql, options.runner).await?;
+            Ok(Self::Postgres(PostgresBackend { app, sql }))
+        } else {
+            let store = SqliteStore::connect(&options.database_url)
+                .await
+                .map_err(store_error)?;
+            let sql = Arc::new(SummarySql::new(""));
+            for statement in &sql.create {
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                    .execute(store.writer())
+                    .await
+                    .map_err(OpenError::ReadModel)?;
+            }
+            let app = wire(store, &sql, options.runner).await?;
+            Ok(Self::Sqlite(SqliteBackend { app, sql }))
+        }
+    }
+}
+
+async fn wire<S>(
+    store: S,
+    sql: &Arc<SummarySql>,
+    runner: RunnerSettings,
+) -> Result<App<S>, OpenError>
+where
+    S: CheckpointStore,
+    OrderSummaryTable: es_core::Dispatch<S::Transaction>,
+{
+    Registry::new(store)
+        .aggregate::<Order>()
+        .projection(OrderSummaryTable::new(Arc::clone(sql)))
+        .runner_settings(runner)
+        .build()
+        .await
+        .map_err(OpenError::Registry)
+}
+
+/// The queries are the same text on both databases; only the pool differs.
+macro_rules! backend_queries {
+    ($backend:ty, $store:ty, $kind:literal, $readers:ident, $writer:ident) => {
+        impl Backend for $backend {
+            type Store = $store;
+
+            fn kind(&self) -> &'static str {
+                $kind
+            }
+
+            fn app(&self) -> &App<$store> {
+                &self.app
+            }
+
+            async fn summaries(
+                &self,
+                filter: SummaryFilter,
+            ) -> Result<Vec<SummaryRow>, sqlx::Error> {
+                sqlx::query_as::<_, SummaryRow>(sqlx::AssertSqlSafe(self.sql.list.as_str()))
+                    .bind(filter.status.map(OrderStatus::as_str))
+                    .bind(filter.customer_id)
+                    .bind(i64::from(filter.limit))
+                    .fetch_all(self.app.store().$readers())
+                    .await
+            }
+
+            async fn counts(&self) -> Result<StoreCounts, sqlx::Error> {
+                let events_table = self.events_table();
+                let (events, streams): (i64, i64) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*), COUNT(DISTINCT stream_id) FROM {events_table}"
+                )))
+                .fetch_one(self.app.store().$readers())
+                .await?;
+                Ok(StoreCounts { events, streams })
+            }
+
+            async fn events_after(&self, position: LogPosition) -> Result<i64, sqlx::Error> {
+                let sql = self.events_after_sql();
+                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                    .bind(i64::try_from(position.transaction).unwrap_or(i64::MAX))
+                    .bind(i64::try_from(position.position.get()).unwrap_or(i64::MAX))
+                    .fetch_one(self.app.store().$readers())
+                    .await
+            }
+
+            async fn clear_read_model(&self) -> Result<(), sqlx::Error> {
+                self.app
+                    .store()
+                    .reset_checkpoint(<OrderSummaryTable as es_core::Projection>::NAME)
+                    .await
+                    .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                let mut tx = self.app.store().$writer().begin().await?;
+                for statement in &self.sql.clear {
+                    sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await
+            }
+        }
+    };
+}
+
+backend_queries!(SqliteBackend, SqliteStore, "sqlite", readers, writer);
+backend_queries!(PostgresBackend, PostgresStore, "postgres", pool, pool);
+
+impl SqliteBackend {
+    const fn events_table(&self) -> &'static str {
+        let _ = self;
+        "events"
+    }
+
+    /// Positions commit in order on SQLite, so the position alone orders the log.
+    fn events_after_sql(&self) -> String {
+        format!(
+            "SELECT COUNT(*) FROM {} WHERE $1 = $1 AND position > $2",
+            self.events_table()
+        )
+    }
+}
+
+impl PostgresBackend {
+    fn events_table(&self) -> String {
+        format!("\"{}\".events", self.app.store().schema())
+    }
+
+    /// The log is ordered by (writing transaction, position) on PostgreSQL.
+    fn events_after_sql(&self) -> String {
+        format!(
+            "SELECT COUNT(*) FROM {} WHERE (transaction_id, position) > ($1::text::xid8, $2)",
+            self.events_table()
+        )
+    }
+}

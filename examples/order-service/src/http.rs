@@ -1,0 +1,845 @@
+//! The HTTP API: JSON in and out, every error as `{"error": {"code", "message"}}`.
+//!
+//! | route | does |
+//! | --- | --- |
+//! | `POST /orders` `{"customer_id"}` | places an order: 201, `Location`, `{"id", "version": 1, ...}` |
+//! | `POST /orders/{id}/items` `{"sku", "quantity", "unit_price_cents"}` | adds an item |
+//! | `DELETE /orders/{id}/items/{sku}` | removes an item |
+//! | `POST /orders/{id}/pay` `{"amount_cents"}` | pays the exact total |
+//! | `POST /orders/{id}/ship`, `POST /orders/{id}/cancel` `{"reason"}` | ships, cancels |
+//! | `GET /orders/{id}[?at_version=N]` | the order from its events (read-your-writes) |
+//! | `GET /orders?status=&customer_id=&limit=` | rows of the `order_summary` projection |
+//! | `GET /orders/{id}/events` | the stream, with metadata |
+//! | `GET /health` | store and projection status |
+//!
+//! Status codes: 400 malformed JSON, wrong field types or bad headers; 404 unknown order or
+//! route; 405 wrong method; 409 version conflict (with `current_version`); 413 body over the
+//! limit; 422 a rule the domain refuses or an invalid field; 503 the database is unreachable.
+//! A refused request changes nothing stored.
+//!
+//! `If-Match: <version>` pins the version a command expects; without it conflicts are retried by
+//! the command path. `Idempotency-Key: <key>` makes a retried POST or DELETE append once and
+//! answer as the first time. `X-Correlation-Id` (a UUID; one is made up when absent) is logged
+//! and stored in the events' metadata, and echoed in the response.
+
+use std::fmt;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use es_core::{
+    BackendErrorKind, CommandError, EventStore as _, Executed, ExpectedVersion, LoadError,
+    StreamId, StreamVersion,
+};
+use futures_util::TryStreamExt as _;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::backend::{Backend, SummaryFilter};
+use crate::domain::{
+    AddItem, CancelOrder, Order, OrderError, OrderStatus, PayOrder, PlaceOrder, RemoveItem,
+    ShipOrder,
+};
+
+/// The largest request body accepted, in bytes.
+pub const BODY_LIMIT: usize = 16 * 1024;
+/// The longest customer id or SKU, in characters.
+pub const MAX_NAME_CHARS: usize = 128;
+/// The longest cancellation reason, in characters.
+pub const MAX_REASON_CHARS: usize = 1000;
+/// Rows `GET /orders` returns when no `limit` is given, and the most it returns.
+pub const LIST_LIMITS: (u32, u32) = (100, 1000);
+
+/// Fixed namespace for ids derived from idempotency keys, so a retried request maps to the same
+/// order and command ids.
+const IDEMPOTENCY_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6465_7273_2d69_646d_706f_7465_6e74);
+
+/// The router for `backend`.
+pub fn router<B: Backend>(backend: B) -> Router {
+    Router::new()
+        .route("/orders", post(place_order::<B>).get(list_orders::<B>))
+        .route("/orders/{id}", get(get_order::<B>))
+        .route("/orders/{id}/items", post(add_item::<B>))
+        .route("/orders/{id}/items/{sku}", delete(remove_item::<B>))
+        .route("/orders/{id}/pay", post(pay::<B>))
+        .route("/orders/{id}/ship", post(ship::<B>))
+        .route("/orders/{id}/cancel", post(cancel::<B>))
+        .route("/orders/{id}/events", get(order_events::<B>))
+        .route("/health", get(health::<B>))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(axum::middleware::from_fn(correlate))
+        .with_state(backend)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// An error answer: status, stable code, message, and extra fields for the error object.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+    current_version: Option<u64>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl fmt::Display) -> Self {
+        Self {
+            status,
+            code,
+            message: message.to_string(),
+            current_version: None,
+        }
+    }
+
+    fn bad_request(code: &'static str, message: impl fmt::Display) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+
+    fn invalid_field(message: impl fmt::Display) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message)
+    }
+
+    fn order_not_found(id: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "order_not_found",
+            format!("no order `{id}`"),
+        )
+    }
+
+    fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
+        let message = chain(error);
+        tracing::error!(error = %message, "request failed");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+
+    fn from_load(error: &LoadError) -> Self {
+        match error {
+            LoadError::Backend(backend) => Self::from_backend(backend.kind(), error),
+            LoadError::InvalidStreamId(_) => Self::bad_request("invalid_id", chain(error)),
+            _ => Self::internal(error),
+        }
+    }
+
+    fn from_backend(kind: BackendErrorKind, error: &(dyn std::error::Error + 'static)) -> Self {
+        match kind {
+            BackendErrorKind::Unavailable => {
+                let message = chain(error);
+                tracing::warn!(error = %message, "database unavailable");
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            }
+            BackendErrorKind::InvalidInput => Self::invalid_field(chain(error)),
+            _ => Self::internal(error),
+        }
+    }
+
+    fn from_command(id: &str, error: &CommandError<OrderError>) -> Self {
+        match error {
+            CommandError::Rejected(refusal) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.code(), refusal)
+            }
+            CommandError::Conflict { actual, .. } => Self {
+                current_version: Some(actual.get()),
+                ..Self::new(
+                    StatusCode::CONFLICT,
+                    "version_conflict",
+                    format!("order `{id}` is at version {actual}"),
+                )
+            },
+            CommandError::NotFound { .. } | CommandError::InvalidId { .. } => {
+                Self::order_not_found(id)
+            }
+            CommandError::CommandIdReused { .. } => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for another request",
+            ),
+            CommandError::Load { source, .. } => Self::from_load(source),
+            CommandError::Append {
+                source: es_core::AppendError::Backend(backend),
+                ..
+            } => Self::from_backend(backend.kind(), error),
+            _ => Self::internal(error),
+        }
+    }
+}
+
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some(version) = self.current_version {
+            error["current_version"] = json!(version);
+        }
+        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        if let Some(version) = self.current_version {
+            response.headers_mut().insert(header::ETAG, etag(version));
+        }
+        response
+    }
+}
+
+type ApiResult<T> = Result<T, ApiError>;
+
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "route_not_found",
+        format!("no route {} {}", request.method(), request.uri().path()),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Extractors
+
+/// A JSON body, whatever its content type; every failure is a JSON error (400, or 413 over
+/// [`BODY_LIMIT`]).
+struct JsonBody<T>(T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                        format!("the body exceeds {BODY_LIMIT} bytes"),
+                    )
+                } else {
+                    ApiError::bad_request("unreadable_body", rejection.body_text())
+                }
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|error| ApiError::bad_request("invalid_json", error))
+    }
+}
+
+fn path<T>(extracted: Result<Path<T>, PathRejection>) -> ApiResult<T> {
+    extracted
+        .map(|Path(value)| value)
+        .map_err(|rejection| ApiError::bad_request("invalid_path", rejection.body_text()))
+}
+
+fn query<T>(extracted: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
+    extracted
+        .map(|Query(value)| value)
+        .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
+}
+
+/// An order id from the path: a UUID, in its canonical form. Anything else names no order.
+fn order_id(raw: &str) -> ApiResult<Uuid> {
+    Uuid::parse_str(raw).map_err(|_| ApiError::order_not_found(raw))
+}
+
+fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
+    headers
+        .get(name)
+        .map(|value| {
+            value.to_str().map_err(|_| {
+                ApiError::bad_request("invalid_header", format!("{name} is not visible ASCII"))
+            })
+        })
+        .transpose()
+}
+
+/// `If-Match: 3`, `"3"` or `W/"3"`: the version the command expects; `*`: any existing version.
+fn if_match(headers: &HeaderMap) -> ApiResult<Option<IfMatch>> {
+    let Some(value) = header_text(headers, "if-match")? else {
+        return Ok(None);
+    };
+    let value = value.trim();
+    if value == "*" {
+        return Ok(Some(IfMatch::Exists));
+    }
+    let bare = value.strip_prefix("W/").unwrap_or(value).trim_matches('"');
+    bare.parse::<u64>()
+        .map(|version| Some(IfMatch::Version(StreamVersion(version))))
+        .map_err(|_| {
+            ApiError::bad_request(
+                "invalid_if_match",
+                format!("If-Match must be a version number, not `{value}`"),
+            )
+        })
+}
+
+enum IfMatch {
+    Exists,
+    Version(StreamVersion),
+}
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters.
+fn idempotency_key(headers: &HeaderMap) -> ApiResult<Option<&str>> {
+    let Some(key) = header_text(headers, "idempotency-key")? else {
+        return Ok(None);
+    };
+    if key.is_empty() || key.len() > 255 || !key.bytes().all(|byte| byte.is_ascii_graphic()) {
+        return Err(ApiError::bad_request(
+            "invalid_idempotency_key",
+            "Idempotency-Key must be 1 to 255 visible ASCII characters",
+        ));
+    }
+    Ok(Some(key))
+}
+
+fn derived_id(parts: &[&str]) -> Uuid {
+    Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, parts.join("\n").as_bytes())
+}
+
+/// A short name field: 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+fn check_name(field: &str, value: &str) -> ApiResult<()> {
+    let chars = value.chars().count();
+    if chars == 0 || chars > MAX_NAME_CHARS || value.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(format!(
+            "`{field}` must be 1 to {MAX_NAME_CHARS} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_reason(value: &str) -> ApiResult<()> {
+    let chars = value.chars().count();
+    let bad_control = value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t');
+    if chars > MAX_REASON_CHARS || bad_control {
+        return Err(ApiError::invalid_field(format!(
+            "`reason` must be at most {MAX_REASON_CHARS} characters without control characters"
+        )));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Correlation ids and request logs
+
+/// The request's correlation id, stored in its events' metadata.
+#[derive(Clone, Copy, Debug)]
+struct CorrelationId(Uuid);
+
+async fn correlate(mut request: Request, next: Next) -> Response {
+    let correlation = request
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| Uuid::parse_str(value.trim()).ok())
+        .unwrap_or_else(Uuid::now_v7);
+    request.extensions_mut().insert(CorrelationId(correlation));
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        path = %request.uri().path(),
+        correlation_id = %correlation,
+    );
+    let started = Instant::now();
+    let mut response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            status = response.status().as_u16(),
+            micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            "answered"
+        );
+    });
+    if let Ok(value) = HeaderValue::from_str(&correlation.to_string()) {
+        response.headers_mut().insert("x-correlation-id", value);
+    }
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Views
+
+/// An order as the API shows it.
+#[derive(Debug, Serialize)]
+struct OrderView {
+    id: String,
+    version: u64,
+    customer_id: String,
+    status: OrderStatus,
+    items: Vec<LineView>,
+    item_count: u64,
+    total_cents: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct LineView {
+    sku: String,
+    quantity: u64,
+    amount_cents: u64,
+}
+
+impl OrderView {
+    fn new(id: Uuid, version: StreamVersion, order: &Order) -> Self {
+        Self {
+            id: id.to_string(),
+            version: version.get(),
+            customer_id: order.customer_id.clone(),
+            status: order.status,
+            items: order
+                .lines
+                .iter()
+                .map(|(sku, line)| LineView {
+                    sku: sku.clone(),
+                    quantity: line.quantity,
+                    amount_cents: line.amount_cents,
+                })
+                .collect(),
+            item_count: order.units(),
+            total_cents: order.total_cents(),
+        }
+    }
+}
+
+fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+fn with_version(status: StatusCode, view: OrderView) -> Response {
+    let tag = etag(view.version);
+    let mut response = (status, Json(view)).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    response
+}
+
+// ---------------------------------------------------------------------------------------------
+// Commands
+
+/// Runs `command` on order `id` with the request's options; only `PlaceOrder` may create it.
+async fn run<B: Backend, C>(
+    backend: &B,
+    id: Uuid,
+    command: C,
+    headers: &HeaderMap,
+    correlation: CorrelationId,
+    route: &str,
+    creates: bool,
+) -> ApiResult<Executed<Order>>
+where
+    C: Into<<Order as es_core::Aggregate>::Command> + Clone + Send + 'static,
+{
+    let id_text = id.to_string();
+    let mut execute = backend
+        .app()
+        .execute::<Order>(id, command)
+        .correlation_id(correlation.0);
+    if creates {
+        execute = execute.expected_version(ExpectedVersion::NoStream);
+    } else {
+        execute = execute.existing();
+        match if_match(headers)? {
+            Some(IfMatch::Version(version)) => {
+                execute = execute.expected_version(ExpectedVersion::Exact(version));
+            }
+            Some(IfMatch::Exists) | None => {}
+        }
+    }
+    if let Some(key) = idempotency_key(headers)? {
+        execute = execute.command_id(derived_id(&[route, &id_text, key]));
+    }
+    execute
+        .await
+        .map_err(|error| ApiError::from_command(&id_text, &error))
+}
+
+#[derive(Deserialize)]
+struct PlaceBody {
+    customer_id: String,
+}
+
+async fn place_order<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PlaceBody>,
+) -> ApiResult<Response> {
+    check_name("customer_id", &body.customer_id)?;
+    // With an idempotency key the order id is derived from it, so a retry finds the order the
+    // first request created instead of placing a second one.
+    let id = match idempotency_key(&headers)? {
+        Some(key) => derived_id(&["place order", key]),
+        None => Uuid::now_v7(),
+    };
+    let command = PlaceOrder {
+        customer_id: body.customer_id,
+    };
+    let executed = run(&backend, id, command, &headers, correlation, "place", true).await?;
+    let mut response = with_version(
+        StatusCode::CREATED,
+        OrderView::new(id, executed.version, &executed.state),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!("/orders/{id}")) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+#[derive(Deserialize)]
+struct AddItemBody {
+    sku: String,
+    quantity: u32,
+    unit_price_cents: u64,
+}
+
+async fn add_item<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<AddItemBody>,
+) -> ApiResult<Response> {
+    let id = order_id(&path(raw_id)?)?;
+    check_name("sku", &body.sku)?;
+    let command = AddItem {
+        sku: body.sku,
+        quantity: body.quantity,
+        unit_price_cents: body.unit_price_cents,
+    };
+    let executed = run(
+        &backend,
+        id,
+        command,
+        &headers,
+        correlation,
+        "add item",
+        false,
+    )
+    .await?;
+    Ok(with_version(
+        StatusCode::OK,
+        OrderView::new(id, executed.version, &executed.state),
+    ))
+}
+
+async fn remove_item<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw: Result<Path<(String, String)>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let (raw_id, sku) = path(raw)?;
+    let id = order_id(&raw_id)?;
+    check_name("sku", &sku)?;
+    let executed = run(
+        &backend,
+        id,
+        RemoveItem { sku },
+        &headers,
+        correlation,
+        "remove item",
+        false,
+    )
+    .await?;
+    Ok(with_version(
+        StatusCode::OK,
+        OrderView::new(id, executed.version, &executed.state),
+    ))
+}
+
+#[derive(Deserialize)]
+struct PayBody {
+    amount_cents: u64,
+}
+
+async fn pay<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PayBody>,
+) -> ApiResult<Response> {
+    let id = order_id(&path(raw_id)?)?;
+    let command = PayOrder {
+        amount_cents: body.amount_cents,
+    };
+    let executed = run(&backend, id, command, &headers, correlation, "pay", false).await?;
+    Ok(with_version(
+        StatusCode::OK,
+        OrderView::new(id, executed.version, &executed.state),
+    ))
+}
+
+async fn ship<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let id = order_id(&path(raw_id)?)?;
+    let executed = run(
+        &backend,
+        id,
+        ShipOrder,
+        &headers,
+        correlation,
+        "ship",
+        false,
+    )
+    .await?;
+    Ok(with_version(
+        StatusCode::OK,
+        OrderView::new(id, executed.version, &executed.state),
+    ))
+}
+
+#[derive(Deserialize)]
+struct CancelBody {
+    reason: String,
+}
+
+async fn cancel<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw_id: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<CancelBody>,
+) -> ApiResult<Response> {
+    let id = order_id(&path(raw_id)?)?;
+    check_reason(&body.reason)?;
+    let command = CancelOrder {
+        reason: body.reason,
+    };
+    let executed = run(
+        &backend,
+        id,
+        command,
+        &headers,
+        correlation,
+        "cancel",
+        false,
+    )
+    .await?;
+    Ok(with_version(
+        StatusCode::OK,
+        OrderView::new(id, executed.version, &executed.state),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queries
+
+#[derive(Deserialize)]
+struct AtVersion {
+    at_version: Option<u64>,
+}
+
+async fn get_order<B: Backend>(
+    State(backend): State<B>,
+    raw_id: Result<Path<String>, PathRejection>,
+    at: Result<Query<AtVersion>, QueryRejection>,
+) -> ApiResult<Response> {
+    let raw_id = path(raw_id)?;
+    let id = order_id(&raw_id)?;
+    let at = query(at)?.at_version;
+    let loaded = match at {
+        Some(version) => {
+            backend
+                .app()
+                .load_at::<Order>(id, StreamVersion(version))
+                .await
+        }
+        None => backend.app().load::<Order>(id).await,
+    }
+    .map_err(|error| ApiError::from_load(&error))?;
+    if loaded.version == StreamVersion::INITIAL {
+        return Err(ApiError::order_not_found(&raw_id));
+    }
+    if let Some(version) = at
+        && loaded.version.get() != version
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "version_not_found",
+            format!(
+                "order `{id}` has no version {version} (its version is {})",
+                loaded.version
+            ),
+        ));
+    }
+    Ok(with_version(
+        StatusCode::OK,
+        OrderView::new(id, loaded.version, &loaded.state),
+    ))
+}
+
+#[derive(Deserialize)]
+struct ListQuery {
+    status: Option<String>,
+    customer_id: Option<String>,
+    limit: Option<u32>,
+}
+
+async fn list_orders<B: Backend>(
+    State(backend): State<B>,
+    raw: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Response> {
+    let raw = query(raw)?;
+    let status = match raw.status.as_deref() {
+        None | Some("") => None,
+        Some("placed") => Some(OrderStatus::Placed),
+        Some("paid") => Some(OrderStatus::Paid),
+        Some("shipped") => Some(OrderStatus::Shipped),
+        Some("cancelled") => Some(OrderStatus::Cancelled),
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_query",
+                format!("status must be placed, paid, shipped or cancelled, not `{other}`"),
+            ));
+        }
+    };
+    let (default_limit, max_limit) = LIST_LIMITS;
+    let filter = SummaryFilter {
+        status,
+        customer_id: raw.customer_id.filter(|customer| !customer.is_empty()),
+        limit: raw.limit.unwrap_or(default_limit).clamp(1, max_limit),
+    };
+    let rows = backend
+        .summaries(filter)
+        .await
+        .map_err(|error| sql_error(&error))?;
+    Ok(Json(rows).into_response())
+}
+
+fn sql_error(error: &sqlx::Error) -> ApiError {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_) => ApiError::from_backend(BackendErrorKind::Unavailable, error),
+        _ => ApiError::internal(error),
+    }
+}
+
+/// One stored event as `GET /orders/{id}/events` shows it.
+#[derive(Serialize)]
+struct EventView {
+    event_id: String,
+    version: u64,
+    position: u64,
+    #[serde(rename = "type")]
+    event_type: String,
+    schema_version: u32,
+    data: Box<serde_json::value::RawValue>,
+    metadata: es_core::Metadata,
+    #[serde(with = "time::serde::rfc3339")]
+    recorded_at: time::OffsetDateTime,
+}
+
+async fn order_events<B: Backend>(
+    State(backend): State<B>,
+    raw_id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let raw_id = path(raw_id)?;
+    let id = order_id(&raw_id)?;
+    let stream_id = StreamId::for_aggregate(<Order as es_core::Aggregate>::NAME, id)
+        .map_err(|_| ApiError::order_not_found(&raw_id))?;
+    let events: Vec<EventView> = backend
+        .app()
+        .store()
+        .load(&stream_id, StreamVersion::INITIAL)
+        .map_ok(|event| EventView {
+            event_id: event.id.to_string(),
+            version: event.stream_version.get(),
+            position: event.position.get(),
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            data: event.payload,
+            metadata: event.metadata,
+            recorded_at: event.recorded_at,
+        })
+        .try_collect()
+        .await
+        .map_err(|error| ApiError::from_load(&error))?;
+    if events.is_empty() {
+        return Err(ApiError::order_not_found(&raw_id));
+    }
+    Ok(Json(events).into_response())
+}
+
+async fn health<B: Backend>(State(backend): State<B>) -> Response {
+    let head = backend.app().store().head().await;
+    let projections: Vec<_> = backend
+        .app()
+        .projection_status()
+        .into_iter()
+        .map(|status| {
+            json!({
+                "name": status.name,
+                "checkpoint": status.checkpoint.position.get(),
+                "caught_up_to": status.caught_up_to.map(|head| head.position.get()),
+                "events_applied": status.events_applied,
+                "last_error": status.last_error,
+                "consecutive_failures": status.consecutive_failures,
+            })
+        })
+        .collect();
+    match head {
+        Ok(head) => {
+            let failing = backend
+                .app()
+                .projection_status()
+                .iter()
+                .any(|status| status.last_error.is_some());
+            Json(json!({
+                "status": if failing { "degraded" } else { "ok" },
+                "store": {
+                    "backend": backend.kind(),
+                    "reachable": true,
+                    "head": head.map(|head| head.position.get()),
+                },
+                "projections": projections,
+            }))
+            .into_response()
+        }
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "unavailable",
+                "store": {
+                    "backend": backend.kind(),
+                    "reachable": false,
+                    "error": chain(&error),
+                },
+                "projections": projections,
+            })),
+        )
+            .into_response(),
+    }
+}
