@@ -1,0 +1,294 @@
+//! Starting the real `order-service` binary and talking to it over HTTP.
+#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)] // shared by several test binaries
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The PostgreSQL server for the PostgreSQL variants.
+pub fn postgres_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// Where a server keeps its events.
+#[derive(Clone, Debug)]
+pub enum Database {
+    /// An SQLite file.
+    Sqlite(PathBuf),
+    /// A schema on the PostgreSQL server.
+    Postgres { schema: String },
+}
+
+impl Database {
+    /// A fresh SQLite file in a fresh folder.
+    pub fn sqlite() -> (Self, TempDir) {
+        let dir = TempDir::new();
+        (Self::Sqlite(dir.0.join("orders.db")), dir)
+    }
+
+    /// A fresh PostgreSQL schema, dropped when the guard goes.
+    pub fn postgres() -> (Self, SchemaGuard) {
+        let schema = format!("es_test_{}", uuid::Uuid::now_v7().simple());
+        (
+            Self::Postgres {
+                schema: schema.clone(),
+            },
+            SchemaGuard(schema),
+        )
+    }
+
+    fn args(&self) -> Vec<String> {
+        match self {
+            Self::Sqlite(path) => vec![
+                "--database-url".into(),
+                format!("sqlite://{}", path.display()),
+            ],
+            Self::Postgres { schema } => vec![
+                "--database-url".into(),
+                postgres_url(),
+                "--pg-schema".into(),
+                schema.clone(),
+            ],
+        }
+    }
+}
+
+/// A temporary folder, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    fn new() -> Self {
+        let path = std::env::temp_dir().join(format!("order-service-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Drops its schema on drop (with `psql`-free plain sqlx on a private runtime).
+pub struct SchemaGuard(pub String);
+
+impl Drop for SchemaGuard {
+    fn drop(&mut self) {
+        let schema = self.0.clone();
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                use sqlx::Connection as _;
+                let mut connection = sqlx::PgConnection::connect(&postgres_url()).await?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+                )))
+                .execute(&mut connection)
+                .await
+                .map(drop)
+            })
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop schema {}", self.0);
+        }
+    }
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    child: Child,
+    /// `http://127.0.0.1:port`.
+    pub base: String,
+    database: Database,
+    port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Server {
+    /// Starts `order-service serve` on a free port and waits until `/health` answers.
+    pub async fn start(database: &Database) -> Self {
+        Self::start_on(database, free_port()).await
+    }
+
+    async fn start_on(database: &Database, port: u16) -> Self {
+        let child = Command::new(env!("CARGO_BIN_EXE_order-service"))
+            .args(database.args())
+            .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the order-service binary starts");
+        let server = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            database: database.clone(),
+            port,
+        };
+        server.wait_until_healthy().await;
+        server
+    }
+
+    async fn wait_until_healthy(&self) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = client.get(format!("{}/health", self.base)).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server did not become healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILLs the process and waits for it to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill runs");
+        self.child.wait().expect("the server exits")
+    }
+
+    /// Starts the server again on the same database and port.
+    pub async fn restart(&mut self) {
+        self.kill();
+        let database = self.database.clone();
+        *self = Self::start_on(&database, self.port).await;
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// An HTTP answer: status, selected headers, JSON body.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+/// A small client for the API.
+#[derive(Clone)]
+pub struct Api {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::new(),
+            base: base.to_owned(),
+        }
+    }
+
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Answer {
+        self.try_send(method, path, body, headers)
+            .await
+            .expect("the server answers")
+    }
+
+    pub async fn try_send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> Result<Answer, reqwest::Error> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base))
+            .timeout(Duration::from_secs(30));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_owned());
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await?;
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
+        };
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send("GET", path, None, &[]).await
+    }
+
+    pub async fn post(&self, path: &str, body: &str) -> Answer {
+        self.send("POST", path, Some(body), &[]).await
+    }
+
+    /// Places an order for `customer` and returns its id.
+    pub async fn place(&self, customer: &str) -> String {
+        let answer = self
+            .post("/orders", &format!(r#"{{"customer_id":"{customer}"}}"#))
+            .await;
+        assert_eq!(answer.status, 201, "{answer:?}");
+        answer.body["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Asserts an error answer: its status and `error.code`, and that it has a message.
+pub fn assert_error(answer: &Answer, status: u16, code: &str) {
+    assert_eq!(answer.status, status, "{answer:?}");
+    assert_eq!(answer.body["error"]["code"], code, "{answer:?}");
+    assert!(
+        answer.body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| !message.is_empty()),
+        "{answer:?}"
+    );
+}
