@@ -13,6 +13,7 @@ use es_sqlite::SqliteStore;
 use serde::Serialize;
 
 use crate::domain::{Order, OrderStatus};
+use crate::product::Product;
 use crate::summary_table::{OrderSummaryTable, SummarySql};
 
 /// The database the service uses when none is named.
@@ -227,6 +228,7 @@ where
 {
     Registry::new(store)
         .aggregate::<Order>()
+        .aggregate::<Product>()
         .projection(OrderSummaryTable::new(Arc::clone(sql)))
         .runner_settings(runner)
         .build()

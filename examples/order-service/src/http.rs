@@ -11,6 +11,10 @@
 //! | `GET /orders?status=&customer_id=&limit=` | rows of the `order_summary` projection |
 //! | `GET /orders/{id}/events` | the stream, with metadata |
 //! | `GET /health` | store and projection status |
+//! | `POST /products` `{"sku", "name", "unit_price_cents", "stock"}` | lists a product: 201 |
+//! | `GET /products/{sku}` | the product with its stock and `version` |
+//! | `POST /products/{sku}/restock`, `.../reserve` `{"quantity"}` | adds or takes stock |
+//! | `POST /products/{sku}/price` `{"unit_price_cents"}` | changes the price |
 //!
 //! Status codes: 400 malformed JSON, wrong field types or bad headers; 404 unknown order or
 //! route; 405 wrong method; 409 version conflict (with `current_version`); 413 body over the
@@ -48,6 +52,7 @@ use crate::domain::{
     AddItem, CancelOrder, Order, OrderError, OrderStatus, PayOrder, PlaceOrder, RemoveItem,
     ShipOrder,
 };
+use crate::product::{ChangePrice, ListProduct, Product, ProductError, ReserveStock, Restock};
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -73,6 +78,11 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/orders/{id}/ship", post(ship::<B>))
         .route("/orders/{id}/cancel", post(cancel::<B>))
         .route("/orders/{id}/events", get(order_events::<B>))
+        .route("/products", post(list_product::<B>))
+        .route("/products/{sku}", get(get_product::<B>))
+        .route("/products/{sku}/restock", post(restock::<B>))
+        .route("/products/{sku}/reserve", post(reserve::<B>))
+        .route("/products/{sku}/price", post(change_price::<B>))
         .route("/health", get(health::<B>))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
@@ -145,21 +155,39 @@ impl ApiError {
         }
     }
 
-    fn from_command(id: &str, error: &CommandError<OrderError>) -> Self {
+    fn product_not_found(sku: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "product_not_found",
+            format!("no product `{sku}`"),
+        )
+    }
+
+    fn not_found<A: Resource>(id: &str) -> Self {
+        if A::NAME == <Product as es_core::Aggregate>::NAME {
+            Self::product_not_found(id)
+        } else {
+            Self::order_not_found(id)
+        }
+    }
+
+    fn from_command<A: Resource>(id: &str, error: &CommandError<A::Error>) -> Self {
         match error {
-            CommandError::Rejected(refusal) => {
-                Self::new(StatusCode::UNPROCESSABLE_ENTITY, refusal.code(), refusal)
-            }
+            CommandError::Rejected(refusal) => Self::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                A::refusal_code(refusal),
+                refusal,
+            ),
             CommandError::Conflict { actual, .. } => Self {
                 current_version: Some(actual.get()),
                 ..Self::new(
                     StatusCode::CONFLICT,
                     "version_conflict",
-                    format!("order `{id}` is at version {actual}"),
+                    format!("{} `{id}` is at version {actual}", A::NAME),
                 )
             },
             CommandError::NotFound { .. } | CommandError::InvalidId { .. } => {
-                Self::order_not_found(id)
+                Self::not_found::<A>(id)
             }
             CommandError::CommandIdReused { .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -442,23 +470,41 @@ fn with_version(status: StatusCode, view: OrderView) -> Response {
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-/// Runs `command` on order `id` with the request's options; only `PlaceOrder` may create it.
-async fn run<B: Backend, C>(
+/// An aggregate the API exposes, with its refusals' codes.
+trait Resource: es_core::Aggregate {
+    fn refusal_code(refusal: &Self::Error) -> &'static str;
+}
+
+impl Resource for Order {
+    fn refusal_code(refusal: &OrderError) -> &'static str {
+        refusal.code()
+    }
+}
+
+impl Resource for Product {
+    fn refusal_code(refusal: &ProductError) -> &'static str {
+        refusal.code()
+    }
+}
+
+/// Runs `command` on aggregate `id` with the request's options; only a creating command may
+/// start a new stream.
+async fn run<B: Backend, A: Resource, C>(
     backend: &B,
-    id: Uuid,
+    id: &str,
     command: C,
     headers: &HeaderMap,
     correlation: CorrelationId,
     route: &str,
     creates: bool,
-) -> ApiResult<Executed<Order>>
+) -> ApiResult<Executed<A>>
 where
-    C: Into<<Order as es_core::Aggregate>::Command> + Clone + Send + 'static,
+    C: Into<A::Command> + Clone + Send + 'static,
 {
-    let id_text = id.to_string();
+    let id_text = id.to_owned();
     let mut execute = backend
         .app()
-        .execute::<Order>(id, command)
+        .execute::<A>(id, command)
         .correlation_id(correlation.0);
     if creates {
         execute = execute.expected_version(ExpectedVersion::NoStream);
@@ -476,7 +522,7 @@ where
     }
     execute
         .await
-        .map_err(|error| ApiError::from_command(&id_text, &error))
+        .map_err(|error| ApiError::from_command::<A>(&id_text, &error))
 }
 
 #[derive(Deserialize)]
@@ -500,7 +546,16 @@ async fn place_order<B: Backend>(
     let command = PlaceOrder {
         customer_id: body.customer_id,
     };
-    let executed = run(&backend, id, command, &headers, correlation, "place", true).await?;
+    let executed = run::<B, Order, _>(
+        &backend,
+        &id.to_string(),
+        command,
+        &headers,
+        correlation,
+        "place",
+        true,
+    )
+    .await?;
     let mut response = with_version(
         StatusCode::CREATED,
         OrderView::new(id, executed.version, &executed.state),
@@ -532,9 +587,9 @@ async fn add_item<B: Backend>(
         quantity: body.quantity,
         unit_price_cents: body.unit_price_cents,
     };
-    let executed = run(
+    let executed = run::<B, Order, _>(
         &backend,
-        id,
+        &id.to_string(),
         command,
         &headers,
         correlation,
@@ -557,9 +612,9 @@ async fn remove_item<B: Backend>(
     let (raw_id, sku) = path(raw)?;
     let id = order_id(&raw_id)?;
     check_name("sku", &sku)?;
-    let executed = run(
+    let executed = run::<B, Order, _>(
         &backend,
-        id,
+        &id.to_string(),
         RemoveItem { sku },
         &headers,
         correlation,
@@ -589,7 +644,16 @@ async fn pay<B: Backend>(
     let command = PayOrder {
         amount_cents: body.amount_cents,
     };
-    let executed = run(&backend, id, command, &headers, correlation, "pay", false).await?;
+    let executed = run::<B, Order, _>(
+        &backend,
+        &id.to_string(),
+        command,
+        &headers,
+        correlation,
+        "pay",
+        false,
+    )
+    .await?;
     Ok(with_version(
         StatusCode::OK,
         OrderView::new(id, executed.version, &executed.state),
@@ -603,9 +667,9 @@ async fn ship<B: Backend>(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = order_id(&path(raw_id)?)?;
-    let executed = run(
+    let executed = run::<B, Order, _>(
         &backend,
-        id,
+        &id.to_string(),
         ShipOrder,
         &headers,
         correlation,
@@ -636,9 +700,9 @@ async fn cancel<B: Backend>(
     let command = CancelOrder {
         reason: body.reason,
     };
-    let executed = run(
+    let executed = run::<B, Order, _>(
         &backend,
-        id,
+        &id.to_string(),
         command,
         &headers,
         correlation,
@@ -649,6 +713,220 @@ async fn cancel<B: Backend>(
     Ok(with_version(
         StatusCode::OK,
         OrderView::new(id, executed.version, &executed.state),
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Products
+
+#[derive(Debug, Serialize)]
+struct ProductView {
+    sku: String,
+    version: u64,
+    name: String,
+    unit_price_cents: u64,
+    stock: u64,
+}
+
+impl ProductView {
+    fn new(sku: &str, version: StreamVersion, product: &Product) -> Self {
+        Self {
+            sku: sku.to_owned(),
+            version: version.get(),
+            name: product.name.clone(),
+            unit_price_cents: product.unit_price_cents,
+            stock: product.stock,
+        }
+    }
+}
+
+fn product_response(status: StatusCode, view: ProductView) -> Response {
+    let tag = etag(view.version);
+    let mut response = (status, Json(view)).into_response();
+    response.headers_mut().insert(header::ETAG, tag);
+    response
+}
+
+#[derive(Deserialize)]
+struct ListProductBody {
+    sku: String,
+    name: String,
+    unit_price_cents: u64,
+    stock: u64,
+}
+
+async fn list_product<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<ListProductBody>,
+) -> ApiResult<Response> {
+    check_name("sku", &body.sku)?;
+    check_name("name", &body.name)?;
+    let command = ListProduct {
+        name: body.name,
+        unit_price_cents: body.unit_price_cents,
+        stock: body.stock,
+    };
+    let executed = run::<B, Product, _>(
+        &backend,
+        &body.sku,
+        command,
+        &headers,
+        correlation,
+        "list product",
+        true,
+    )
+    .await
+    .map_err(|error| {
+        // Listing an existing SKU is refused by the domain, not a conflict on "no stream".
+        if error.code == "version_conflict" {
+            ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                ProductError::AlreadyListed.code(),
+                ProductError::AlreadyListed,
+            )
+        } else {
+            error
+        }
+    })?;
+    let mut response = product_response(
+        StatusCode::CREATED,
+        ProductView::new(&body.sku, executed.version, &executed.state),
+    );
+    if let Ok(location) = HeaderValue::from_str(&format!(
+        "/products/{}",
+        utf8_percent_encode_path(&body.sku)
+    )) {
+        response.headers_mut().insert(header::LOCATION, location);
+    }
+    Ok(response)
+}
+
+/// Percent-encodes everything but unreserved characters, for a path segment.
+fn utf8_percent_encode_path(segment: &str) -> String {
+    let mut encoded = String::with_capacity(segment.len());
+    for byte in segment.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded
+}
+
+async fn get_product<B: Backend>(
+    State(backend): State<B>,
+    raw_sku: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let sku = path(raw_sku)?;
+    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
+    let loaded = backend
+        .app()
+        .load::<Product>(&sku)
+        .await
+        .map_err(|error| ApiError::from_load(&error))?;
+    if loaded.version == StreamVersion::INITIAL {
+        return Err(ApiError::product_not_found(&sku));
+    }
+    Ok(product_response(
+        StatusCode::OK,
+        ProductView::new(&sku, loaded.version, &loaded.state),
+    ))
+}
+
+#[derive(Deserialize)]
+struct QuantityBody {
+    quantity: u64,
+}
+
+async fn restock<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw_sku: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<QuantityBody>,
+) -> ApiResult<Response> {
+    let sku = path(raw_sku)?;
+    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
+    let command = Restock {
+        quantity: body.quantity,
+    };
+    let executed = run::<B, Product, _>(
+        &backend,
+        &sku,
+        command,
+        &headers,
+        correlation,
+        "restock",
+        false,
+    )
+    .await?;
+    Ok(product_response(
+        StatusCode::OK,
+        ProductView::new(&sku, executed.version, &executed.state),
+    ))
+}
+
+async fn reserve<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw_sku: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<QuantityBody>,
+) -> ApiResult<Response> {
+    let sku = path(raw_sku)?;
+    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
+    let command = ReserveStock {
+        quantity: body.quantity,
+    };
+    let executed = run::<B, Product, _>(
+        &backend,
+        &sku,
+        command,
+        &headers,
+        correlation,
+        "reserve",
+        false,
+    )
+    .await?;
+    Ok(product_response(
+        StatusCode::OK,
+        ProductView::new(&sku, executed.version, &executed.state),
+    ))
+}
+
+#[derive(Deserialize)]
+struct PriceBody {
+    unit_price_cents: u64,
+}
+
+async fn change_price<B: Backend>(
+    State(backend): State<B>,
+    axum::Extension(correlation): axum::Extension<CorrelationId>,
+    raw_sku: Result<Path<String>, PathRejection>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<PriceBody>,
+) -> ApiResult<Response> {
+    let sku = path(raw_sku)?;
+    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
+    let command = ChangePrice {
+        unit_price_cents: body.unit_price_cents,
+    };
+    let executed = run::<B, Product, _>(
+        &backend,
+        &sku,
+        command,
+        &headers,
+        correlation,
+        "price",
+        false,
+    )
+    .await?;
+    Ok(product_response(
+        StatusCode::OK,
+        ProductView::new(&sku, executed.version, &executed.state),
     ))
 }
 

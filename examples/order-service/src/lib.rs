@@ -1,7 +1,7 @@
 //! The example order service: the `orders-v1` domain of the workload on `es-core`, served over
 //! HTTP with `axum`, stored in an SQLite file by default or in PostgreSQL.
 //!
-//! - [`domain`]: the `Order` aggregate.
+//! - [`domain`]: the `Order` aggregate; [`product`]: the `Product` catalogue with stock.
 //! - [`read_model`]: the `order_summary` projection in memory; [`summary_table`]: the same read
 //!   model as SQL tables, written in the projection runner's transaction.
 //! - [`backend`]: opening SQLite or PostgreSQL and wiring the aggregate and projection.
@@ -10,5 +10,6 @@
 pub mod backend;
 pub mod domain;
 pub mod http;
+pub mod product;
 pub mod read_model;
 pub mod summary_table;

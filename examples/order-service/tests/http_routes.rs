@@ -150,7 +150,11 @@ async fn every_route_and_error_code(api: &Api) {
         "method_not_allowed",
     );
     let huge = format!(r#"{{"customer_id": "{}"}}"#, "x".repeat(100_000));
-    assert_error(&api.post("/orders", &huge).await, 413, "body_too_large");
+    assert_error(
+        &api.fresh().post("/orders", &huge).await,
+        413,
+        "body_too_large",
+    );
 
     // 422: rules the domain refuses, and invalid fields.
     assert_error(
@@ -367,6 +371,68 @@ async fn every_route_and_error_code(api: &Api) {
     assert_eq!(health.body["status"], "ok", "{health:?}");
     assert_eq!(health.body["store"]["reachable"], true);
     assert_eq!(health.body["projections"][0]["name"], "order_summary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_product_catalogue_over_http() {
+    let (database, _dir) = Database::sqlite();
+    let server = Server::start(&database).await;
+    let api = Api::new(&server.base);
+    let listed = api
+        .post(
+            "/products",
+            r#"{"sku": "apple 1", "name": "Apple", "unit_price_cents": 40, "stock": 1}"#,
+        )
+        .await;
+    assert_eq!(listed.status, 201, "{listed:?}");
+    assert_eq!(listed.headers["location"], "/products/apple%201");
+    assert_eq!(listed.body["stock"], 1);
+    assert_error(
+        &api.post(
+            "/products",
+            r#"{"sku": "apple 1", "name": "Apple", "unit_price_cents": 40, "stock": 1}"#,
+        )
+        .await,
+        422,
+        "already_listed",
+    );
+    assert_error(&api.get("/products/pear").await, 404, "product_not_found");
+    assert_error(
+        &api.post("/products/pear/restock", r#"{"quantity": 1}"#)
+            .await,
+        404,
+        "product_not_found",
+    );
+    assert_error(
+        &api.post("/products/apple%201/restock", r#"{"quantity": -1}"#)
+            .await,
+        400,
+        "invalid_json",
+    );
+
+    // Two clerks reserve the last unit at once: one gets it, the other is refused.
+    let (first, second) = tokio::join!(
+        api.post("/products/apple%201/reserve", r#"{"quantity": 1}"#),
+        api.post("/products/apple%201/reserve", r#"{"quantity": 1}"#),
+    );
+    let mut statuses = [first.status, second.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 422], "{first:?} {second:?}");
+    let loser = if first.status == 422 { &first } else { &second };
+    assert_error(loser, 422, "insufficient_stock");
+
+    let restocked = api
+        .post("/products/apple%201/restock", r#"{"quantity": 5}"#)
+        .await;
+    assert_eq!(restocked.body["stock"], 5, "{restocked:?}");
+    let repriced = api
+        .post("/products/apple%201/price", r#"{"unit_price_cents": 45}"#)
+        .await;
+    assert_eq!(repriced.body["unit_price_cents"], 45);
+    let product = api.get("/products/apple%201").await;
+    assert_eq!(product.status, 200);
+    assert_eq!(product.body["version"], 4);
+    assert_eq!(product.body["stock"], 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

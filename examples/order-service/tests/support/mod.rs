@@ -1,5 +1,11 @@
 //! Starting the real `order-service` binary and talking to it over HTTP.
-#![allow(dead_code, unreachable_pub, clippy::expect_used, clippy::unwrap_used)] // shared by several test binaries
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stderr
+)] // shared by several test binaries
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -213,6 +219,12 @@ impl Api {
             client: reqwest::Client::new(),
             base: base.to_owned(),
         }
+    }
+
+    /// The same server over a new connection pool: for a request after which the server closes
+    /// the connection (a body over the limit is answered before it is read).
+    pub fn fresh(&self) -> Self {
+        Self::new(&self.base)
     }
 
     pub async fn send(
