@@ -1,0 +1,1 @@
+//! Publishing the event log to NATS JetStream (work in progress).
