@@ -52,10 +52,13 @@ pub(crate) const STREAM_VERSION: &str =
 pub(crate) const FIND_EVENT_ID: &str =
     "SELECT event_id FROM {schema}.events WHERE event_id = ANY($1::uuid[]) LIMIT 1";
 
-const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, stream_id, \
+/// The columns of an event row, in the order `store::recorded_event` reads them by position;
+/// [`read_all`] adds the stream id as a tenth, [`load_stream`] does not need it.
+const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, \
     stream_version, event_id, event_type, schema_version, payload::text AS payload, \
     metadata::text AS metadata, recorded_at";
 
+/// One stream's events after a version. The stream id is not selected: the caller has it.
 pub(crate) fn load_stream() -> String {
     format!(
         "SELECT {EVENT_COLUMNS} FROM {{schema}}.events \
@@ -68,7 +71,7 @@ pub(crate) fn load_stream() -> String {
 /// Parameter 4 is the type filter (NULL = every type).
 pub(crate) fn read_all() -> String {
     format!(
-        "SELECT {EVENT_COLUMNS} FROM {{schema}}.events \
+        "SELECT {EVENT_COLUMNS}, stream_id FROM {{schema}}.events \
          WHERE (transaction_id, position) > ($1::text::xid8, $2) \
            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
            AND ($4::text[] IS NULL OR event_type = ANY($4)) \

@@ -530,31 +530,52 @@ fn classify(
 }
 
 fn recorded_event(row: &PgRow) -> Result<RecordedEvent, BackendError> {
+    recorded_event_of(row, None)
+}
+
+/// Decodes an event row, reading columns by position (see `sql::EVENT_COLUMNS`): rows come by
+/// the thousand, and a lookup by name cost more than decoding the values. `stream_id` is given
+/// when the query read one stream and so did not select the column.
+fn recorded_event_of(
+    row: &PgRow,
+    stream_id: Option<&StreamId>,
+) -> Result<RecordedEvent, BackendError> {
     let context = || "decode a stored event row".to_owned();
     let bad = |error: sqlx::Error| corrupt(context(), error);
-    let stream_id: String = row.try_get("stream_id").map_err(bad)?;
-    let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
-    let payload: String = row.try_get("payload").map_err(bad)?;
-    let payload = RawValue::from_string(payload).map_err(|error| corrupt(context(), error))?;
-    let metadata: String = row.try_get("metadata").map_err(bad)?;
-    let metadata: Metadata =
-        serde_json::from_str(&metadata).map_err(|error| corrupt(context(), error))?;
-    let schema_version: i64 = row.try_get("schema_version").map_err(bad)?;
+    let stream_id = match stream_id {
+        Some(stream_id) => stream_id.clone(),
+        None => {
+            let stream_id: String = row.try_get(9).map_err(bad)?;
+            StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?
+        }
+    };
+    let position = from_i64(row.try_get(0).map_err(bad)?, &context)?.get();
+    let transaction = from_i64(row.try_get(1).map_err(bad)?, &context)?.get();
+    let stream_version = from_i64(row.try_get(2).map_err(bad)?, &context)?;
+    let event_id = EventId(row.try_get(3).map_err(bad)?);
+    let event_type: String = row.try_get(4).map_err(bad)?;
+    let schema_version: i64 = row.try_get(5).map_err(bad)?;
     let schema_version =
         u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
+    let payload: String = row.try_get(6).map_err(bad)?;
+    let payload = RawValue::from_string(payload).map_err(|error| corrupt(context(), error))?;
+    let metadata: &str = row.try_get(7).map_err(bad)?;
+    // Most events carry no metadata: the empty object needs no parser.
+    let metadata = if metadata == "{}" {
+        Metadata::default()
+    } else {
+        serde_json::from_str(metadata).map_err(|error| corrupt(context(), error))?
+    };
     Ok(RecordedEvent::new(
-        EventId(row.try_get("event_id").map_err(bad)?),
+        event_id,
         stream_id,
-        from_i64(row.try_get("stream_version").map_err(bad)?, &context)?,
-        LogPosition::new(
-            from_i64(row.try_get("transaction_id").map_err(bad)?, &context)?.get(),
-            GlobalPosition(from_i64(row.try_get("position").map_err(bad)?, &context)?.get()),
-        ),
-        row.try_get("event_type").map_err(bad)?,
+        stream_version,
+        LogPosition::new(transaction, GlobalPosition(position)),
+        event_type,
         schema_version,
         payload,
         metadata,
-        row.try_get("recorded_at").map_err(bad)?,
+        row.try_get(8).map_err(bad)?,
     ))
 }
 
@@ -652,7 +673,7 @@ impl EventStore for PostgresStore {
                     let row = row.map_err(|error| {
                         classify(format!("load stream `{stream_id}`"), &error).with_source(error)
                     })?;
-                    Ok(recorded_event(&row)?)
+                    Ok(recorded_event_of(&row, Some(stream_id))?)
                 })
                 .boxed(),
         }
