@@ -85,7 +85,7 @@ pub use projection::{Dispatch, Project, Projection};
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
 pub use runner::{ProjectionStatus, RunnerSettings};
 pub use store::memory::MemoryStore;
-pub use store::{AppendRequest, CheckpointStore, Committed, EventFilter, EventStore};
+pub use store::{AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, Lease};
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};
 pub use subscription::Subscription;
 

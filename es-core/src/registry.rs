@@ -20,11 +20,13 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, EventSet};
 use crate::command::{self, AggregateSettings, CommandOptions, Executed, Loaded};
-use crate::error::{CommandError, LoadError, RegistryError, RunnerError};
+use crate::error::{
+    BackendError, BackendErrorKind, CommandError, LoadError, RegistryError, RunnerError,
+};
 use crate::metadata::Metadata;
 use crate::projection::Dispatch;
 use crate::runner::{Erased, ErasedProjection, ProjectionStatus, RunnerSettings};
-use crate::store::{CheckpointStore, EventStore};
+use crate::store::{CheckpointStore, EventStore, Lease};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 /// What the registry remembers of an aggregate for its collision checks.
@@ -136,6 +138,7 @@ impl<S: EventStore> Registry<S> {
         Ok(App {
             inner: Arc::new(AppInner {
                 store: self.store,
+                worker_id: format!("{}-{}", std::process::id(), Uuid::now_v7().simple()),
                 settings: self.settings,
                 projections,
                 runner: self.runner,
@@ -192,6 +195,8 @@ impl<S> ProjectionSlot<S> {
 
 struct AppInner<S> {
     store: S,
+    /// The owner name of this process's projection leases.
+    worker_id: String,
     settings: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     projections: Vec<ProjectionSlot<S>>,
     runner: RunnerSettings,
@@ -293,33 +298,85 @@ impl<S: EventStore> App<S> {
             .map(|slot| slot.status().clone())
             .collect()
     }
+}
+
+impl<S: CheckpointStore> App<S> {
+    /// This process's worker id: the owner name of the projection leases it takes.
+    #[must_use]
+    pub fn worker_id(&self) -> &str {
+        &self.inner.worker_id
+    }
 
     /// Runs every projection until it has applied everything visible when it started its last
-    /// batch; for tests, rebuilds and command-line tools.
+    /// batch; for tests, rebuilds and command-line tools. Each projection's lease is taken for
+    /// the run and released after it.
     ///
     /// # Errors
     /// The first failing batch's error; that projection's checkpoint stays before the event.
+    /// A projection whose lease another worker holds fails with a
+    /// [`LeaseLost`](crate::BackendErrorKind::LeaseLost) store error.
     pub async fn catch_up(&self) -> Result<(), RunnerError> {
+        let ttl = self.inner.runner.lease();
         for slot in &self.inner.projections {
             let mut projection = slot.projection.lock().await;
-            loop {
-                let outcome = run_recorded(
+            let store_error = |source| RunnerError::Store {
+                projection: slot.name,
+                source,
+            };
+            let lease = self
+                .inner
+                .store
+                .acquire_lease(slot.name, &self.inner.worker_id, ttl)
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    store_error(BackendError::new(
+                        "runner",
+                        BackendErrorKind::LeaseLost,
+                        format!("projection `{}` is leased by another worker", slot.name),
+                    ))
+                })?;
+            projection.forget_checkpoint();
+            let mut renewed = tokio::time::Instant::now();
+            let outcome = loop {
+                if renewed.elapsed() >= ttl / 3 {
+                    match self.inner.store.renew_lease(&lease, ttl).await {
+                        Ok(true) => renewed = tokio::time::Instant::now(),
+                        Ok(false) => {
+                            break Err(store_error(BackendError::new(
+                                "runner",
+                                BackendErrorKind::LeaseLost,
+                                format!("the lease on projection `{}` was lost", slot.name),
+                            )));
+                        }
+                        Err(error) => break Err(store_error(error)),
+                    }
+                }
+                match run_recorded(
                     slot,
                     &mut **projection,
                     &self.inner.store,
                     self.inner.runner.batch(),
+                    &lease,
                 )
-                .await?;
-                if outcome.caught_up_to.is_some() {
-                    break;
+                .await
+                {
+                    Ok(outcome) if outcome.caught_up_to.is_some() => break Ok(()),
+                    Ok(_) => {}
+                    Err(error) => break Err(error),
                 }
+            };
+            if let Err(error) = self.inner.store.release_lease(&lease).await {
+                tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
             }
+            outcome?;
         }
         Ok(())
     }
 
-    /// Starts one background task per projection: catch up, then follow the log, woken by the
-    /// store's notifications (with a fallback poll). Requires a tokio runtime.
+    /// Starts one background task per projection: take the projection's lease (waiting while
+    /// another worker holds it), catch up, then follow the log, woken by the store's
+    /// notifications (with a fallback poll). Requires a tokio runtime.
     #[must_use]
     pub fn start_projections(&self) -> ProjectionWorkers {
         let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -335,8 +392,9 @@ async fn run_recorded<S: EventStore>(
     projection: &mut dyn ErasedProjection<S>,
     store: &S,
     batch_size: usize,
+    lease: &Lease,
 ) -> Result<crate::runner::BatchOutcome, RunnerError> {
-    let result = projection.run_batch(store, batch_size).await;
+    let result = projection.run_batch(store, batch_size, lease).await;
     let mut status = slot.status();
     match &result {
         Ok(outcome) => {
@@ -368,10 +426,24 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+fn lease_lost(error: &RunnerError) -> bool {
+    matches!(error, RunnerError::Store { source, .. } if source.kind() == BackendErrorKind::LeaseLost)
+}
+
 /// The first re-read after a wake-up that found nothing.
 const FIRST_RECHECK: Duration = Duration::from_millis(5);
 
-async fn run_projection<S: EventStore>(
+/// What a projection task does next, while it holds no lease or after a batch.
+enum Next {
+    /// Run the next batch at once.
+    Batch,
+    /// Wait for a wake-up or `Duration`, whichever comes first.
+    Wait(Duration),
+    /// Wait `Duration` regardless of wake-ups (back-off, or a standby worker).
+    Pause(Duration),
+}
+
+async fn run_projection<S: CheckpointStore>(
     app: App<S>,
     index: usize,
     mut stopped: tokio::sync::watch::Receiver<bool>,
@@ -380,43 +452,52 @@ async fn run_projection<S: EventStore>(
     let Some(slot) = inner.projections.get(index) else {
         return;
     };
+    let ttl = inner.runner.lease();
     let mut watch = inner.store.watch();
     let mut backoff = inner.runner.first_backoff();
     // After a wake-up that applied nothing, re-read soon and then less often: on PostgreSQL the
     // notified events stay invisible while an older transaction on the server is open, and its
     // end sends no notification.
     let mut recheck = inner.runner.poll();
+    let mut lease: Option<(Lease, tokio::time::Instant)> = None;
     while !*stopped.borrow() {
-        let outcome = {
-            let mut projection = slot.projection.lock().await;
-            run_recorded(slot, &mut **projection, &inner.store, inner.runner.batch()).await
-        };
-        let pause = match outcome {
-            Ok(outcome) if outcome.caught_up_to.is_none() => {
-                backoff = inner.runner.first_backoff();
-                continue;
+        let next = match step(slot, inner, &mut lease, ttl).await {
+            Err(error) => {
+                if lease_lost(&error) {
+                    tracing::warn!(projection = slot.name, "lease lost; standing by");
+                    lease = None;
+                    slot.status().lease_held = false;
+                }
+                tracing::error!(projection = slot.name, error = %error_chain(&error), "projection batch failed; retrying");
+                let pause = backoff;
+                backoff = (backoff * 2).min(inner.runner.longest_backoff());
+                Next::Pause(pause)
             }
-            Ok(outcome) => {
+            Ok(None) => Next::Pause(ttl / 3),
+            Ok(Some(outcome)) if outcome.caught_up_to.is_none() => {
+                backoff = inner.runner.first_backoff();
+                Next::Batch
+            }
+            Ok(Some(outcome)) => {
                 backoff = inner.runner.first_backoff();
                 if outcome.applied > 0 {
                     recheck = inner.runner.poll();
                 }
-                None
-            }
-            Err(error) => {
-                tracing::error!(projection = slot.name, error = %error_chain(&error), "projection batch failed; retrying");
-                let pause = backoff;
-                backoff = (backoff * 2).min(inner.runner.longest_backoff());
-                Some(pause)
+                // Wake in time to renew the lease.
+                Next::Wait(recheck.min(ttl / 3))
             }
         };
-        let wait: Duration = pause.unwrap_or(recheck);
+        let (wait, wakeable) = match next {
+            Next::Batch => continue,
+            Next::Wait(wait) => (wait, true),
+            Next::Pause(pause) => (pause, false),
+        };
         tokio::select! {
-            () = watch.changed(), if pause.is_none() => {
+            () = watch.changed(), if wakeable => {
                 recheck = FIRST_RECHECK.min(inner.runner.poll());
             }
             () = tokio::time::sleep(wait) => {
-                if pause.is_none() {
+                if wakeable {
                     recheck = (recheck * 2).min(inner.runner.poll());
                 }
             }
@@ -428,6 +509,72 @@ async fn run_projection<S: EventStore>(
             }
         }
     }
+    if let Some((lease, _)) = lease {
+        if let Err(error) = inner.store.release_lease(&lease).await {
+            tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
+        }
+        slot.status().lease_held = false;
+    }
+}
+
+/// Takes or renews the lease as needed, then runs one batch; `None` while another worker
+/// holds the lease.
+async fn step<S: CheckpointStore>(
+    slot: &ProjectionSlot<S>,
+    inner: &AppInner<S>,
+    held: &mut Option<(Lease, tokio::time::Instant)>,
+    ttl: Duration,
+) -> Result<Option<crate::runner::BatchOutcome>, RunnerError> {
+    let store_error = |source| RunnerError::Store {
+        projection: slot.name,
+        source,
+    };
+    let mut projection = slot.projection.lock().await;
+    match held {
+        None => {
+            let Some(lease) = inner
+                .store
+                .acquire_lease(slot.name, &inner.worker_id, ttl)
+                .await
+                .map_err(store_error)?
+            else {
+                return Ok(None);
+            };
+            tracing::info!(projection = slot.name, epoch = lease.epoch, "lease taken");
+            // Another worker may have moved the checkpoint while we stood by.
+            projection.forget_checkpoint();
+            slot.status().lease_held = true;
+            *held = Some((lease, tokio::time::Instant::now()));
+        }
+        Some((lease, renewed)) if renewed.elapsed() >= ttl / 3 => {
+            if !inner
+                .store
+                .renew_lease(lease, ttl)
+                .await
+                .map_err(store_error)?
+            {
+                return Err(store_error(BackendError::new(
+                    "runner",
+                    BackendErrorKind::LeaseLost,
+                    format!("the lease on projection `{}` was taken over", slot.name),
+                )));
+            }
+            *renewed = tokio::time::Instant::now();
+        }
+        Some(_) => {}
+    }
+    let Some((lease, _)) = held.as_ref() else {
+        return Ok(None);
+    };
+    run_recorded(
+        slot,
+        &mut **projection,
+        &inner.store,
+        inner.runner.batch(),
+        lease,
+    )
+    .await
+    .map(Some)
 }
 
 /// The background projection tasks; stop them with [`ProjectionWorkers::shutdown`] (or by

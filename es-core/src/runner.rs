@@ -21,7 +21,7 @@ use tracing::Instrument as _;
 
 use crate::error::RunnerError;
 use crate::projection::Dispatch;
-use crate::store::{CheckpointStore, EventFilter};
+use crate::store::{CheckpointStore, EventFilter, Lease};
 use crate::stream::LogPosition;
 
 const MIN_DELAY: Duration = Duration::from_millis(1);
@@ -34,6 +34,7 @@ pub struct RunnerSettings {
     poll_interval: Duration,
     retry_backoff: Duration,
     max_retry_backoff: Duration,
+    lease_ttl: Duration,
 }
 
 impl Default for RunnerSettings {
@@ -43,6 +44,7 @@ impl Default for RunnerSettings {
             poll_interval: Duration::from_secs(1),
             retry_backoff: Duration::from_millis(100),
             max_retry_backoff: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(6),
         }
     }
 }
@@ -70,6 +72,20 @@ impl RunnerSettings {
         self.retry_backoff = first.max(MIN_DELAY);
         self.max_retry_backoff = longest.max(self.retry_backoff);
         self
+    }
+
+    /// How long a worker's lease on a projection lasts without renewal (at least 100 ms;
+    /// default 6 s). Workers renew every third of it, and a standby worker tries to take it as
+    /// often, so after the owner dies another worker takes over within about 4/3 of this
+    /// (8 s by default). A batch must finish within it, or its commit is refused and retried.
+    #[must_use]
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(100));
+        self
+    }
+
+    pub(crate) const fn lease(&self) -> Duration {
+        self.lease_ttl
     }
 
     pub(crate) const fn batch(&self) -> usize {
@@ -108,11 +124,12 @@ pub(crate) trait ErasedProjection<S>: Send {
     /// The projection's name.
     fn name(&self) -> &'static str;
 
-    /// Runs one batch.
+    /// Runs one batch, committing it only while `lease` is held.
     async fn run_batch(
         &mut self,
         store: &S,
         batch_size: usize,
+        lease: &Lease,
     ) -> Result<BatchOutcome, RunnerError>;
 
     /// Forgets the cached checkpoint (after a reset, or when another worker may have moved it).
@@ -137,6 +154,7 @@ impl<P> Erased<P> {
         &mut self,
         store: &S,
         batch_size: usize,
+        lease: &Lease,
     ) -> Result<BatchOutcome, RunnerError>
     where
         S: CheckpointStore,
@@ -185,12 +203,12 @@ impl<P> Erased<P> {
         for (index, event) in events.iter().enumerate() {
             if let Err(error) = self.projection.dispatch(event, &mut transaction).await {
                 let applied = events.get(..index).unwrap_or_default();
-                self.keep_progress(store, transaction, applied).await;
+                self.keep_progress(store, transaction, applied, lease).await;
                 return Err(RunnerError::Projection(error));
             }
         }
         store
-            .commit(transaction, P::NAME, target)
+            .commit_fenced(transaction, P::NAME, target, lease)
             .await
             .map_err(store_error)?;
         self.checkpoint = Some(target);
@@ -210,6 +228,7 @@ impl<P> Erased<P> {
         store: &S,
         transaction: S::Transaction,
         applied: &[crate::RecordedEvent],
+        lease: &Lease,
     ) where
         S: CheckpointStore,
         P: Dispatch<S::Transaction>,
@@ -221,7 +240,7 @@ impl<P> Erased<P> {
         let Some(last) = applied.last().map(crate::RecordedEvent::log_position) else {
             return;
         };
-        match store.commit(transaction, P::NAME, last).await {
+        match store.commit_fenced(transaction, P::NAME, last, lease).await {
             Ok(()) => self.checkpoint = Some(last),
             Err(error) => {
                 tracing::error!(%error, "committing the progress before a failed event failed");
@@ -244,9 +263,10 @@ where
         &mut self,
         store: &S,
         batch_size: usize,
+        lease: &Lease,
     ) -> Result<BatchOutcome, RunnerError> {
         let span = tracing::info_span!("projection_batch", projection = P::NAME);
-        self.run_batch_in_span(store, batch_size.max(1))
+        self.run_batch_in_span(store, batch_size.max(1), lease)
             .instrument(span)
             .await
     }
@@ -272,4 +292,6 @@ pub struct ProjectionStatus {
     pub last_error: Option<String>,
     /// Consecutive failed batches.
     pub consecutive_failures: u32,
+    /// Whether this process holds the projection's lease (runs it).
+    pub lease_held: bool,
 }

@@ -14,6 +14,7 @@
 //!   becomes visible later never sorts before one already returned.
 
 use std::future::Future;
+use std::time::Duration;
 
 use futures_core::Stream;
 use uuid::Uuid;
@@ -250,6 +251,31 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<CommandRecord>, LoadError>> + Send;
 }
 
+/// The right to run one projection, held by one worker at a time (see
+/// [`CheckpointStore::acquire_lease`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Lease {
+    /// The projection.
+    pub projection: String,
+    /// Who holds it (a worker id, unique per process run).
+    pub owner: String,
+    /// The fencing epoch: incremented whenever the lease changes owner.
+    pub epoch: u64,
+}
+
+impl Lease {
+    /// A lease as a store hands it out.
+    #[must_use]
+    pub fn new(projection: impl Into<String>, owner: impl Into<String>, epoch: u64) -> Self {
+        Self {
+            projection: projection.into(),
+            owner: owner.into(),
+            epoch,
+        }
+    }
+}
+
 /// A store that also keeps projection checkpoints, committed together with the read model's
 /// writes in one unit of work.
 pub trait CheckpointStore: EventStore {
@@ -290,6 +316,88 @@ pub trait CheckpointStore: EventStore {
         projection: &str,
         checkpoint: LogPosition,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Takes (or renews, for the same `owner`) the lease that lets one worker run `projection`
+    /// for `ttl`; `None` while another owner holds an unexpired lease.
+    ///
+    /// Taking a lease from another owner increments its fencing epoch, which
+    /// [`commit_fenced`](Self::commit_fenced) checks, so a worker that lost its lease (paused,
+    /// cut off) cannot commit a stale batch. The default suits stores used by one process (in
+    /// memory, an SQLite file): the lease is always granted and never lost.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn acquire_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Lease>, BackendError>> + Send {
+        let lease = Lease {
+            projection: projection.to_owned(),
+            owner: owner.to_owned(),
+            epoch: 0,
+        };
+        async move {
+            let _ = ttl;
+            Ok(Some(lease))
+        }
+    }
+
+    /// Extends a held lease by `ttl`; `false` when it was lost (another owner took it).
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool, BackendError>> + Send {
+        let _ = (lease, ttl);
+        async { Ok(true) }
+    }
+
+    /// Gives a lease up, so another worker may take it at once.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn release_lease(
+        &self,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = lease;
+        async { Ok(()) }
+    }
+
+    /// [`commit`](Self::commit), but only while `lease` is still held: otherwise the unit of work
+    /// is rolled back and the error's kind is
+    /// [`BackendErrorKind::LeaseLost`](crate::BackendErrorKind::LeaseLost). The default (for
+    /// stores whose leases cannot be lost) commits.
+    ///
+    /// # Errors
+    /// As [`commit`](Self::commit), and a lost lease.
+    fn commit_fenced(
+        &self,
+        transaction: Self::Transaction,
+        projection: &str,
+        checkpoint: LogPosition,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send {
+        let _ = lease;
+        self.commit(transaction, projection, checkpoint)
+    }
+
+    /// The owner of the projection's lease and whether it is unexpired, if anyone ever held it.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn lease_owner(
+        &self,
+        projection: &str,
+    ) -> impl Future<Output = Result<Option<(String, bool)>, BackendError>> + Send {
+        let _ = projection;
+        async { Ok(None) }
+    }
 
     /// Resets the checkpoint to the start, for a rebuild.
     ///

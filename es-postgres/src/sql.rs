@@ -104,6 +104,34 @@ pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints \
 
 pub(crate) const RESET_CHECKPOINT: &str = "DELETE FROM {schema}.checkpoints WHERE projection = $1";
 
+/// Takes the lease if it is free, expired, or already ours; a new owner bumps the epoch. `$3`
+/// is the time to live in milliseconds. No row returned: another owner holds it.
+pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO {schema}.projection_leases AS lease \
+     (projection, owner, epoch, expires_at) \
+     VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond') \
+     ON CONFLICT (projection) DO UPDATE SET owner = EXCLUDED.owner, \
+     epoch = lease.epoch + CASE WHEN lease.owner = EXCLUDED.owner THEN 0 ELSE 1 END, \
+     expires_at = EXCLUDED.expires_at \
+     WHERE lease.owner = EXCLUDED.owner OR lease.expires_at < clock_timestamp() \
+     RETURNING epoch";
+
+pub(crate) const RENEW_LEASE: &str = "UPDATE {schema}.projection_leases \
+     SET expires_at = clock_timestamp() + $4 * interval '1 millisecond' \
+     WHERE projection = $1 AND owner = $2 AND epoch = $3 RETURNING 1";
+
+/// Expires the lease at once but keeps the epoch, so the next owner still bumps it.
+pub(crate) const RELEASE_LEASE: &str = "UPDATE {schema}.projection_leases \
+     SET expires_at = '-infinity' WHERE projection = $1 AND owner = $2 AND epoch = $3";
+
+/// Locks the lease row for the rest of the batch's transaction if it is still ours: a takeover
+/// then waits for the batch to commit, and a batch of a lost lease finds nothing.
+pub(crate) const FENCE_LEASE: &str = "SELECT 1 FROM {schema}.projection_leases \
+     WHERE projection = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp() \
+     FOR UPDATE";
+
+pub(crate) const LEASE_OWNER: &str = "SELECT owner, expires_at > clock_timestamp() \
+     FROM {schema}.projection_leases WHERE projection = $1";
+
 /// Every statement with the schema filled in, rendered once per store.
 #[derive(Debug)]
 pub(crate) struct Queries {
@@ -119,6 +147,11 @@ pub(crate) struct Queries {
     pub(crate) checkpoint: String,
     pub(crate) save_checkpoint: String,
     pub(crate) reset_checkpoint: String,
+    pub(crate) acquire_lease: String,
+    pub(crate) renew_lease: String,
+    pub(crate) release_lease: String,
+    pub(crate) fence_lease: String,
+    pub(crate) lease_owner: String,
 }
 
 impl Queries {
@@ -138,6 +171,11 @@ impl Queries {
             checkpoint: render(CHECKPOINT),
             save_checkpoint: render(SAVE_CHECKPOINT),
             reset_checkpoint: render(RESET_CHECKPOINT),
+            acquire_lease: render(ACQUIRE_LEASE),
+            renew_lease: render(RENEW_LEASE),
+            release_lease: render(RELEASE_LEASE),
+            fence_lease: render(FENCE_LEASE),
+            lease_owner: render(LEASE_OWNER),
         }
     }
 }

@@ -8,8 +8,8 @@ use es_core::snapshot::Snapshot;
 use es_core::store::{CommandRecord, LogWatch};
 use es_core::{
     AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore, Committed,
-    EventFilter, EventId, EventStore, ExpectedVersion, GlobalPosition, LoadError, LogPosition,
-    Metadata, RecordedEvent, StreamId, StreamVersion,
+    EventFilter, EventId, EventStore, ExpectedVersion, GlobalPosition, Lease, LoadError,
+    LogPosition, Metadata, RecordedEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::StreamExt as _;
@@ -37,6 +37,7 @@ pub struct PostgresOptions {
     run_migrations: bool,
     max_connections: u32,
     connect_timeout: Duration,
+    batch_idle_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
@@ -46,6 +47,7 @@ impl Default for PostgresOptions {
             run_migrations: true,
             max_connections: 16,
             connect_timeout: Duration::from_secs(10),
+            batch_idle_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -83,6 +85,16 @@ impl PostgresOptions {
         self
     }
 
+    /// How long a projection batch's transaction may sit idle (waiting for its worker) before
+    /// PostgreSQL ends it (default 5 s; `idle_in_transaction_session_timeout`). A worker that is
+    /// paused or cut off mid-batch then releases its row locks, so the worker that takes over
+    /// its lease is not kept waiting; handlers must not leave the transaction idle this long.
+    #[must_use]
+    pub fn batch_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.batch_idle_timeout = timeout.max(Duration::from_millis(100));
+        self
+    }
+
     /// Opens a pool to `url` and builds the store on it.
     ///
     /// # Errors
@@ -114,6 +126,7 @@ impl PostgresOptions {
                 quoted_schema,
                 head: Arc::new(head),
                 listener: Mutex::new(None),
+                batch_idle_timeout: self.batch_idle_timeout,
             }),
         };
         if self.run_migrations {
@@ -151,6 +164,7 @@ struct Inner {
     channel: String,
     head: Arc<watch::Sender<u64>>,
     listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    batch_idle_timeout: Duration,
 }
 
 impl Drop for Inner {
@@ -579,6 +593,11 @@ fn recorded_event_of(
     ))
 }
 
+/// A lease's time to live in whole milliseconds, for `interval` arithmetic in SQL.
+fn millis(ttl: Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
 /// Wakes readers on every notification; reconnects after a lost connection (and wakes readers
 /// then too, since notifications sent meanwhile are lost).
 async fn listen(pool: PgPool, channel: String, head: Weak<watch::Sender<u64>>) {
@@ -822,13 +841,18 @@ impl CheckpointStore for PostgresStore {
     }
 
     async fn begin(&self, projection: &str) -> Result<PgTransaction, BackendError> {
-        self.pool.begin().await.map_err(|error| {
-            classify(
-                format!("begin a batch of projection `{projection}`"),
-                &error,
-            )
-            .with_source(error)
-        })
+        let context = || format!("begin a batch of projection `{projection}`");
+        let mut transaction = self
+            .pool
+            .begin()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))?;
+        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
+            .bind(millis(self.inner.batch_idle_timeout).to_string())
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(transaction)
     }
 
     async fn commit(
@@ -851,6 +875,107 @@ impl CheckpointStore for PostgresStore {
             .commit()
             .await
             .map_err(|error| classify(context(), &error).with_source(error))
+    }
+
+    async fn acquire_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, BackendError> {
+        let context = || format!("take the lease on projection `{projection}`");
+        let epoch: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.acquire_lease.as_str(),
+        ))
+        .bind(projection)
+        .bind(owner)
+        .bind(millis(ttl))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        epoch
+            .map(|epoch| {
+                Ok(Lease::new(
+                    projection,
+                    owner,
+                    from_i64(epoch, &context)?.get(),
+                ))
+            })
+            .transpose()
+    }
+
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, BackendError> {
+        let context = || format!("renew the lease on projection `{}`", lease.projection);
+        let renewed: Option<i32> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(self.inner.queries.renew_lease.as_str()))
+                .bind(&lease.projection)
+                .bind(&lease.owner)
+                .bind(to_i64(lease.epoch, &context)?)
+                .bind(millis(ttl))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(renewed.is_some())
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), BackendError> {
+        let context = || format!("release the lease on projection `{}`", lease.projection);
+        sqlx::query(sqlx::AssertSqlSafe(
+            self.inner.queries.release_lease.as_str(),
+        ))
+        .bind(&lease.projection)
+        .bind(&lease.owner)
+        .bind(to_i64(lease.epoch, &context)?)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(())
+    }
+
+    async fn commit_fenced(
+        &self,
+        mut transaction: PgTransaction,
+        projection: &str,
+        checkpoint: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        let context = || {
+            format!(
+                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
+                lease.epoch, lease.owner
+            )
+        };
+        let held: Option<i32> =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(self.inner.queries.fence_lease.as_str()))
+                .bind(projection)
+                .bind(&lease.owner)
+                .bind(to_i64(lease.epoch, &context)?)
+                .fetch_optional(&mut *transaction)
+                .await
+                .map_err(|error| classify(context(), &error).with_source(error))?;
+        if held.is_none() {
+            // Dropping the transaction rolls the batch back.
+            return Err(BackendError::new(
+                BACKEND,
+                BackendErrorKind::LeaseLost,
+                context(),
+            ));
+        }
+        self.commit(transaction, projection, checkpoint).await
+    }
+
+    async fn lease_owner(&self, projection: &str) -> Result<Option<(String, bool)>, BackendError> {
+        sqlx::query_as(sqlx::AssertSqlSafe(self.inner.queries.lease_owner.as_str()))
+            .bind(projection)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(|error| {
+                classify(
+                    format!("read the lease on projection `{projection}`"),
+                    &error,
+                )
+                .with_source(error)
+            })
     }
 
     async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {

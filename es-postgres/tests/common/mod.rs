@@ -1,6 +1,11 @@
 //! Test support: the server at `DATABASE_URL` (default: this machine's test database), and
 //! fresh schemas that are dropped afterwards.
-#![allow(dead_code, clippy::expect_used, clippy::unwrap_used)] // shared by several test binaries
+#![allow(
+    dead_code,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stderr
+)] // shared by several test binaries
 
 use std::sync::{Arc, Mutex};
 
@@ -15,10 +20,14 @@ pub(crate) fn database_url() -> String {
 
 /// A pool on the test server, failing with instructions when there is none.
 pub(crate) async fn pool(connections: u32) -> PgPool {
-    let url = database_url();
+    pool_at(&database_url(), connections).await
+}
+
+/// A pool on the server at `url`.
+pub(crate) async fn pool_at(url: &str, connections: u32) -> PgPool {
     PgPoolOptions::new()
         .max_connections(connections)
-        .connect(&url)
+        .connect(url)
         .await
         .unwrap_or_else(|error| {
             panic!(
@@ -68,8 +77,17 @@ where
     F: FnOnce(PgPool, Schemas) -> Fut,
     Fut: Future<Output = ()>,
 {
+    with_schemas_at(&database_url(), connections, test).await;
+}
+
+/// [`with_schemas`] on the server at `url`.
+pub(crate) async fn with_schemas_at<F, Fut>(url: &str, connections: u32, test: F)
+where
+    F: FnOnce(PgPool, Schemas) -> Fut,
+    Fut: Future<Output = ()>,
+{
     use futures_util::FutureExt as _;
-    let pool = pool(connections).await;
+    let pool = pool_at(url, connections).await;
     let schemas = Schemas::default();
     let outcome = std::panic::AssertUnwindSafe(test(pool.clone(), schemas.clone()))
         .catch_unwind()
@@ -113,3 +131,116 @@ mod domain {
 
 #[allow(unused_imports)] // each test binary uses a different part
 pub(crate) use domain::{Account, Deposit, Deposited};
+
+/// A PostgreSQL cluster of the test's own, in a temporary folder: for tests that hold
+/// transactions open or pause processes mid-transaction. The gap-free read waits for the oldest
+/// open transaction on the whole server, so doing that on the shared server would stall every
+/// other test's reads. Stopped and removed on drop.
+pub(crate) struct PrivateCluster {
+    /// `postgres://postgres@127.0.0.1:{port}/postgres`.
+    pub(crate) url: String,
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+}
+
+impl PrivateCluster {
+    /// Starts one with `initdb` and `pg_ctl` (as user `postgres` when running as root). Without
+    /// them, falls back to the shared server, saying so.
+    pub(crate) fn start() -> Option<Self> {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .ok()?
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("bin"))
+            .filter(|bin| bin.join("initdb").exists())
+            .max()?;
+        let dir = std::env::temp_dir().join(format!("es-pg-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).ok()?;
+        let _ = std::process::Command::new("chmod")
+            .arg("777")
+            .arg(&dir)
+            .status();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let cluster = Self {
+            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+            dir,
+            bin,
+        };
+        let data = cluster.dir.join("data");
+        let initdb = cluster.as_owner(&cluster.bin.join("initdb"), |command| {
+            command
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-A", "trust"])
+        });
+        if !initdb {
+            return None;
+        }
+        let started = cluster.as_owner(&cluster.bin.join("pg_ctl"), |command| {
+            command
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(cluster.dir.join("log"))
+                .arg("-w")
+                .arg("-o")
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+                    cluster.dir.display()
+                ))
+                .arg("start")
+        });
+        started.then_some(cluster)
+    }
+
+    fn as_owner(
+        &self,
+        program: &std::path::Path,
+        args: impl FnOnce(&mut std::process::Command) -> &mut std::process::Command,
+    ) -> bool {
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|output| output.stdout.starts_with(b"0"));
+        let mut command = if is_root {
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--"]).arg(program);
+            command
+        } else {
+            std::process::Command::new(program)
+        };
+        args(&mut command)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        self.as_owner(&self.bin.join("pg_ctl"), |command| {
+            command
+                .arg("-D")
+                .arg(&data)
+                .args(["-m", "immediate", "stop"])
+        });
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The URL for a disruptive test: a private cluster if one can be started, else the shared
+/// server (with a warning: other tests' reads may then stall while this one runs).
+pub(crate) fn private_or_shared() -> (String, Option<PrivateCluster>) {
+    match PrivateCluster::start() {
+        Some(cluster) => (cluster.url.clone(), Some(cluster)),
+        None => {
+            eprintln!("no initdb: running on the shared server");
+            (database_url(), None)
+        }
+    }
+}
