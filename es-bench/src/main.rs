@@ -390,7 +390,7 @@ impl Bench {
                 .execute(&self.admin)
                 .await?;
                 let elapsed = match subject {
-                    Subject::Es(es) => es.project_all(schema).await?,
+                    Subject::Es(es) => es.project_all(schema, n).await?,
                     Subject::Raw(raw) => raw.project_all().await?,
                 };
                 let rows = raw::summary_rows(&self.admin, schema).await?;
