@@ -5,8 +5,9 @@
 //!
 //! 1. Read up to `batch_size` events after the checkpoint (the checkpoint is kept by the store,
 //!    like a projection's, under the publisher's [checkpoint name](PublisherBuilder::checkpoint)).
-//! 2. Send them all, each with its event id as `Nats-Msg-Id`, without waiting in between; then
-//!    await JetStream's acknowledgements in log order.
+//! 2. Send them, each with its event id as `Nats-Msg-Id`, without waiting for one
+//!    acknowledgement before the next send (up to [`max_in_flight`](PublisherBuilder::max_in_flight)
+//!    unacknowledged); JetStream's acknowledgements are awaited in log order.
 //! 3. Commit the checkpoint at the last event of the acknowledged prefix: an event whose
 //!    acknowledgement has not arrived is never passed.
 //!
@@ -31,9 +32,11 @@
 //! Run one publisher per checkpoint name: two would both publish every event (JetStream would
 //! still de-duplicate them within the window, but the work is wasted).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::time::Duration;
 
+use async_nats::jetstream::context::PublishAckFuture;
 use async_nats::jetstream::{self, stream::Info};
 use es_core::subscription::Subscription;
 use es_core::{CheckpointStore, EventFilter, LogPosition, RecordedEvent};
@@ -46,6 +49,7 @@ use crate::{message, subject};
 pub const DEFAULT_CHECKPOINT: &str = "nats_publisher";
 
 const DEFAULT_BATCH: usize = 500;
+const DEFAULT_MAX_IN_FLIGHT: usize = 256;
 const DEFAULT_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const DEFAULT_LONGEST_BACKOFF: Duration = Duration::from_secs(5);
 const DEFAULT_POLL: Duration = Duration::from_secs(1);
@@ -70,6 +74,7 @@ struct Settings {
     subject_prefix: String,
     checkpoint: String,
     batch_size: usize,
+    max_in_flight: usize,
     first_backoff: Duration,
     longest_backoff: Duration,
     poll_interval: Duration,
@@ -119,10 +124,19 @@ impl<S: CheckpointStore> PublisherBuilder<S> {
         self
     }
 
-    /// Events read, sent and checkpointed together (at least 1; default 500). Keep it below the
-    /// JetStream context's limit of acknowledgements in flight (5 000 by default).
+    /// Events read and checkpointed together (at least 1; default 500).
     pub fn batch_size(mut self, events: usize) -> Self {
         self.settings.batch_size = events.max(1);
+        self
+    }
+
+    /// How many messages may be sent and not yet acknowledged (at least 1; default 256).
+    /// Keep it below the JetStream context's own limit
+    /// ([`max_ack_inflight`](async_nats::jetstream::ContextBuilder::max_ack_inflight), 5 000 by
+    /// default): past that limit a send waits for an acknowledgement the publisher only awaits
+    /// later.
+    pub fn max_in_flight(mut self, messages: usize) -> Self {
+        self.settings.max_in_flight = messages.max(1);
         self
     }
 
@@ -182,6 +196,9 @@ pub struct Published {
     pub checkpoint: LogPosition,
 }
 
+/// An event sent, with its subject, and the acknowledgement to come.
+type InFlight<'a> = (&'a RecordedEvent, String, PublishAckFuture);
+
 /// What publishing one batch achieved.
 struct BatchOutcome {
     /// How many events at the front of the batch JetStream acknowledged.
@@ -209,6 +226,7 @@ impl<S: CheckpointStore> JetStreamPublisher<S> {
                 subject_prefix: subject::DEFAULT_PREFIX.to_owned(),
                 checkpoint: DEFAULT_CHECKPOINT.to_owned(),
                 batch_size: DEFAULT_BATCH,
+                max_in_flight: DEFAULT_MAX_IN_FLIGHT,
                 first_backoff: DEFAULT_FIRST_BACKOFF,
                 longest_backoff: DEFAULT_LONGEST_BACKOFF,
                 poll_interval: DEFAULT_POLL,
@@ -429,15 +447,28 @@ impl<S: CheckpointStore> JetStreamPublisher<S> {
     }
 
     async fn publish_batch_inner(&self, events: &[RecordedEvent]) -> BatchOutcome {
-        let mut sent = Vec::with_capacity(events.len());
-        let mut failure = None;
+        let mut outcome = BatchOutcome {
+            acked: 0,
+            duplicates: 0,
+            failure: None,
+        };
+        // Sent but not yet acknowledged, oldest first; acknowledgements are awaited in log order.
+        let mut in_flight = VecDeque::with_capacity(self.settings.max_in_flight);
         for event in events {
+            if in_flight.len() >= self.settings.max_in_flight
+                && let Some(sent) = in_flight.pop_front()
+                && let Err(failure) = self.await_ack(sent, &mut outcome).await
+            {
+                // The rest are sent again; their acknowledgements (if any) no longer matter.
+                outcome.failure = Some(failure);
+                return outcome;
+            }
             let subject = self.subject(event);
             let message = message::for_event(event, &self.settings.stream);
             match self.jetstream.send_publish(subject.clone(), message).await {
-                Ok(ack) => sent.push((event, subject, ack)),
+                Ok(ack) => in_flight.push_back((event, subject, ack)),
                 Err(source) => {
-                    failure = Some(PublisherError::Send {
+                    outcome.failure = Some(PublisherError::Send {
                         publisher: self.settings.checkpoint.clone(),
                         event_id: event.id,
                         position: event.log_position(),
@@ -448,36 +479,42 @@ impl<S: CheckpointStore> JetStreamPublisher<S> {
                 }
             }
         }
-        let mut outcome = BatchOutcome {
-            acked: 0,
-            duplicates: 0,
-            failure: None,
-        };
-        let mut sent = sent.into_iter();
-        for (event, subject, ack) in sent.by_ref() {
-            match ack.await {
-                Ok(ack) => {
-                    outcome.acked += 1;
-                    if ack.duplicate {
-                        outcome.duplicates += 1;
-                        tracing::debug!(event_id = %event.id, position = event.position.get(), "JetStream already had the event");
-                    }
-                }
-                Err(source) => {
-                    outcome.failure = Some(PublisherError::Ack {
-                        publisher: self.settings.checkpoint.clone(),
-                        event_id: event.id,
-                        position: event.log_position(),
-                        subject,
-                        source,
-                    });
-                    // The rest are resent; their acknowledgements (if any) no longer matter.
-                    return outcome;
-                }
+        for sent in in_flight {
+            if let Err(failure) = self.await_ack(sent, &mut outcome).await {
+                outcome.failure = Some(failure);
+                return outcome;
             }
         }
-        outcome.failure = failure;
         outcome
+    }
+
+    /// Awaits one acknowledgement and counts it in `outcome`.
+    async fn await_ack(
+        &self,
+        (event, subject, ack): InFlight<'_>,
+        outcome: &mut BatchOutcome,
+    ) -> Result<(), PublisherError> {
+        match ack.await {
+            Ok(ack) => {
+                outcome.acked += 1;
+                if ack.duplicate {
+                    outcome.duplicates += 1;
+                    tracing::debug!(
+                        event_id = %event.id,
+                        position = event.position.get(),
+                        "JetStream already had the event"
+                    );
+                }
+                Ok(())
+            }
+            Err(source) => Err(PublisherError::Ack {
+                publisher: self.settings.checkpoint.clone(),
+                event_id: event.id,
+                position: event.log_position(),
+                subject,
+                source,
+            }),
+        }
     }
 
     /// Moves the checkpoint to `position`.

@@ -154,6 +154,38 @@ async fn memory_store_escapes_subjects_and_the_running_publisher_follows_the_log
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_larger_than_the_contexts_ack_limit_does_not_stall() {
+    with_fixture(|fixture: Fixture| async move {
+        let store = MemoryStore::new();
+        // A context that allows only eight acknowledgements in flight, waiting beyond that.
+        let jetstream = es_nats::async_nats::jetstream::ContextBuilder::new()
+            .timeout(Duration::from_secs(2))
+            .max_ack_inflight(8)
+            .build(fixture.jetstream.client());
+        let names = fixture.names(&jetstream);
+        let publisher =
+            JetStreamPublisher::builder(store.clone(), jetstream.clone(), &names.stream)
+                .subject_prefix(&names.prefix)
+                .batch_size(100)
+                .max_in_flight(8)
+                .build()
+                .unwrap();
+        publisher.ensure_stream(WINDOW).await.unwrap();
+        append_many(&store, 0, 150).await;
+
+        let published =
+            tokio::time::timeout(Duration::from_secs(30), publisher.publish_available())
+                .await
+                .expect("publishing finishes")
+                .unwrap();
+        assert_eq!((published.events, published.duplicates), (150, 0));
+        let events = common::all_events(&store, 150).await;
+        assert_each_event_once(&jetstream, &names.stream, &events).await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_subject_no_stream_takes_fails_with_the_event_and_subject_and_keeps_the_checkpoint() {
     with_fixture(|fixture: Fixture| async move {
         let store = MemoryStore::new();
