@@ -290,8 +290,10 @@ impl<S: CheckpointStore> JetStreamPublisher<S> {
         .await
     }
 
-    /// Publishes every event committed now after the checkpoint, batch by batch, each batch
-    /// checkpointed once acknowledged; returns what it did. Makes one attempt: retrying is the
+    /// Publishes every event the store shows now after the checkpoint, batch by batch, each
+    /// batch checkpointed once acknowledged; returns what it did. (On PostgreSQL an event
+    /// committed while an older transaction is still open shows a moment later, with that
+    /// transaction's end.) Makes one attempt: retrying is the
     /// caller's choice (or use [`run_until`](Self::run_until)).
     ///
     /// # Errors
