@@ -81,7 +81,7 @@ pub use error::{
 };
 pub use event::{Event, EventEnvelope, EventId, NewEvent, RecordedEvent};
 pub use metadata::Metadata;
-pub use projection::{Dispatch, Project, Projection};
+pub use projection::{Dispatch, EndBatch, Project, Projection};
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
 pub use runner::{ProjectionStatus, RunnerSettings};
 pub use store::memory::MemoryStore;

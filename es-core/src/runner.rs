@@ -19,7 +19,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
-use crate::error::RunnerError;
+use crate::error::{ProjectionError, RunnerError};
 use crate::projection::Dispatch;
 use crate::store::{CheckpointStore, EventFilter, Lease};
 use crate::stream::LogPosition;
@@ -207,6 +207,17 @@ impl<P> Erased<P> {
                 return Err(RunnerError::Projection(error));
             }
         }
+        if let Some(last) = events.last()
+            && let Err(error) = self.projection.end_batch(&mut transaction).await
+        {
+            // The batch is retried whole: nothing of it is committed.
+            drop(transaction);
+            return Err(RunnerError::Projection(ProjectionError::handler(
+                P::NAME,
+                last,
+                error,
+            )));
+        }
         store
             .commit_fenced(transaction, P::NAME, target, lease)
             .await
@@ -240,6 +251,11 @@ impl<P> Erased<P> {
         let Some(last) = applied.last().map(crate::RecordedEvent::log_position) else {
             return;
         };
+        let mut transaction = transaction;
+        if let Err(error) = self.projection.end_batch(&mut transaction).await {
+            tracing::error!(%error, "the end-of-batch hook failed before a failed event; the batch is retried whole");
+            return;
+        }
         match store.commit_fenced(transaction, P::NAME, last, lease).await {
             Ok(()) => self.checkpoint = Some(last),
             Err(error) => {

@@ -1,7 +1,7 @@
 //! Live subscriptions to the global log: catch up from a position, then follow new events.
 //!
 //! A [`Subscription`] reads the log in batches after its position. When it reaches the end it
-//! waits for the store's [`LogWatch`](crate::store::LogWatch) (on PostgreSQL, `LISTEN/NOTIFY`
+//! waits for the store's [`LogWatch`] (on PostgreSQL, `LISTEN/NOTIFY`
 //! after each commit; in memory and SQLite, a wake-up from the appending process) and, in case a
 //! notification is lost, re-reads anyway after a slow fallback poll.
 //!

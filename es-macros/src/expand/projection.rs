@@ -54,6 +54,24 @@ fn code(model: &ProjectionModel) -> TokenStream {
         let ty = &listed.ty;
         quote_spanned!(listed.span=> Self: #krate::Project<#ty, #tx>)
     });
+    // With `end_batch`, the user's `EndBatch` impl runs before each commit; the bound sits on
+    // the flag, so a missing impl is reported there.
+    let (end_batch_bound, end_batch) = match &model.end_batch {
+        Some(flag) => (
+            Some(quote_spanned!(flag.span()=> Self: #krate::EndBatch<#tx>)),
+            quote! {
+                fn end_batch<'__a>(
+                    &'__a mut self,
+                    tx: &'__a mut #tx,
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<(), #krate::HandlerError>,
+                > + ::core::marker::Send + '__a {
+                    <Self as #krate::EndBatch<#tx>>::end_batch(self, tx)
+                }
+            },
+        ),
+        None => (None, TokenStream::new()),
+    };
     let handlers = model.events.iter().map(|listed| {
         let ty = &listed.ty;
         quote! {
@@ -101,6 +119,7 @@ fn code(model: &ProjectionModel) -> TokenStream {
                 #(#predicates,)*
                 #tx: ::core::marker::Send,
                 #(#project_bounds,)*
+                #end_batch_bound
             {
                 fn dispatch<'__a>(
                     &'__a mut self,
@@ -115,6 +134,8 @@ fn code(model: &ProjectionModel) -> TokenStream {
                         ::core::result::Result::Ok(())
                     }
                 }
+
+                #end_batch
             }
 
             #distinct

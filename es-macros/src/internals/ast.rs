@@ -112,5 +112,7 @@ pub(crate) struct ProjectionModel {
     pub(crate) name: String,
     /// The consumed events, in the order listed; no two share a type.
     pub(crate) events: Vec<Listed>,
+    /// Set by the `end_batch` flag: the runner calls `EndBatch::end_batch` before each commit.
+    pub(crate) end_batch: Option<Ident>,
     pub(crate) crate_path: CratePath,
 }

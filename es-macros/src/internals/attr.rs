@@ -831,17 +831,18 @@ impl Keys for AggregateKeys {
     }
 }
 
-/// `#[projection(name = "...", events(...), crate = path)]`.
+/// `#[projection(name = "...", events(...), end_batch, crate = path)]`.
 #[derive(Default)]
 pub(crate) struct ProjectionKeys {
     pub(crate) name: Option<LitStr>,
     pub(crate) events: Option<KeyList<TypePath>>,
+    pub(crate) end_batch: Option<Ident>,
     pub(crate) crate_path: Option<Path>,
 }
 
 impl Keys for ProjectionKeys {
     const ATTR: &'static str = "projection";
-    const KEYS: &'static [&'static str] = &["name", "events", "crate"];
+    const KEYS: &'static [&'static str] = &["name", "events", "end_batch", "crate"];
 
     fn parse_key(&mut self, cx: &Ctxt, key: &Ident, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         const NAME: &str = "name = \"order_summary\"";
@@ -860,6 +861,16 @@ impl Keys for ProjectionKeys {
                         type_entry(cx, input, "an event type", "events(OrderPlaced, OrderPaid)")
                     },
                 )?);
+            }
+            "end_batch" => {
+                if !at_entry_end(meta.input) {
+                    let rest = skip_entry(meta.input)?;
+                    return Err(Error::new_spanned(
+                        quote!(#key #rest),
+                        "`end_batch` is a flag and takes no value: write `end_batch` alone",
+                    ));
+                }
+                self.end_batch = Some(key.clone());
             }
             "crate" => {
                 self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
@@ -921,11 +932,12 @@ mod tests {
         assert!(keys.services.is_some() && keys.snapshot.is_some() && keys.crate_path.is_some());
 
         let (projection, messages) =
-            errors::<ProjectionKeys>(quote!(name = "p", events(A, b::B), crate = ::x));
+            errors::<ProjectionKeys>(quote!(name = "p", events(A, b::B), end_batch, crate = ::x));
         assert!(messages.is_empty(), "{messages:?}");
         for key in ProjectionKeys::KEYS {
             assert!(projection.written(key), "{key}");
         }
+        assert!(projection.keys.end_batch.is_some());
     }
 
     #[test]

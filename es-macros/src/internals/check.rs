@@ -331,6 +331,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
                 generics: input.generics.clone(),
                 name: default_name,
                 events: Vec::new(),
+                end_batch: None,
                 crate_path: CratePath::es_core(),
             };
         }
@@ -357,6 +358,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
         generics: input.generics.clone(),
         name,
         events,
+        end_batch: keys.end_batch,
         crate_path: crate_path(keys.crate_path),
     }
 }

@@ -118,3 +118,39 @@ fn main() {
     let error = runtime.block_on(summary.dispatch(&refused, &mut ())).expect_err("refused");
     assert!(error.to_string().contains("order_paid"), "{error}");
 }
+
+/// A projection that buffers rows and writes them once per batch.
+mod bulk {
+    use es_core::{EndBatch, EventEnvelope, HandlerError, Project};
+
+    use super::OrderPlaced;
+
+    #[derive(Default, es_core::Projection)]
+    #[projection(name = "bulk_orders", events(OrderPlaced), end_batch)]
+    pub struct BulkOrders {
+        buffered: Vec<String>,
+        written: Vec<String>,
+    }
+
+    impl Project<OrderPlaced> for BulkOrders {
+        async fn project(
+            &mut self,
+            event: EventEnvelope<OrderPlaced>,
+            (): &mut (),
+        ) -> Result<(), HandlerError> {
+            self.buffered.push(event.stream_id.to_string());
+            Ok(())
+        }
+    }
+
+    impl EndBatch for BulkOrders {
+        async fn end_batch(&mut self, (): &mut ()) -> Result<(), HandlerError> {
+            self.written.append(&mut self.buffered);
+            Ok(())
+        }
+    }
+
+    fn runs<P: es_core::Dispatch<()>>(_: P) {}
+
+    pub const CHECK: fn() = || runs(BulkOrders::default());
+}
