@@ -35,7 +35,7 @@ WITH current AS (
     FROM allowed WHERE $9::uuid IS NOT NULL
     RETURNING command_id
 ), notified AS (
-    SELECT pg_notify($10, '') WHERE EXISTS (SELECT 1 FROM inserted)
+    SELECT pg_notify($10, '') WHERE $10::text IS NOT NULL AND EXISTS (SELECT 1 FROM inserted)
 )
 SELECT (SELECT version FROM current) AS version_before,
        (SELECT COUNT(*) FROM allowed) AS allowed,

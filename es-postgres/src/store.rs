@@ -125,7 +125,8 @@ impl PostgresOptions {
                 channel: format!("es_events_{}", self.schema),
                 quoted_schema,
                 head: Arc::new(head),
-                listener: Mutex::new(None),
+                listener: Mutex::new(Vec::new()),
+                notify: Arc::new(tokio::sync::Notify::new()),
                 batch_idle_timeout: self.batch_idle_timeout,
             }),
         };
@@ -163,17 +164,20 @@ struct Inner {
     quoted_schema: String,
     channel: String,
     head: Arc<watch::Sender<u64>>,
-    listener: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// The listener and notifier tasks, stopped when the last handle goes.
+    listener: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Signalled after each commit; the notifier sends one `NOTIFY` per signal (coalesced).
+    notify: Arc<tokio::sync::Notify>,
     batch_idle_timeout: Duration,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let listener = self
+        let tasks = self
             .listener
             .get_mut()
             .unwrap_or_else(PoisonError::into_inner);
-        if let Some(task) = listener.take() {
+        for task in tasks.drain(..) {
             task.abort();
         }
     }
@@ -282,7 +286,9 @@ impl PostgresStore {
         connection: &mut PgConnection,
         request: AppendRequest,
     ) -> Result<Committed, AppendError> {
-        match self.append_once(&mut *connection, &request).await {
+        // The caller commits: the notification is queued in that transaction and sent at its
+        // commit, so no reader is woken for events that roll back.
+        match self.append_once(&mut *connection, &request, true).await {
             Ok(committed) => Ok(committed),
             Err(Attempt::Failed(error)) => Err(error),
             Err(Attempt::VersionTaken) => Err(AppendError::Conflict {
@@ -297,27 +303,46 @@ impl PostgresStore {
         }
     }
 
+    /// After an append committed outside a caller's transaction: wakes this process's readers
+    /// at once and asks the notifier to tell other processes.
+    ///
+    /// The notification is not sent inside the append's transaction: until PostgreSQL 17,
+    /// a transaction that notifies holds a global lock from its pre-commit until its commit is
+    /// flushed, which makes concurrent appends commit one at a time.
+    fn committed_elsewhere(&self) {
+        self.inner.head.send_modify(|n| *n = n.wrapping_add(1));
+        self.inner.notify.notify_one();
+    }
+
     fn start_listener(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!("no tokio runtime: live notifications are off, readers poll");
             return;
         };
-        let task = runtime.spawn(listen(
+        let listener = runtime.spawn(listen(
             self.pool.clone(),
             self.inner.channel.clone(),
             Arc::downgrade(&self.inner.head),
         ));
-        *self
+        let notifier = runtime.spawn(notify(
+            self.pool.clone(),
+            self.inner.channel.clone(),
+            Arc::clone(&self.inner.notify),
+        ));
+        let mut tasks = self
             .inner
             .listener
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(task);
+            .unwrap_or_else(PoisonError::into_inner);
+        tasks.push(listener);
+        tasks.push(notifier);
     }
 
     async fn append_once(
         &self,
         connection: &mut PgConnection,
         request: &AppendRequest,
+        notify_in_transaction: bool,
     ) -> Result<Committed, Attempt> {
         let context = || format!("append to stream `{}`", request.stream_id);
         let (kind, exact) = match request.expected {
@@ -365,7 +390,7 @@ impl PostgresStore {
             .bind(&payloads)
             .bind(&metadata)
             .bind(request.command_id)
-            .bind(&self.inner.channel)
+            .bind(notify_in_transaction.then_some(self.inner.channel.as_str()))
             .fetch_one(&mut *connection)
             .await;
         let row = match result {
@@ -593,6 +618,23 @@ fn recorded_event_of(
     ))
 }
 
+/// Sends `NOTIFY` on the store's channel once per signal; signals that arrive while one is
+/// being sent are coalesced into the next.
+async fn notify(pool: PgPool, channel: String, signal: Arc<tokio::sync::Notify>) {
+    loop {
+        signal.notified().await;
+        let sent = sqlx::query("SELECT pg_notify($1, '')")
+            .bind(&channel)
+            .execute(&pool)
+            .await;
+        if let Err(error) = sent {
+            // Other processes' readers fall back to their poll; try again on the next commit.
+            tracing::warn!(%error, "NOTIFY failed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
 /// A lease's time to live in whole milliseconds, for `interval` arithmetic in SQL.
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
@@ -608,8 +650,17 @@ async fn listen(pool: PgPool, channel: String, head: Weak<watch::Sender<u64>>) {
         }
         None => false,
     };
+    // A connection of its own, so the listener does not take one of the pool's.
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .max_lifetime(None)
+        .idle_timeout(None)
+        .connect_lazy_with((*pool.connect_options()).clone());
     loop {
-        match PgListener::connect_with(&pool).await {
+        match PgListener::connect_with(&own).await.map(|mut listener| {
+            listener.ignore_pool_close_event(true);
+            listener
+        }) {
             Ok(mut listener) => match listener.listen(&channel).await {
                 Ok(()) => {
                     if !wake(&head) {
@@ -641,8 +692,13 @@ impl EventStore for PostgresStore {
                 classify(format!("append to stream `{}`", request.stream_id), &error)
                     .with_source(error)
             })?;
-            match self.append_once(&mut connection, &request).await {
-                Ok(committed) => return Ok(committed),
+            match self.append_once(&mut connection, &request, false).await {
+                Ok(committed) => {
+                    if committed.last_position.is_some() {
+                        self.committed_elsewhere();
+                    }
+                    return Ok(committed);
+                }
                 Err(Attempt::Failed(error)) => return Err(error),
                 Err(Attempt::VersionTaken) => {
                     if let Some(record) =

@@ -128,9 +128,17 @@ async fn catch_up_then_live_hands_out_every_event_once_across_the_seam() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiting_subscriber_is_woken_by_the_commit_notification() {
     common::with_schemas(4, |pool, schemas| async move {
-        let store = schemas.store(&pool).await;
+        let schema = schemas.fresh();
+        let open = || {
+            PostgresStore::options()
+                .schema(schema.clone())
+                .with_pool(pool.clone())
+        };
+        // Two store handles, as in two processes: the reader's is woken only by NOTIFY.
+        let store = open().await.unwrap();
+        let reader = open().await.unwrap();
         let mut subscription =
-            Subscription::new(store.clone(), LogPosition::START).fallback_poll(NO_POLL);
+            Subscription::new(reader.clone(), LogPosition::START).fallback_poll(NO_POLL);
         let waiting = tokio::spawn(async move {
             let event = next(&mut subscription).await;
             (event, subscription)
