@@ -156,6 +156,11 @@ pub(crate) async fn load<S: EventStore, A: Aggregate>(
     up_to: Option<StreamVersion>,
 ) -> Result<Loaded<A>, LoadError> {
     let span = tracing::debug_span!("load", aggregate = A::NAME, stream = %stream_id);
+    // An instrumented future enters and leaves its span on every poll, once per row of a long
+    // stream: skip the wrapper when nobody listens.
+    if span.is_disabled() {
+        return load_in_span(store, stream_id, up_to).await;
+    }
     load_in_span(store, stream_id, up_to).instrument(span).await
 }
 
@@ -255,6 +260,9 @@ where
         command_id = options.command_id.map(tracing::field::display),
         correlation_id = options.metadata.correlation_id.map(tracing::field::display),
     );
+    if span.is_disabled() {
+        return execute_in_span(store, settings, stream_id, command, options).await;
+    }
     execute_in_span(store, settings, stream_id, command, options)
         .instrument(span)
         .await
