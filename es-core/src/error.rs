@@ -205,6 +205,14 @@ pub enum RunnerError {
         #[source]
         source: BackendError,
     },
+    /// No projection of that name is registered.
+    #[error("no projection named `{name}` is registered (registered: {registered})")]
+    UnknownProjection {
+        /// The name asked for.
+        name: String,
+        /// The registered names, comma-separated.
+        registered: String,
+    },
 }
 
 /// Why a command did not take effect. Nothing was written in every case.

@@ -83,7 +83,7 @@ pub use event::{Event, EventEnvelope, EventId, NewEvent, RecordedEvent};
 pub use metadata::Metadata;
 pub use projection::{Dispatch, EndBatch, Project, Projection};
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
-pub use runner::{ProjectionStatus, RunnerSettings};
+pub use runner::{ProjectionReport, ProjectionStatus, RebuildProgress, RunnerSettings};
 pub use store::memory::MemoryStore;
 pub use store::{AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, Lease};
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};

@@ -26,8 +26,8 @@ use crate::error::{
 use crate::metadata::Metadata;
 use crate::projection::Dispatch;
 use crate::runner::{Erased, ErasedProjection, ProjectionStatus, RunnerSettings};
-use crate::store::{CheckpointStore, EventStore, Lease};
-use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
+use crate::store::{CheckpointStore, EventFilter, EventStore, Lease};
+use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
 /// What the registry remembers of an aggregate for its collision checks.
 struct AggregateClaim {
@@ -128,6 +128,7 @@ impl<S: EventStore> Registry<S> {
             .into_iter()
             .map(|projection| ProjectionSlot {
                 name: projection.name(),
+                event_types: projection.event_types(),
                 status: Mutex::new(ProjectionStatus {
                     name: projection.name(),
                     ..ProjectionStatus::default()
@@ -182,6 +183,7 @@ impl<S> fmt::Debug for Registry<S> {
 
 struct ProjectionSlot<S> {
     name: &'static str,
+    event_types: &'static [&'static str],
     projection: tokio::sync::Mutex<Box<dyn ErasedProjection<S>>>,
     status: Mutex<ProjectionStatus>,
 }
@@ -372,6 +374,163 @@ impl<S: CheckpointStore> App<S> {
             outcome?;
         }
         Ok(())
+    }
+
+    /// Rebuilds projection `name` from the start of the log: resets its checkpoint and runs it
+    /// to the end, calling `progress` after each batch. Clear the read model's own tables
+    /// first (or write the rebuild into new tables and swap them afterwards). Holds the
+    /// projection's lease for the run, so no other worker applies events meanwhile.
+    ///
+    /// # Errors
+    /// [`RunnerError::UnknownProjection`], a lease held by another worker, and the first
+    /// failing batch's error (the rebuild can be run again).
+    pub async fn rebuild(
+        &self,
+        name: &str,
+        mut progress: impl FnMut(crate::runner::RebuildProgress) + Send,
+    ) -> Result<u64, RunnerError> {
+        let slot = self.slot(name)?;
+        let ttl = self.inner.runner.lease();
+        let store_error = |source| RunnerError::Store {
+            projection: slot.name,
+            source,
+        };
+        let read_error = |source| RunnerError::Read {
+            projection: slot.name,
+            source,
+        };
+        let mut projection = slot.projection.lock().await;
+        let lease = self
+            .inner
+            .store
+            .acquire_lease(slot.name, &self.inner.worker_id, ttl)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| {
+                store_error(BackendError::new(
+                    "runner",
+                    BackendErrorKind::LeaseLost,
+                    format!("projection `{}` is leased by another worker", slot.name),
+                ))
+            })?;
+        let outcome = async {
+            self.inner
+                .store
+                .reset_checkpoint(slot.name)
+                .await
+                .map_err(store_error)?;
+            projection.forget_checkpoint();
+            let total = self
+                .inner
+                .store
+                .count_events(LogPosition::START, EventFilter::Types(slot.event_types))
+                .await
+                .map_err(read_error)?;
+            let mut done = 0u64;
+            progress(crate::runner::RebuildProgress { done, total });
+            let mut renewed = tokio::time::Instant::now();
+            loop {
+                if renewed.elapsed() >= ttl / 3 {
+                    if !self
+                        .inner
+                        .store
+                        .renew_lease(&lease, ttl)
+                        .await
+                        .map_err(store_error)?
+                    {
+                        return Err(store_error(BackendError::new(
+                            "runner",
+                            BackendErrorKind::LeaseLost,
+                            format!("the lease on projection `{}` was lost", slot.name),
+                        )));
+                    }
+                    renewed = tokio::time::Instant::now();
+                }
+                let batch = run_recorded(
+                    slot,
+                    &mut **projection,
+                    &self.inner.store,
+                    self.inner.runner.batch(),
+                    &lease,
+                )
+                .await?;
+                done += batch.applied as u64;
+                progress(crate::runner::RebuildProgress { done, total });
+                if batch.caught_up_to.is_some() {
+                    return Ok(done);
+                }
+            }
+        }
+        .await;
+        if let Err(error) = self.inner.store.release_lease(&lease).await {
+            tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
+        }
+        outcome
+    }
+
+    /// Every projection's checkpoint, lag (events and seconds behind), lease owner and last
+    /// error, read from the store now.
+    ///
+    /// # Errors
+    /// The first failing read.
+    pub async fn projection_report(
+        &self,
+    ) -> Result<Vec<crate::runner::ProjectionReport>, RunnerError> {
+        let mut reports = Vec::with_capacity(self.inner.projections.len());
+        for slot in &self.inner.projections {
+            let store_error = |source| RunnerError::Store {
+                projection: slot.name,
+                source,
+            };
+            let read_error = |source| RunnerError::Read {
+                projection: slot.name,
+                source,
+            };
+            let store = &self.inner.store;
+            let checkpoint = store.checkpoint(slot.name).await.map_err(store_error)?;
+            let head = store.head().await.map_err(read_error)?;
+            let filter = EventFilter::Types(slot.event_types);
+            let events_behind = store
+                .count_events(checkpoint, filter)
+                .await
+                .map_err(read_error)?;
+            let oldest = store
+                .read_all(checkpoint, 1, filter)
+                .await
+                .map_err(read_error)?;
+            let seconds_behind = oldest.first().map_or(0.0, |event| {
+                (time::OffsetDateTime::now_utc() - event.recorded_at)
+                    .as_seconds_f64()
+                    .max(0.0)
+            });
+            let owner = store.lease_owner(slot.name).await.map_err(store_error)?;
+            reports.push(crate::runner::ProjectionReport {
+                status: slot.status().clone(),
+                checkpoint,
+                head,
+                events_behind,
+                seconds_behind,
+                owner,
+            });
+        }
+        Ok(reports)
+    }
+
+    fn slot(&self, name: &str) -> Result<&ProjectionSlot<S>, RunnerError> {
+        self.inner
+            .projections
+            .iter()
+            .find(|slot| slot.name == name)
+            .ok_or_else(|| RunnerError::UnknownProjection {
+                name: name.to_owned(),
+                registered: self
+                    .inner
+                    .projections
+                    .iter()
+                    .map(|slot| slot.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// Starts one background task per projection: take the projection's lease (waiting while

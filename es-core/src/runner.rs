@@ -124,6 +124,9 @@ pub(crate) trait ErasedProjection<S>: Send {
     /// The projection's name.
     fn name(&self) -> &'static str;
 
+    /// The names of the events it consumes.
+    fn event_types(&self) -> &'static [&'static str];
+
     /// Runs one batch, committing it only while `lease` is held.
     async fn run_batch(
         &mut self,
@@ -275,6 +278,10 @@ where
         P::NAME
     }
 
+    fn event_types(&self) -> &'static [&'static str] {
+        P::EVENT_TYPES
+    }
+
     async fn run_batch(
         &mut self,
         store: &S,
@@ -310,4 +317,34 @@ pub struct ProjectionStatus {
     pub consecutive_failures: u32,
     /// Whether this process holds the projection's lease (runs it).
     pub lease_held: bool,
+}
+
+/// How far a rebuild has come, reported after each batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RebuildProgress {
+    /// Events of the projection's types applied so far.
+    pub done: u64,
+    /// Events of its types in the log when the rebuild started (more may arrive meanwhile, so
+    /// `done` can end above it).
+    pub total: u64,
+}
+
+/// A projection's state as the store and this process see it: for status pages and `stats`.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct ProjectionReport {
+    /// What this process knows: errors, failures, events applied, whether it holds the lease.
+    pub status: ProjectionStatus,
+    /// The committed checkpoint, read from the store.
+    pub checkpoint: LogPosition,
+    /// The head of the log.
+    pub head: Option<LogPosition>,
+    /// Events of the projection's types after its checkpoint.
+    pub events_behind: u64,
+    /// How long the oldest of those events has been waiting (zero when none is).
+    pub seconds_behind: f64,
+    /// The worker holding (or last holding) the projection's lease, and whether that lease is
+    /// still unexpired; `None` on stores without leases or before any worker ran.
+    pub owner: Option<(String, bool)>,
 }

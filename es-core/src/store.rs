@@ -213,6 +213,31 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         filter: EventFilter<'_>,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, LoadError>> + Send;
 
+    /// How many events lie after `after` in log order, restricted by `filter` (for progress
+    /// and lag reports). The default counts by reading; stores override it with a query.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn count_events(
+        &self,
+        after: LogPosition,
+        filter: EventFilter<'_>,
+    ) -> impl Future<Output = Result<u64, LoadError>> + Send {
+        async move {
+            const CHUNK: usize = 1000;
+            let mut count = 0u64;
+            let mut position = after;
+            loop {
+                let events = self.read_all(position, CHUNK, filter).await?;
+                count += events.len() as u64;
+                match events.last() {
+                    Some(last) if events.len() == CHUNK => position = last.log_position(),
+                    _ => return Ok(count),
+                }
+            }
+        }
+    }
+
     /// The position of the last visible event of the log, if any.
     ///
     /// # Errors

@@ -79,6 +79,11 @@ pub(crate) fn read_all() -> String {
     )
 }
 
+pub(crate) const COUNT_EVENTS: &str = "SELECT COUNT(*) FROM {schema}.events \
+     WHERE (transaction_id, position) > ($1::text::xid8, $2) \
+       AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+       AND ($3::text[] IS NULL OR event_type = ANY($3))";
+
 pub(crate) const HEAD: &str = "SELECT transaction_id::text::bigint, position FROM {schema}.events \
      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
      ORDER BY transaction_id DESC, position DESC LIMIT 1";
@@ -141,6 +146,7 @@ pub(crate) struct Queries {
     pub(crate) load_stream: String,
     pub(crate) read_all: String,
     pub(crate) head: String,
+    pub(crate) count_events: String,
     pub(crate) save_snapshot: String,
     pub(crate) load_snapshot: String,
     pub(crate) find_command: String,
@@ -165,6 +171,7 @@ impl Queries {
             load_stream: render(&load_stream()),
             read_all: render(&read_all()),
             head: render(HEAD),
+            count_events: render(COUNT_EVENTS),
             save_snapshot: render(SAVE_SNAPSHOT),
             load_snapshot: render(LOAD_SNAPSHOT),
             find_command: render(FIND_COMMAND),

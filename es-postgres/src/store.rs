@@ -789,6 +789,28 @@ impl EventStore for PostgresStore {
         Ok(rows.iter().map(recorded_event).collect::<Result<_, _>>()?)
     }
 
+    async fn count_events(
+        &self,
+        after: LogPosition,
+        filter: EventFilter<'_>,
+    ) -> Result<u64, LoadError> {
+        let context = || format!("count the events after {after}");
+        let types: Option<Vec<&str>> = match filter {
+            EventFilter::Types(types) => Some(types.to_vec()),
+            _ => None,
+        };
+        let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.count_events.as_str(),
+        ))
+        .bind(after.transaction.to_string())
+        .bind(to_i64(after.position.get(), &context)?)
+        .bind(types)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(from_i64(count, &context)?.get())
+    }
+
     async fn head(&self) -> Result<Option<LogPosition>, LoadError> {
         let context = || "read the head of the log".to_owned();
         let head: Option<(i64, i64)> =

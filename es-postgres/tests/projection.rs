@@ -108,3 +108,110 @@ async fn a_failed_batch_rolls_back_rows_and_checkpoint_and_each_event_lands_once
     })
     .await;
 }
+
+/// Balances per stream in `{schema}.balances`, upserted in the batch's transaction.
+#[derive(Clone, Projection)]
+#[projection(name = "balances", events(Deposited))]
+pub struct Balances {
+    table: String,
+}
+
+impl Project<Deposited, PgTransaction> for Balances {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<Deposited>,
+        tx: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {} (stream_id, cents) VALUES ($1, $2) \
+             ON CONFLICT (stream_id) DO UPDATE SET cents = {0}.cents + EXCLUDED.cents",
+            self.table
+        )))
+        .bind(event.stream_id.as_str())
+        .bind(event.event.cents)
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_gives_the_live_read_model_and_reports_show_owner_and_lag() {
+    common::with_schemas(6, |pool, schemas| async move {
+        let schema = schemas.fresh();
+        let store = es_postgres::PostgresStore::options()
+            .schema(schema.clone())
+            .with_pool(pool.clone())
+            .await
+            .unwrap();
+        let table = format!("\"{schema}\".balances");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} (stream_id TEXT PRIMARY KEY, cents BIGINT NOT NULL)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let app = Registry::new(store.clone())
+            .aggregate_with(AggregateSettings::<Account>::new(()))
+            .projection(Balances {
+                table: table.clone(),
+            })
+            .runner_settings(RunnerSettings::default().batch_size(7))
+            .build()
+            .await
+            .unwrap();
+        for n in 0..40 {
+            app.execute::<Account>(n % 6, Deposit(n)).await.unwrap();
+        }
+        let behind = app.projection_report().await.unwrap();
+        assert_eq!(behind[0].events_behind, 40);
+        assert_eq!(behind[0].owner, None, "no worker ran yet");
+
+        let workers = app.start_projections();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let report = loop {
+            let report = app.projection_report().await.unwrap();
+            if report[0].events_behind == 0 {
+                break report;
+            }
+            assert!(std::time::Instant::now() < deadline, "{report:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        };
+        assert_eq!(
+            report[0].owner,
+            Some((app.worker_id().to_owned(), true)),
+            "{report:?}"
+        );
+        assert!(report[0].status.lease_held);
+        workers.shutdown().await;
+        let rows = |pool: sqlx::PgPool, table: String| async move {
+            sqlx::query_as::<_, (String, i64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT stream_id, cents FROM {table} ORDER BY stream_id"
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        };
+        let live = rows(pool.clone(), table.clone()).await;
+        assert_eq!(live.len(), 6);
+
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let mut last = None;
+        let applied = app
+            .rebuild("balances", |progress| last = Some(progress))
+            .await
+            .unwrap();
+        assert_eq!(applied, 40);
+        let last = last.unwrap();
+        assert_eq!((last.done, last.total), (40, 40));
+        assert_eq!(rows(pool.clone(), table.clone()).await, live);
+        assert_eq!(
+            store.checkpoint("balances").await.unwrap(),
+            report[0].checkpoint
+        );
+    })
+    .await;
+}
