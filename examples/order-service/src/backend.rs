@@ -5,9 +5,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use es_core::{
-    App, BackendError, CheckpointStore, LogPosition, Registry, RegistryError, RunnerSettings,
-};
+use es_core::{App, BackendError, CheckpointStore, Registry, RegistryError, RunnerSettings};
 use es_postgres::PostgresStore;
 use es_sqlite::SqliteStore;
 use serde::Serialize;
@@ -96,12 +94,6 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Events and streams in the store.
     fn counts(&self) -> impl Future<Output = Result<StoreCounts, sqlx::Error>> + Send;
-
-    /// Events in the log after `position` (how far a projection at that checkpoint lags).
-    fn events_after(
-        &self,
-        position: LogPosition,
-    ) -> impl Future<Output = Result<i64, sqlx::Error>> + Send;
 
     /// Resets the projection's checkpoint, then empties the read model's tables, for a rebuild.
     /// Run it while no projection worker runs. (Interrupted between the two steps, the replay
@@ -272,15 +264,6 @@ macro_rules! backend_queries {
                 Ok(StoreCounts { events, streams })
             }
 
-            async fn events_after(&self, position: LogPosition) -> Result<i64, sqlx::Error> {
-                let sql = self.events_after_sql();
-                sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                    .bind(i64::try_from(position.transaction).unwrap_or(i64::MAX))
-                    .bind(i64::try_from(position.position.get()).unwrap_or(i64::MAX))
-                    .fetch_one(self.app.store().$readers())
-                    .await
-            }
-
             async fn clear_read_model(&self) -> Result<(), sqlx::Error> {
                 self.app
                     .store()
@@ -307,26 +290,10 @@ impl SqliteBackend {
         let _ = self;
         "events"
     }
-
-    /// Positions commit in order on SQLite, so the position alone orders the log.
-    fn events_after_sql(&self) -> String {
-        format!(
-            "SELECT COUNT(*) FROM {} WHERE $1 = $1 AND position > $2",
-            self.events_table()
-        )
-    }
 }
 
 impl PostgresBackend {
     fn events_table(&self) -> String {
         format!("\"{}\".events", self.app.store().schema())
-    }
-
-    /// The log is ordered by (writing transaction, position) on PostgreSQL.
-    fn events_after_sql(&self) -> String {
-        format!(
-            "SELECT COUNT(*) FROM {} WHERE (transaction_id, position) > ($1::text::xid8, $2)",
-            self.events_table()
-        )
     }
 }

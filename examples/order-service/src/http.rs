@@ -1072,36 +1072,34 @@ async fn order_events<B: Backend>(
 }
 
 async fn health<B: Backend>(State(backend): State<B>) -> Response {
-    let head = backend.app().store().head().await;
-    let projections: Vec<_> = backend
-        .app()
-        .projection_status()
-        .into_iter()
-        .map(|status| {
-            json!({
-                "name": status.name,
-                "checkpoint": status.checkpoint.position.get(),
-                "caught_up_to": status.caught_up_to.map(|head| head.position.get()),
-                "events_applied": status.events_applied,
-                "last_error": status.last_error,
-                "consecutive_failures": status.consecutive_failures,
-            })
-        })
-        .collect();
-    match head {
-        Ok(head) => {
-            let failing = backend
-                .app()
-                .projection_status()
+    match backend.app().projection_report().await {
+        Ok(reports) => {
+            let failing = reports
                 .iter()
-                .any(|status| status.last_error.is_some());
+                .any(|report| report.status.last_error.is_some());
+            let head = reports
+                .first()
+                .and_then(|report| report.head)
+                .map(|head| head.position.get());
+            let projections: Vec<_> = reports
+                .iter()
+                .map(|report| {
+                    json!({
+                        "name": report.status.name,
+                        "checkpoint": report.checkpoint.position.get(),
+                        "events_behind": report.events_behind,
+                        "seconds_behind": report.seconds_behind,
+                        "owner": report.owner.as_ref().map(|(owner, _)| owner),
+                        "lease_held_here": report.status.lease_held,
+                        "events_applied": report.status.events_applied,
+                        "last_error": report.status.last_error,
+                        "consecutive_failures": report.status.consecutive_failures,
+                    })
+                })
+                .collect();
             Json(json!({
                 "status": if failing { "degraded" } else { "ok" },
-                "store": {
-                    "backend": backend.kind(),
-                    "reachable": true,
-                    "head": head.map(|head| head.position.get()),
-                },
+                "store": { "backend": backend.kind(), "reachable": true, "head": head },
                 "projections": projections,
             }))
             .into_response()
@@ -1115,7 +1113,6 @@ async fn health<B: Backend>(State(backend): State<B>) -> Response {
                     "reachable": false,
                     "error": chain(&error),
                 },
-                "projections": projections,
             })),
         )
             .into_response(),

@@ -5,10 +5,9 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use es_core::{CheckpointStore as _, EventStore as _, Projection as _, StreamId, StreamVersion};
+use es_core::{EventStore as _, Projection as _, StreamId, StreamVersion};
 use futures_util::TryStreamExt as _;
 use order_service::backend::{
     AnyBackend, Backend, DEFAULT_DATABASE_URL, OpenOptions, is_postgres, redact,
@@ -176,8 +175,7 @@ async fn rebuild<B: Backend>(backend: &B, projection: &str) -> Result<(), Box<dy
         .into());
     }
     backend.clear_read_model().await?;
-    let total = backend.counts().await?.events;
-    let bar = indicatif::ProgressBar::new(u64::try_from(total).unwrap_or(0));
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(
             "{msg} [{bar:40}] {pos}/{len} events ({per_sec}, {eta} left)",
@@ -186,26 +184,15 @@ async fn rebuild<B: Backend>(backend: &B, projection: &str) -> Result<(), Box<dy
         .progress_chars("=> "),
     );
     bar.set_message(format!("rebuilding {projection}"));
-    let app = backend.app().clone();
-    let mut catch_up = tokio::spawn(async move { app.catch_up().await });
-    let outcome = loop {
-        tokio::select! {
-            outcome = &mut catch_up => break outcome,
-            () = tokio::time::sleep(Duration::from_millis(100)) => {
-                let applied = backend
-                    .app()
-                    .projection_status()
-                    .iter()
-                    .map(|status| status.events_applied)
-                    .sum::<u64>();
-                bar.set_position(applied);
-            }
-        }
-    };
-    outcome.map_err(|error| format!("the rebuild task failed: {error}"))??;
-    bar.set_position(bar.length().unwrap_or(0));
+    let applied = backend
+        .app()
+        .rebuild(projection, |progress| {
+            bar.set_length(progress.total.max(progress.done));
+            bar.set_position(progress.done);
+        })
+        .await?;
     bar.finish_with_message(format!("rebuilt {projection}"));
-    println!("rebuilt {projection} from {total} events");
+    println!("rebuilt {projection} from {applied} events");
     Ok(())
 }
 
@@ -244,16 +231,19 @@ async fn stats<B: Backend>(backend: &B) -> Result<(), Box<dyn Error>> {
         "head:     {}",
         head.map_or_else(|| "-".to_owned(), |head| head.position.to_string())
     );
-    let checkpoint = backend
-        .app()
-        .store()
-        .checkpoint(OrderSummaryTable::NAME)
-        .await?;
-    let behind = backend.events_after(checkpoint).await?;
-    println!(
-        "projection {}: checkpoint {}, {behind} events behind",
-        OrderSummaryTable::NAME,
-        checkpoint.position
-    );
+    for report in backend.app().projection_report().await? {
+        let owner = match &report.owner {
+            Some((owner, true)) => format!("leased by {owner}"),
+            Some((owner, false)) => format!("lease of {owner} expired"),
+            None => "never run by a worker".to_owned(),
+        };
+        println!(
+            "projection {}: checkpoint {}, {} events ({:.1} s) behind, {owner}",
+            report.status.name,
+            report.checkpoint.position,
+            report.events_behind,
+            report.seconds_behind
+        );
+    }
     Ok(())
 }

@@ -443,6 +443,18 @@ async fn sigterm_finishes_and_the_next_start_sees_everything() {
     let id = api.place("c1").await;
     let status = server.terminate();
     assert!(status.success(), "a clean exit on SIGTERM: {status:?}");
+
+    // The tools, on the stopped server's file.
+    let (ok, out) = server.tool(&["rebuild", "order_summary"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("rebuilt order_summary from 1 events"), "{out}");
+    let (ok, out) = server.tool(&["events", &id]);
+    assert!(ok && out.contains("order_placed"), "{out}");
+    let (ok, out) = server.tool(&["stats"]);
+    assert!(ok && out.contains("events:   1"), "{out}");
+    assert!(out.contains("0 events"), "{out}");
+    let (ok, _) = server.tool(&["rebuild", "nope"]);
+    assert!(!ok, "an unknown projection fails");
     server.restart().await;
     let api = Api::new(&server.base);
     let order = api.get(&format!("/orders/{id}")).await;

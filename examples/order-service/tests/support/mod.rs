@@ -184,6 +184,21 @@ impl Server {
         self.child.wait().expect("the server exits")
     }
 
+    /// Runs a one-shot subcommand (`rebuild`, `events`, `stats`) on the server's database while
+    /// the server is stopped; its exit status and standard output.
+    pub fn tool(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_order-service"))
+            .args(self.database.args())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .output()
+            .expect("the order-service binary runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    }
+
     /// Starts the server again on the same database and port.
     pub async fn restart(&mut self) {
         self.kill();
