@@ -45,6 +45,7 @@
 //! - [`command`]: load, decide, append, bounded retry, idempotent command ids.
 //! - [`registry`]: wires aggregates and projections to a store; [`runner`] runs projections.
 //! - [`subscription`]: catch up on the global log, then follow it live.
+//! - [`process`]: process managers, which react to events with commands, exactly once.
 //! - [`codec`], [`upcast`], [`snapshot`]: how events and states are stored and evolve.
 //!
 //! # Features
@@ -58,6 +59,7 @@ pub mod command;
 pub mod error;
 pub mod event;
 pub mod metadata;
+pub mod process;
 pub mod projection;
 pub mod registry;
 pub mod runner;

@@ -41,6 +41,8 @@ pub struct Registry<S> {
     claims: Vec<AggregateClaim>,
     settings: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     projections: Vec<Box<dyn ErasedProjection<S>>>,
+    /// Process managers' handles on the application, filled in by `build`.
+    app_cells: Vec<crate::process::AppCell<S>>,
     runner: RunnerSettings,
     errors: Vec<RegistryError>,
 }
@@ -54,6 +56,7 @@ impl<S: EventStore> Registry<S> {
             claims: Vec::new(),
             settings: HashMap::new(),
             projections: Vec::new(),
+            app_cells: Vec::new(),
             runner: RunnerSettings::default(),
             errors: Vec::new(),
         }
@@ -136,19 +139,39 @@ impl<S: EventStore> Registry<S> {
                 projection: tokio::sync::Mutex::new(projection),
             })
             .collect();
-        Ok(App {
-            inner: Arc::new(AppInner {
-                store: self.store,
-                worker_id: format!("{}-{}", std::process::id(), Uuid::now_v7().simple()),
-                settings: self.settings,
-                projections,
-                runner: self.runner,
-            }),
-        })
+        let inner = Arc::new(AppInner {
+            store: self.store,
+            worker_id: format!("{}-{}", std::process::id(), Uuid::now_v7().simple()),
+            settings: self.settings,
+            projections,
+            runner: self.runner,
+        });
+        for cell in self.app_cells {
+            // Weak: the application owns its process managers, not the other way round.
+            let _ = cell.set(Arc::downgrade(&inner));
+        }
+        Ok(App { inner })
     }
 }
 
 impl<S: CheckpointStore> Registry<S> {
+    /// Registers a process manager: a `#[derive(Projection)]` type whose handlers receive
+    /// [`Commands`](crate::process::Commands) and execute commands exactly once per event (see
+    /// [`process`](crate::process)).
+    #[must_use]
+    pub fn process_manager<P: Dispatch<crate::process::Commands<S>>>(mut self, process: P) -> Self {
+        if self.projections.iter().any(|p| p.name() == P::NAME) {
+            self.errors
+                .push(RegistryError::DuplicateProjection { name: P::NAME });
+        } else {
+            let cell = crate::process::AppCell::<S>::default();
+            self.app_cells.push(Arc::clone(&cell));
+            self.projections
+                .push(Box::new(crate::process::ProcessSlot::new(process, cell)));
+        }
+        self
+    }
+
     /// Registers a projection; its handlers receive the store's unit of work.
     #[must_use]
     pub fn projection<P: Dispatch<S::Transaction>>(mut self, projection: P) -> Self {
@@ -195,7 +218,7 @@ impl<S> ProjectionSlot<S> {
     }
 }
 
-struct AppInner<S> {
+pub(crate) struct AppInner<S> {
     store: S,
     /// The owner name of this process's projection leases.
     worker_id: String,
@@ -232,6 +255,12 @@ impl<S> fmt::Debug for App<S> {
                     .collect::<Vec<_>>(),
             )
             .finish_non_exhaustive()
+    }
+}
+
+impl<S> App<S> {
+    pub(crate) const fn from_inner(inner: Arc<AppInner<S>>) -> Self {
+        Self { inner }
     }
 }
 

@@ -1,0 +1,271 @@
+//! Process managers (policies): handlers that react to events by executing commands on other
+//! aggregates.
+//!
+//! A process manager is a `#[derive(Projection)]` type whose `Project` impls take
+//! [`Commands`] as their unit of work, registered with
+//! [`Registry::process_manager`](crate::Registry::process_manager). The runner drives it like
+//! any projection: from its checkpoint, in batches, under its lease. Each command it executes
+//! carries an idempotency id derived from the event's id (and the command's place among the
+//! commands for that event), the event's id as causation id, and the event's correlation id
+//! (or its id). So a replay after a crash between a command and the checkpoint, or a rebuild,
+//! returns the first result instead of executing twice: exactly once per event.
+//!
+//! ```
+//! use es_core::{event, Aggregate, Apply, Events, Handle, HandlerError, MemoryStore, Project};
+//! use es_core::{EventEnvelope, EventStore, Registry, process::Commands};
+//!
+//! #[event] pub struct OrderPaid { pub order: String }
+//! #[event] pub struct ShipmentCreated { pub order: String }
+//!
+//! #[derive(Clone)] pub struct Pay { pub order: String }
+//! #[derive(Clone)] pub struct CreateShipment { pub order: String }
+//!
+//! #[derive(Debug, thiserror::Error)] #[error("never")] pub struct Never;
+//!
+//! #[derive(Default, Aggregate)]
+//! #[aggregate(name = "order", error = Never, events(OrderPaid), commands(Pay))]
+//! pub struct Order;
+//! impl Apply<OrderPaid> for Order { fn apply(&mut self, _: &OrderPaid) {} }
+//! impl Handle<Pay> for Order {
+//!     fn handle(&self, c: Pay) -> Result<Events<Self>, Never> { Ok(Events::one(OrderPaid { order: c.order })) }
+//! }
+//!
+//! #[derive(Default, Aggregate)]
+//! #[aggregate(name = "shipment", error = Never, events(ShipmentCreated), commands(CreateShipment))]
+//! pub struct Shipment { created: bool }
+//! impl Apply<ShipmentCreated> for Shipment { fn apply(&mut self, _: &ShipmentCreated) { self.created = true } }
+//! impl Handle<CreateShipment> for Shipment {
+//!     fn handle(&self, c: CreateShipment) -> Result<Events<Self>, Never> {
+//!         Ok(if self.created { Events::none() } else { Events::one(ShipmentCreated { order: c.order }) })
+//!     }
+//! }
+//!
+//! /// When an order is paid, a shipment is created.
+//! #[derive(es_core::Projection)]
+//! #[projection(name = "shipping", events(OrderPaid))]
+//! pub struct Shipping;
+//!
+//! impl<S: EventStore> Project<OrderPaid, Commands<S>> for Shipping {
+//!     async fn project(&mut self, paid: EventEnvelope<OrderPaid>, commands: &mut Commands<S>)
+//!         -> Result<(), HandlerError>
+//!     {
+//!         let order = paid.event.order;
+//!         commands.execute::<Shipment>(&order, CreateShipment { order: order.clone() }).await?;
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let app = Registry::new(MemoryStore::new())
+//!     .aggregate::<Order>()
+//!     .aggregate::<Shipment>()
+//!     .process_manager(Shipping)
+//!     .build()
+//!     .await?;
+//! app.execute::<Order>("o1", Pay { order: "o1".into() }).await?;
+//! app.catch_up().await?;
+//! assert!(app.load::<Shipment>("o1").await?.state.created);
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::sync::{Arc, OnceLock, Weak};
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::command::Executed;
+use crate::error::{CommandError, RunnerError};
+use crate::event::RecordedEvent;
+use crate::projection::Dispatch;
+use crate::registry::{App, AppInner};
+use crate::runner::{BatchOutcome, ErasedProjection};
+use crate::store::{CheckpointStore, EventFilter, EventStore, Lease};
+use crate::stream::LogPosition;
+
+/// What a process manager's handlers receive: the application's command path, with each
+/// command's idempotency, causation and correlation ids taken from the event being handled.
+pub struct Commands<S> {
+    app: App<S>,
+    process: &'static str,
+    event_id: Uuid,
+    correlation_id: Uuid,
+    issued: u32,
+}
+
+impl<S> fmt::Debug for Commands<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Commands")
+            .field("process", &self.process)
+            .field("event_id", &self.event_id)
+            .field("issued", &self.issued)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S: EventStore> Commands<S> {
+    fn new(app: App<S>, process: &'static str, event: &RecordedEvent) -> Self {
+        let event_id = *event.id.as_uuid();
+        Self {
+            app,
+            process,
+            event_id,
+            correlation_id: event.metadata.correlation_id.unwrap_or(event_id),
+            issued: 0,
+        }
+    }
+
+    /// Executes `command` on aggregate `id` of type `A`, exactly once for this event: the
+    /// `n`-th command a handler issues for an event always gets the same idempotency id, so
+    /// on a replay it returns the first result.
+    ///
+    /// # Errors
+    /// The command's [`CommandError`]; return it from the handler (`?`) and the event is
+    /// retried with back-off.
+    pub async fn execute<A: Aggregate>(
+        &mut self,
+        id: impl fmt::Display,
+        command: impl Into<A::Command> + Clone + Send + 'static,
+    ) -> Result<Executed<A>, CommandError<A::Error>> {
+        let command_id = self.next_command_id();
+        self.app
+            .execute::<A>(id, command)
+            .command_id(command_id)
+            .causation_id(self.event_id)
+            .correlation_id(self.correlation_id)
+            .await
+    }
+
+    /// The application, for reads (loading aggregates) inside a handler.
+    #[must_use]
+    pub const fn app(&self) -> &App<S> {
+        &self.app
+    }
+
+    /// A name-based (version 5) UUID of the process, the event and the command's place.
+    fn next_command_id(&mut self) -> Uuid {
+        let name = format!("{}/{}", self.process, self.issued);
+        self.issued += 1;
+        Uuid::new_v5(&self.event_id, name.as_bytes())
+    }
+}
+
+/// The application, filled in by [`Registry::build`](crate::Registry::build) once it exists.
+pub(crate) type AppCell<S> = Arc<OnceLock<Weak<AppInner<S>>>>;
+
+/// A process manager as the runner drives it.
+pub(crate) struct ProcessSlot<P, S> {
+    process: P,
+    app: AppCell<S>,
+    checkpoint: Option<LogPosition>,
+}
+
+impl<P, S> ProcessSlot<P, S> {
+    pub(crate) fn new(process: P, app: AppCell<S>) -> Self {
+        Self {
+            process,
+            app,
+            checkpoint: None,
+        }
+    }
+}
+
+#[async_trait]
+impl<P, S> ErasedProjection<S> for ProcessSlot<P, S>
+where
+    S: CheckpointStore,
+    P: Dispatch<Commands<S>>,
+{
+    fn name(&self) -> &'static str {
+        P::NAME
+    }
+
+    fn event_types(&self) -> &'static [&'static str] {
+        P::EVENT_TYPES
+    }
+
+    async fn run_batch(
+        &mut self,
+        store: &S,
+        batch_size: usize,
+        lease: &Lease,
+    ) -> Result<BatchOutcome, RunnerError> {
+        let store_error = |source| RunnerError::Store {
+            projection: P::NAME,
+            source,
+        };
+        let read_error = |source| RunnerError::Read {
+            projection: P::NAME,
+            source,
+        };
+        let app = self
+            .app
+            .get()
+            .and_then(Weak::upgrade)
+            .map(App::from_inner)
+            .ok_or_else(|| {
+                store_error(crate::BackendError::new(
+                    "runner",
+                    crate::BackendErrorKind::Other,
+                    format!("process manager `{}` ran without its application", P::NAME),
+                ))
+            })?;
+        let checkpoint = match self.checkpoint {
+            Some(checkpoint) => checkpoint,
+            None => store.checkpoint(P::NAME).await.map_err(store_error)?,
+        };
+        self.checkpoint = Some(checkpoint);
+        let head = store.head().await.map_err(read_error)?;
+        let events = store
+            .read_all(
+                checkpoint,
+                batch_size.max(1),
+                EventFilter::Types(P::EVENT_TYPES),
+            )
+            .await
+            .map_err(read_error)?;
+        let reached_end = events.len() < batch_size.max(1);
+        let caught_up_to = reached_end.then(|| head.unwrap_or(LogPosition::START));
+        let mut done = checkpoint;
+        let mut failure = None;
+        let mut applied = 0;
+        for event in &events {
+            let mut commands = Commands::new(app.clone(), P::NAME, event);
+            if let Err(error) = self.process.dispatch(event, &mut commands).await {
+                failure = Some(error);
+                break;
+            }
+            done = event.log_position();
+            applied += 1;
+        }
+        // At the end of the log the checkpoint moves to the head, past other types' events.
+        let target = match (failure.is_none() && reached_end, head) {
+            (true, Some(head)) => head.max(done),
+            _ => done,
+        };
+        if target > checkpoint {
+            // The commands are already committed (each in its own append); the checkpoint only
+            // spares a replay, which their idempotency ids would make harmless anyway.
+            let unit = store.begin(P::NAME).await.map_err(store_error)?;
+            store
+                .commit_fenced(unit, P::NAME, target, lease)
+                .await
+                .map_err(store_error)?;
+            self.checkpoint = Some(target);
+        }
+        if let Some(error) = failure {
+            return Err(RunnerError::Projection(error));
+        }
+        Ok(BatchOutcome {
+            applied,
+            checkpoint: target.max(checkpoint),
+            caught_up_to,
+        })
+    }
+
+    fn forget_checkpoint(&mut self) {
+        self.checkpoint = None;
+    }
+}
