@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::domain::{Order, OrderStatus};
 use crate::product::Product;
+use crate::shipment::{Shipment, Shipping};
 use crate::summary_table::{OrderSummaryTable, SummarySql};
 
 /// The database the service uses when none is named.
@@ -221,7 +222,9 @@ where
     Registry::new(store)
         .aggregate::<Order>()
         .aggregate::<Product>()
+        .aggregate::<Shipment>()
         .projection(OrderSummaryTable::new(Arc::clone(sql)))
+        .process_manager(Shipping)
         .runner_settings(runner)
         .build()
         .await

@@ -10,6 +10,7 @@
 //! | `GET /orders/{id}[?at_version=N]` | the order from its events (read-your-writes) |
 //! | `GET /orders?status=&customer_id=&limit=` | rows of the `order_summary` projection |
 //! | `GET /orders/{id}/events` | the stream, with metadata |
+//! | `GET /orders/{id}/shipment` | the shipment the `shipping` process manager created once the order was paid |
 //! | `GET /health` | store and projection status |
 //! | `POST /products` `{"sku", "name", "unit_price_cents", "stock"}` | lists a product: 201 |
 //! | `GET /products/{sku}` | the product with its stock and `version` |
@@ -53,6 +54,7 @@ use crate::domain::{
     ShipOrder,
 };
 use crate::product::{ChangePrice, ListProduct, Product, ProductError, ReserveStock, Restock};
+use crate::shipment::Shipment;
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
@@ -78,6 +80,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/orders/{id}/ship", post(ship::<B>))
         .route("/orders/{id}/cancel", post(cancel::<B>))
         .route("/orders/{id}/events", get(order_events::<B>))
+        .route("/orders/{id}/shipment", get(order_shipment::<B>))
         .route("/products", post(list_product::<B>))
         .route("/products/{sku}", get(get_product::<B>))
         .route("/products/{sku}/restock", post(restock::<B>))
@@ -1069,6 +1072,32 @@ async fn order_events<B: Backend>(
         return Err(ApiError::order_not_found(&raw_id));
     }
     Ok(Json(events).into_response())
+}
+
+async fn order_shipment<B: Backend>(
+    State(backend): State<B>,
+    raw_id: Result<Path<String>, PathRejection>,
+) -> ApiResult<Response> {
+    let raw_id = path(raw_id)?;
+    let id = order_id(&raw_id)?;
+    let loaded = backend
+        .app()
+        .load::<Shipment>(id)
+        .await
+        .map_err(|error| ApiError::from_load(&error))?;
+    if loaded.version == StreamVersion::INITIAL {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "shipment_not_found",
+            format!("order `{raw_id}` has no shipment (yet: it is created once the order is paid)"),
+        ));
+    }
+    Ok(Json(json!({
+        "order_id": loaded.state.order_id,
+        "amount_cents": loaded.state.amount_cents,
+        "version": loaded.version.get(),
+    }))
+    .into_response())
 }
 
 async fn health<B: Backend>(State(backend): State<B>) -> Response {

@@ -13,6 +13,7 @@ use order_service::backend::{
     AnyBackend, Backend, DEFAULT_DATABASE_URL, OpenOptions, is_postgres, redact,
 };
 use order_service::domain::Order;
+use order_service::shipment::Shipping;
 use order_service::summary_table::OrderSummaryTable;
 
 /// The example order service of the es framework.
@@ -46,7 +47,7 @@ enum Command {
     },
     /// Rebuilds a projection from the start of the log, showing progress.
     Rebuild {
-        /// The projection (`order_summary`).
+        /// The projection (`order_summary`, or the `shipping` process manager).
         projection: String,
     },
     /// Prints the events of one order.
@@ -167,14 +168,18 @@ async fn shutdown_signal() {
 }
 
 async fn rebuild<B: Backend>(backend: &B, projection: &str) -> Result<(), Box<dyn Error>> {
-    if projection != OrderSummaryTable::NAME {
+    if projection == OrderSummaryTable::NAME {
+        backend.clear_read_model().await?;
+    } else if projection != Shipping::NAME {
         return Err(format!(
-            "unknown projection `{projection}`; known: {}",
-            OrderSummaryTable::NAME
+            "unknown projection `{projection}`; known: {}, {}",
+            OrderSummaryTable::NAME,
+            Shipping::NAME
         )
         .into());
     }
-    backend.clear_read_model().await?;
+    // `shipping` is a process manager: its replay re-issues its commands with their first
+    // idempotency ids, so no shipment is created twice.
     let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template(

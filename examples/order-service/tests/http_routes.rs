@@ -224,6 +224,22 @@ async fn every_route_and_error_code(api: &Api) {
     assert_eq!(fresh.status, 200, "{fresh:?}");
     assert_eq!(fresh.body["status"], "paid");
 
+    // The shipping process manager creates the order's shipment, once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let shipment = loop {
+        let answer = api.get(&format!("{orders}/shipment")).await;
+        if answer.status == 200 {
+            break answer;
+        }
+        assert_error(&answer, 404, "shipment_not_found");
+        assert!(Instant::now() < deadline, "no shipment was created");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(
+        shipment.body,
+        json!({"order_id": id, "amount_cents": 120, "version": 1})
+    );
+
     // 422 after payment; then ship, and nothing more.
     assert_error(
         &api.post(
@@ -453,6 +469,8 @@ async fn sigterm_finishes_and_the_next_start_sees_everything() {
     let (ok, out) = server.tool(&["stats"]);
     assert!(ok && out.contains("events:   1"), "{out}");
     assert!(out.contains("0 events"), "{out}");
+    let (ok, out) = server.tool(&["rebuild", "shipping"]);
+    assert!(ok, "{out}");
     let (ok, _) = server.tool(&["rebuild", "nope"]);
     assert!(!ok, "an unknown projection fails");
     server.restart().await;
