@@ -303,3 +303,98 @@ async fn another_worker_takes_over_and_a_paused_owner_commits_nothing() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_at_random_points_leaves_an_exact_read_model() {
+    if std::env::var(WORKER_ENV).is_ok() {
+        return;
+    }
+    let url = common::database_url();
+    common::with_schemas(4, |pool, schemas| async move {
+        let schema = schemas.fresh();
+        let store = PostgresStore::options()
+            .schema(schema.clone())
+            .with_pool(pool.clone())
+            .await
+            .unwrap();
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {} (event_id UUID NOT NULL, worker BIGINT NOT NULL)",
+            table(&schema)
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let app = Registry::new(store.clone())
+            .aggregate_with(AggregateSettings::<Account>::new(()))
+            .build()
+            .await
+            .unwrap();
+        let writer = {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for n in 0u64.. {
+                    app.execute::<Account>(n % 7, Deposit(1)).await.unwrap();
+                    tokio::time::sleep(Duration::from_millis(2)).await;
+                }
+            })
+        };
+        // Kill points spread over batches in flight, between batches and while catching up.
+        let kills = if std::env::var("ES_LONG").is_ok() {
+            50
+        } else {
+            5
+        };
+        let mut workers = Workers(HashMap::new());
+        let mut killed = 0;
+        let mut delay = 137u64;
+        while killed < kills {
+            let child = spawn_worker(&url, &schema);
+            let pid = child.id();
+            workers.0.insert(pid, child);
+            wait_for_owner(&store, None, Duration::from_secs(30)).await;
+            // A cheap deterministic spread of delays (no RNG needed): 137, 274, ... mod 700 ms.
+            delay = (delay + 137) % 700;
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            let mut child = workers.0.remove(&pid).unwrap();
+            child.kill().unwrap();
+            child.wait().unwrap();
+            killed += 1;
+            // Let the lease expire so the next worker can take it.
+            tokio::time::sleep(TTL).await;
+        }
+        writer.abort();
+        let _ = writer.await;
+        let final_worker = spawn_worker(&url, &schema);
+        workers.0.insert(final_worker.id(), final_worker);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let all: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT event_id FROM \"{schema}\".events"
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let applied: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT event_id, COUNT(*) FROM {} GROUP BY event_id",
+                table(&schema)
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            let twice: Vec<_> = applied.iter().filter(|(_, n)| *n > 1).collect();
+            assert!(twice.is_empty(), "applied more than once: {twice:?}");
+            if applied.len() == all.len() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {} events applied after {kills} kills",
+                applied.len(),
+                all.len()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        drop(workers);
+    })
+    .await;
+}
