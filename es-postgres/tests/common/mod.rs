@@ -141,6 +141,7 @@ pub(crate) struct PrivateCluster {
     pub(crate) url: String,
     dir: std::path::PathBuf,
     bin: std::path::PathBuf,
+    port: u16,
 }
 
 impl PrivateCluster {
@@ -168,6 +169,7 @@ impl PrivateCluster {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
             dir,
             bin,
+            port,
         };
         let data = cluster.dir.join("data");
         let initdb = cluster.as_owner(&cluster.bin.join("initdb"), |command| {
@@ -179,21 +181,26 @@ impl PrivateCluster {
         if !initdb {
             return None;
         }
-        let started = cluster.as_owner(&cluster.bin.join("pg_ctl"), |command| {
+        cluster.pg_ctl("start").then_some(cluster)
+    }
+
+    /// Runs `pg_ctl <action>` (start, stop, restart) on the cluster, waiting for it.
+    pub(crate) fn pg_ctl(&self, action: &str) -> bool {
+        let data = self.dir.join("data");
+        self.as_owner(&self.bin.join("pg_ctl"), |command| {
             command
                 .arg("-D")
                 .arg(&data)
                 .arg("-l")
-                .arg(cluster.dir.join("log"))
-                .arg("-w")
-                .arg("-o")
+                .arg(self.dir.join("log"))
+                .args(["-w", "-m", "fast", "-o"])
                 .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
-                    cluster.dir.display()
+                    "-p {} -k {} -c listen_addresses=127.0.0.1",
+                    self.port,
+                    self.dir.display()
                 ))
-                .arg("start")
-        });
-        started.then_some(cluster)
+                .arg(action)
+        })
     }
 
     fn as_owner(
