@@ -23,7 +23,7 @@ use sqlx::PgPool;
 use sqlx::postgres::PgPoolOptions;
 use uuid::Uuid;
 
-use crate::framework::Framework;
+use crate::framework::{Framework, Rebuild};
 use crate::raw::Raw;
 use crate::report::Figures;
 use crate::workload::{Scenario, Sizes, System, TASKS};
@@ -35,8 +35,9 @@ struct Args {
     /// How many times every scenario runs; medians are reported [default: 3, or 1 with --quick]
     #[arg(long)]
     runs: Option<usize>,
-    /// Scenarios to run, comma-separated (S4 rebuilds from S2's log, so S2's commands run
-    /// before it even when S2 is not listed) [default: all]
+    /// Scenarios to run, comma-separated (S4 and S4b rebuild from S2's log, so S2's commands
+    /// run before them even when S2 is not listed; S4b, the framework's bulk variant of S4, is
+    /// compared with raw-sqlx's S4, which then runs too) [default: all]
     #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
     scenario: Vec<Scenario>,
     /// Systems to run, comma-separated [default: both]
@@ -141,15 +142,23 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Scenarios that run in one schema, in order: S4 rebuilds from the log S2 wrote.
+/// Scenarios that run in one schema, in order: S4 and S4b rebuild from the log S2 wrote, so S2
+/// comes first (S4b after S4, into a fresh table). S4b's baseline is raw-sqlx's S4, so
+/// selecting S4b runs that too. Which of them each system runs: [`system_runs`].
 fn groups(selected: &[Scenario]) -> Vec<Vec<Scenario>> {
-    let wants = |scenario| selected.contains(&scenario);
+    let wants = |scenario| wanted(selected, scenario);
     let mut groups = Vec::new();
     if wants(Scenario::S1) {
         groups.push(vec![Scenario::S1]);
     }
-    if wants(Scenario::S2) || wants(Scenario::S4) {
-        groups.push(vec![Scenario::S2, Scenario::S4]);
+    if wants(Scenario::S2) || wants(Scenario::S4) || wants(Scenario::S4b) {
+        let mut group = vec![Scenario::S2];
+        group.extend(
+            [Scenario::S4, Scenario::S4b]
+                .into_iter()
+                .filter(|&scenario| wants(scenario)),
+        );
+        groups.push(group);
     }
     for scenario in [Scenario::S3, Scenario::S5, Scenario::S6] {
         if wants(scenario) {
@@ -157,6 +166,23 @@ fn groups(selected: &[Scenario]) -> Vec<Vec<Scenario>> {
         }
     }
     groups
+}
+
+/// Whether `scenario`'s figure is reported: it was selected, or it is the baseline of one that
+/// was (raw-sqlx's S4 for S4b).
+fn wanted(selected: &[Scenario], scenario: Scenario) -> bool {
+    selected
+        .iter()
+        .any(|&chosen| chosen == scenario || chosen.baseline() == scenario)
+}
+
+/// Whether `system` runs `scenario` of a group: the framework runs only what was selected
+/// (not S4 when just S4b was), plain sqlx no framework variant.
+fn system_runs(selected: &[Scenario], system: System, scenario: Scenario) -> bool {
+    match system {
+        System::Es => scenario == Scenario::S2 || selected.contains(&scenario),
+        System::RawSqlx => !scenario.framework_only(),
+    }
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -215,8 +241,13 @@ async fn run(args: Args) -> Result<()> {
         for group in groups(&scenarios) {
             let mut this_run = Vec::new();
             for &system in &order {
-                for (scenario, value) in bench.run_group(run, system, &group).await? {
-                    if !scenarios.contains(&scenario) {
+                let mine: Vec<Scenario> = group
+                    .iter()
+                    .copied()
+                    .filter(|&scenario| system_runs(&scenarios, system, scenario))
+                    .collect();
+                for (scenario, value) in bench.run_group(run, system, &mine).await? {
+                    if !wanted(&scenarios, scenario) {
                         continue;
                     }
                     eprintln!(
@@ -234,7 +265,7 @@ async fn run(args: Args) -> Result<()> {
                 }
                 let raw = this_run
                     .iter()
-                    .find(|&&(s, system, _)| s == scenario && system == System::RawSqlx);
+                    .find(|&&(s, system, _)| s == scenario.baseline() && system == System::RawSqlx);
                 if let Some(&(_, _, raw)) = raw {
                     figures.record_ratio(scenario, es, raw);
                 }
@@ -331,7 +362,7 @@ impl Bench {
     }
 
     /// Runs one scenario and checks its result; returns its figure. `orders` carries S2's
-    /// orders to S4.
+    /// orders to S4 and S4b.
     async fn scenario(
         &self,
         subject: &Subject,
@@ -383,14 +414,27 @@ impl Bench {
                     .collect();
                 report::median(&millis).ok_or_else(|| BenchError::incorrect("S3 measured no load"))
             }
-            Scenario::S4 => {
-                sqlx::raw_sql(sqlx::AssertSqlSafe(workload::summary_table_ddl(&format!(
-                    "\"{schema}\""
-                ))))
+            Scenario::S4 | Scenario::S4b => {
+                // A fresh table for each rebuild (S4b follows S4 in the same schema).
+                let table = format!("\"{schema}\"");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "DROP TABLE IF EXISTS {table}.order_summary; {}",
+                    workload::summary_table_ddl(&table)
+                )))
                 .execute(&self.admin)
                 .await?;
+                let rebuild = if scenario == Scenario::S4b {
+                    Rebuild::Bulk
+                } else {
+                    Rebuild::PerEvent
+                };
                 let elapsed = match subject {
-                    Subject::Es(es) => es.project_all(schema, n).await?,
+                    Subject::Es(es) => es.project_all(schema, n, rebuild).await?,
+                    Subject::Raw(_) if rebuild == Rebuild::Bulk => {
+                        return Err(BenchError::incorrect(
+                            "S4b is the framework's variant of S4; raw-sqlx runs S4",
+                        ));
+                    }
                     Subject::Raw(raw) => raw.project_all().await?,
                 };
                 let rows = raw::summary_rows(&self.admin, schema).await?;
@@ -401,7 +445,7 @@ impl Bench {
                         .zip(&expected)
                         .find(|(row, expected)| row != expected);
                     return Err(BenchError::incorrect(format!(
-                        "S4 summary has {} rows, expected {}; first difference: {wrong:?}",
+                        "{scenario} summary has {} rows, expected {}; first difference: {wrong:?}",
                         rows.len(),
                         expected.len()
                     )));

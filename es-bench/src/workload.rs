@@ -26,6 +26,11 @@ pub(crate) enum Scenario {
     /// `project_all`: rebuild `order_summary` from the log S2 wrote.
     #[value(name = "S4")]
     S4,
+    /// `project_all`, the framework's bulk variant: the same rebuild by a projection whose
+    /// handlers fold each batch into per-order deltas and whose end-of-batch hook writes them
+    /// in one statement. Framework only; its ratio is against raw-sqlx's S4.
+    #[value(name = "S4b")]
+    S4b,
     /// `contention`: 16 tasks add items to one order, retrying on conflicts.
     #[value(name = "S5")]
     S5,
@@ -36,7 +41,15 @@ pub(crate) enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order the workload page lists them.
-    pub(crate) const ALL: [Self; 6] = [Self::S1, Self::S2, Self::S3, Self::S4, Self::S5, Self::S6];
+    pub(crate) const ALL: [Self; 7] = [
+        Self::S1,
+        Self::S2,
+        Self::S3,
+        Self::S4,
+        Self::S4b,
+        Self::S5,
+        Self::S6,
+    ];
 
     /// The id printed in the JSON lines (`"S1"`).
     pub(crate) const fn id(self) -> &'static str {
@@ -45,6 +58,7 @@ impl Scenario {
             Self::S2 => "S2",
             Self::S3 => "S3",
             Self::S4 => "S4",
+            Self::S4b => "S4b",
             Self::S5 => "S5",
             Self::S6 => "S6",
         }
@@ -57,6 +71,7 @@ impl Scenario {
             Self::S2 => "append_par",
             Self::S3 => "load_long",
             Self::S4 => "project_all",
+            Self::S4b => "project_bulk",
             Self::S5 => "contention",
             Self::S6 => "append_batch",
         }
@@ -67,13 +82,28 @@ impl Scenario {
         match self {
             Self::S1 | Self::S2 | Self::S5 => "commands/s",
             Self::S3 => "ms",
-            Self::S4 | Self::S6 => "events/s",
+            Self::S4 | Self::S4b | Self::S6 => "events/s",
         }
     }
 
     /// Whether a smaller figure is better (a time rather than a rate).
     pub(crate) const fn lower_is_better(self) -> bool {
         matches!(self, Self::S3)
+    }
+
+    /// The scenario whose raw-sqlx figure this one is compared with: itself, except for a
+    /// framework variant, which has no baseline of its own (S4b against S4: plain sqlx already
+    /// writes its rebuild in bulk).
+    pub(crate) const fn baseline(self) -> Self {
+        match self {
+            Self::S4b => Self::S4,
+            other => other,
+        }
+    }
+
+    /// Whether only the framework runs it (a variant of a workload scenario).
+    pub(crate) const fn framework_only(self) -> bool {
+        matches!(self, Self::S4b)
     }
 }
 
@@ -123,7 +153,7 @@ impl fmt::Display for System {
 pub(crate) struct Sizes {
     /// S1: orders, six commands each.
     pub(crate) seq_orders: usize,
-    /// S2 (and so S4): orders, six commands each, spread over [`TASKS`] tasks.
+    /// S2 (and so S4 and S4b): orders, six commands each, spread over [`TASKS`] tasks.
     pub(crate) par_orders: usize,
     /// S3: `ItemAdded` events after the `OrderPlaced`.
     pub(crate) long_items: usize,
@@ -164,7 +194,7 @@ impl Sizes {
     pub(crate) const fn n(&self, scenario: Scenario) -> usize {
         match scenario {
             Scenario::S1 => self.seq_orders * STEPS_PER_ORDER,
-            Scenario::S2 | Scenario::S4 => self.par_orders * STEPS_PER_ORDER,
+            Scenario::S2 | Scenario::S4 | Scenario::S4b => self.par_orders * STEPS_PER_ORDER,
             Scenario::S3 => self.long_items + 1,
             Scenario::S5 => self.contention_per_task * TASKS,
             Scenario::S6 => self.batch_appends * self.batch_events,
