@@ -75,7 +75,7 @@ pub(crate) fn read_all() -> String {
          WHERE (transaction_id, position) > ($1::text::xid8, $2) \
            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
            AND ($4::text[] IS NULL OR event_type = ANY($4)) \
-         ORDER BY transaction_id, position LIMIT $3"
+         ORDER BY events.transaction_id, events.position LIMIT $3"
     )
 }
 
@@ -86,7 +86,7 @@ pub(crate) const COUNT_EVENTS: &str = "SELECT COUNT(*) FROM {schema}.events \
 
 pub(crate) const HEAD: &str = "SELECT transaction_id::text::bigint, position FROM {schema}.events \
      WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
-     ORDER BY transaction_id DESC, position DESC LIMIT 1";
+     ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1";
 
 pub(crate) const SAVE_SNAPSHOT: &str = "INSERT INTO {schema}.snapshots \
      (stream_id, stream_version, schema_version, state) VALUES ($1, $2, $3, $4::jsonb) \

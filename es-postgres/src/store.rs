@@ -618,11 +618,16 @@ fn recorded_event_of(
     ))
 }
 
-/// Sends `NOTIFY` on the store's channel once per signal; signals that arrive while one is
-/// being sent are coalesced into the next.
+/// How often the notifier sends at most: each `NOTIFY` is a transaction of its own, which a
+/// stream of single appends would otherwise pay for one to one.
+const NOTIFY_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Sends `NOTIFY` on the store's channel after signals, at most once per [`NOTIFY_INTERVAL`];
+/// the signals that arrive meanwhile are coalesced into the next.
 async fn notify(pool: PgPool, channel: String, signal: Arc<tokio::sync::Notify>) {
     loop {
         signal.notified().await;
+        tokio::time::sleep(NOTIFY_INTERVAL).await;
         let sent = sqlx::query("SELECT pg_notify($1, '')")
             .bind(&channel)
             .execute(&pool)

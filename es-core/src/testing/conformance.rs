@@ -341,12 +341,31 @@ async fn append_ok<S: EventStore>(
     events: Vec<NewEvent>,
 ) -> Committed {
     let count = events.len();
-    store
+    let committed = store
         .append(AppendRequest::new(stream_id.clone(), expected, events))
         .await
         .or_fail(format_args!(
             "appending {count} event(s) to `{stream_id}` expecting {expected}"
-        ))
+        ));
+    settle(store, committed.last_position).await;
+    committed
+}
+
+/// Waits until the global log shows `position`. A gap-free read may hold a committed event back
+/// while an older transaction elsewhere on the server is still open (PostgreSQL's global read
+/// waits for the oldest one); the cases check contents, not that wait.
+async fn settle<S: EventStore>(store: &S, position: Option<LogPosition>) {
+    let Some(position) = position else {
+        return;
+    };
+    for _ in 0..2000 {
+        match store.head().await {
+            Ok(Some(head)) if head >= position => return,
+            Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            Err(error) => panic!("reading the head failed: {error}"),
+        }
+    }
+    panic!("the appended event at {position} never became visible in the global log");
 }
 
 async fn append_err<S: EventStore>(store: &S, request: AppendRequest) -> AppendError {
