@@ -21,7 +21,7 @@ locked=()
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-cargo test "${locked[@]}" -p es-postgres --test kill --test leases --test restart -- --nocapture 2>&1 | tee -a "$log" || status=1
+cargo test "${locked[@]}" -p es-postgres --test kill --test leases --test restart --test bad_inputs -- --nocapture 2>&1 | tee -a "$log" || status=1
 cargo test "${locked[@]}" -p order-service --test corpus --test concurrency --test http_crash -- --nocapture 2>&1 | tee -a "$log" || status=1
 
 echo

@@ -3,7 +3,12 @@
 //!
 //! The multi-process test runs its own binary again as the workers (selected by
 //! `ES_LEASE_WORKER_SCHEMA`).
-#![allow(missing_docs, clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)] // test code
+#![allow(
+    missing_docs,
+    clippy::expect_used,
+    clippy::unwrap_used,
+    clippy::print_stdout
+)] // test code
 
 mod common;
 
