@@ -89,6 +89,7 @@ async fn a_failed_batch_rolls_back_rows_and_checkpoint_and_each_event_lands_once
             (count, sum.unwrap_or(0))
         };
 
+        common::wait_visible(&store, 4).await;
         assert!(app.catch_up().await.is_err());
         // The batch held all four events: rolled back whole, rows and checkpoint alike.
         assert_eq!(rows(pool.clone(), table.clone()).await, (0, 0));

@@ -251,3 +251,24 @@ pub(crate) fn private_or_shared() -> (String, Option<PrivateCluster>) {
         }
     }
 }
+
+/// Waits until `events` events are visible to the gap-free global read: a transaction open
+/// elsewhere on the server (another test's) may hold committed events back for a moment.
+pub(crate) async fn wait_visible(store: &PostgresStore, events: u64) {
+    use es_core::EventStore as _;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let visible = store
+            .count_events(es_core::LogPosition::START, es_core::EventFilter::All)
+            .await
+            .expect("the log can be counted");
+        if visible >= events {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {visible} of {events} events became visible"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
