@@ -81,8 +81,8 @@ use crate::error::{CommandError, RunnerError};
 use crate::event::RecordedEvent;
 use crate::projection::Dispatch;
 use crate::registry::{App, AppInner};
-use crate::runner::{BatchOutcome, ErasedProjection};
-use crate::store::{CheckpointStore, EventFilter, EventStore, Lease};
+use crate::runner::{BatchOutcome, ErasedProjection, ReadBatch};
+use crate::store::{CheckpointStore, EventStore, Lease};
 use crate::stream::LogPosition;
 
 /// What a process manager's handlers receive: the application's command path, with each
@@ -196,10 +196,6 @@ where
             projection: P::NAME,
             source,
         };
-        let read_error = |source| RunnerError::Read {
-            projection: P::NAME,
-            source,
-        };
         let app = self
             .app
             .get()
@@ -217,21 +213,11 @@ where
             None => store.checkpoint(P::NAME).await.map_err(store_error)?,
         };
         self.checkpoint = Some(checkpoint);
-        let head = store.head().await.map_err(read_error)?;
-        let events = store
-            .read_all(
-                checkpoint,
-                batch_size.max(1),
-                EventFilter::Types(P::EVENT_TYPES),
-            )
-            .await
-            .map_err(read_error)?;
-        let reached_end = events.len() < batch_size.max(1);
-        let caught_up_to = reached_end.then(|| head.unwrap_or(LogPosition::START));
+        let batch = ReadBatch::read(store, P::NAME, P::EVENT_TYPES, checkpoint, batch_size).await?;
         let mut done = checkpoint;
         let mut failure = None;
         let mut applied = 0;
-        for event in &events {
+        for event in &batch.events {
             let mut commands = Commands::new(app.clone(), P::NAME, event);
             if let Err(error) = self.process.dispatch(event, &mut commands).await {
                 failure = Some(error);
@@ -240,11 +226,7 @@ where
             done = event.log_position();
             applied += 1;
         }
-        // At the end of the log the checkpoint moves to the head, past other types' events.
-        let target = match (failure.is_none() && reached_end, head) {
-            (true, Some(head)) => head.max(done),
-            _ => done,
-        };
+        let target = batch.target(done, failure.is_none());
         if target > checkpoint {
             // The commands are already committed (each in its own append); the checkpoint only
             // spares a replay, which their idempotency ids would make harmless anyway.
@@ -261,7 +243,7 @@ where
         Ok(BatchOutcome {
             applied,
             checkpoint: target.max(checkpoint),
-            caught_up_to,
+            caught_up_to: batch.caught_up_to(),
         })
     }
 

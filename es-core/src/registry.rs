@@ -347,60 +347,8 @@ impl<S: CheckpointStore> App<S> {
     /// A projection whose lease another worker holds fails with a
     /// [`LeaseLost`](crate::BackendErrorKind::LeaseLost) store error.
     pub async fn catch_up(&self) -> Result<(), RunnerError> {
-        let ttl = self.inner.runner.lease();
         for slot in &self.inner.projections {
-            let mut projection = slot.projection.lock().await;
-            let store_error = |source| RunnerError::Store {
-                projection: slot.name,
-                source,
-            };
-            let lease = self
-                .inner
-                .store
-                .acquire_lease(slot.name, &self.inner.worker_id, ttl)
-                .await
-                .map_err(store_error)?
-                .ok_or_else(|| {
-                    store_error(BackendError::new(
-                        "runner",
-                        BackendErrorKind::LeaseLost,
-                        format!("projection `{}` is leased by another worker", slot.name),
-                    ))
-                })?;
-            projection.forget_checkpoint();
-            let mut renewed = tokio::time::Instant::now();
-            let outcome = loop {
-                if renewed.elapsed() >= ttl / 3 {
-                    match self.inner.store.renew_lease(&lease, ttl).await {
-                        Ok(true) => renewed = tokio::time::Instant::now(),
-                        Ok(false) => {
-                            break Err(store_error(BackendError::new(
-                                "runner",
-                                BackendErrorKind::LeaseLost,
-                                format!("the lease on projection `{}` was lost", slot.name),
-                            )));
-                        }
-                        Err(error) => break Err(store_error(error)),
-                    }
-                }
-                match run_recorded(
-                    slot,
-                    &mut **projection,
-                    &self.inner.store,
-                    self.inner.runner.batch(),
-                    &lease,
-                )
-                .await
-                {
-                    Ok(outcome) if outcome.caught_up_to.is_some() => break Ok(()),
-                    Ok(_) => {}
-                    Err(error) => break Err(error),
-                }
-            };
-            if let Err(error) = self.inner.store.release_lease(&lease).await {
-                tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
-            }
-            outcome?;
+            self.run_to_end(slot, false, |_| {}).await?;
         }
         Ok(())
     }
@@ -419,79 +367,72 @@ impl<S: CheckpointStore> App<S> {
         mut progress: impl FnMut(crate::runner::RebuildProgress) + Send,
     ) -> Result<u64, RunnerError> {
         let slot = self.slot(name)?;
-        let ttl = self.inner.runner.lease();
-        let store_error = |source| RunnerError::Store {
-            projection: slot.name,
-            source,
-        };
-        let read_error = |source| RunnerError::Read {
-            projection: slot.name,
-            source,
-        };
-        let mut projection = slot.projection.lock().await;
-        let lease = self
+        let total = self
             .inner
             .store
-            .acquire_lease(slot.name, &self.inner.worker_id, ttl)
+            .count_events(LogPosition::START, EventFilter::Types(slot.event_types))
             .await
-            .map_err(store_error)?
-            .ok_or_else(|| {
-                store_error(BackendError::new(
-                    "runner",
-                    BackendErrorKind::LeaseLost,
-                    format!("projection `{}` is leased by another worker", slot.name),
-                ))
+            .map_err(|source| RunnerError::Read {
+                projection: slot.name,
+                source,
             })?;
-        let outcome = async {
-            self.inner
-                .store
-                .reset_checkpoint(slot.name)
-                .await
-                .map_err(store_error)?;
-            projection.forget_checkpoint();
-            let total = self
-                .inner
-                .store
-                .count_events(LogPosition::START, EventFilter::Types(slot.event_types))
-                .await
-                .map_err(read_error)?;
-            let mut done = 0u64;
+        let mut done = 0u64;
+        progress(crate::runner::RebuildProgress { done, total });
+        self.run_to_end(slot, true, |applied| {
+            done += applied as u64;
             progress(crate::runner::RebuildProgress { done, total });
+        })
+        .await?;
+        Ok(done)
+    }
+
+    /// Runs `slot` to the end of the log under its lease (taken here, released after), from the
+    /// start with `reset`; `after_batch` sees the events each batch applied.
+    async fn run_to_end(
+        &self,
+        slot: &ProjectionSlot<S>,
+        reset: bool,
+        mut after_batch: impl FnMut(usize) + Send,
+    ) -> Result<(), RunnerError> {
+        let inner = &self.inner;
+        let mut projection = slot.projection.lock().await;
+        let Some(lease) = take_lease(inner, slot.name).await? else {
+            return Err(lease_error(
+                slot.name,
+                format!("projection `{}` is leased by another worker", slot.name),
+            ));
+        };
+        let outcome = async {
+            if reset {
+                inner
+                    .store
+                    .reset_checkpoint(slot.name)
+                    .await
+                    .map_err(|source| RunnerError::Store {
+                        projection: slot.name,
+                        source,
+                    })?;
+            }
+            projection.forget_checkpoint();
             let mut renewed = tokio::time::Instant::now();
             loop {
-                if renewed.elapsed() >= ttl / 3 {
-                    if !self
-                        .inner
-                        .store
-                        .renew_lease(&lease, ttl)
-                        .await
-                        .map_err(store_error)?
-                    {
-                        return Err(store_error(BackendError::new(
-                            "runner",
-                            BackendErrorKind::LeaseLost,
-                            format!("the lease on projection `{}` was lost", slot.name),
-                        )));
-                    }
-                    renewed = tokio::time::Instant::now();
-                }
+                renew_if_due(inner, slot.name, &lease, &mut renewed).await?;
                 let batch = run_recorded(
                     slot,
                     &mut **projection,
-                    &self.inner.store,
-                    self.inner.runner.batch(),
+                    &inner.store,
+                    inner.runner.batch(),
                     &lease,
                 )
                 .await?;
-                done += batch.applied as u64;
-                progress(crate::runner::RebuildProgress { done, total });
+                after_batch(batch.applied);
                 if batch.caught_up_to.is_some() {
-                    return Ok(done);
+                    return Ok(());
                 }
             }
         }
         .await;
-        if let Err(error) = self.inner.store.release_lease(&lease).await {
+        if let Err(error) = inner.store.release_lease(&lease).await {
             tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
         }
         outcome
@@ -614,6 +555,53 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// A store error of kind `LeaseLost` for `projection`.
+fn lease_error(projection: &'static str, message: String) -> RunnerError {
+    RunnerError::Store {
+        projection,
+        source: BackendError::new("runner", BackendErrorKind::LeaseLost, message),
+    }
+}
+
+/// Takes the projection's lease for this worker; `None` while another worker holds it.
+async fn take_lease<S: CheckpointStore>(
+    inner: &AppInner<S>,
+    projection: &'static str,
+) -> Result<Option<Lease>, RunnerError> {
+    inner
+        .store
+        .acquire_lease(projection, &inner.worker_id, inner.runner.lease())
+        .await
+        .map_err(|source| RunnerError::Store { projection, source })
+}
+
+/// Renews `lease` once a third of its time has passed since `renewed`; a lease another worker
+/// took over is a `LeaseLost` error.
+async fn renew_if_due<S: CheckpointStore>(
+    inner: &AppInner<S>,
+    projection: &'static str,
+    lease: &Lease,
+    renewed: &mut tokio::time::Instant,
+) -> Result<(), RunnerError> {
+    let ttl = inner.runner.lease();
+    if renewed.elapsed() < ttl / 3 {
+        return Ok(());
+    }
+    let held = inner
+        .store
+        .renew_lease(lease, ttl)
+        .await
+        .map_err(|source| RunnerError::Store { projection, source })?;
+    if !held {
+        return Err(lease_error(
+            projection,
+            format!("the lease on projection `{projection}` was taken over"),
+        ));
+    }
+    *renewed = tokio::time::Instant::now();
+    Ok(())
+}
+
 fn lease_lost(error: &RunnerError) -> bool {
     matches!(error, RunnerError::Store { source, .. } if source.kind() == BackendErrorKind::LeaseLost)
 }
@@ -649,7 +637,7 @@ async fn run_projection<S: CheckpointStore>(
     let mut recheck = inner.runner.poll();
     let mut lease: Option<(Lease, tokio::time::Instant)> = None;
     while !*stopped.borrow() {
-        let next = match step(slot, inner, &mut lease, ttl).await {
+        let next = match step(slot, inner, &mut lease).await {
             Err(error) => {
                 if lease_lost(&error) {
                     tracing::warn!(projection = slot.name, "lease lost; standing by");
@@ -711,21 +699,11 @@ async fn step<S: CheckpointStore>(
     slot: &ProjectionSlot<S>,
     inner: &AppInner<S>,
     held: &mut Option<(Lease, tokio::time::Instant)>,
-    ttl: Duration,
 ) -> Result<Option<crate::runner::BatchOutcome>, RunnerError> {
-    let store_error = |source| RunnerError::Store {
-        projection: slot.name,
-        source,
-    };
     let mut projection = slot.projection.lock().await;
     match held {
         None => {
-            let Some(lease) = inner
-                .store
-                .acquire_lease(slot.name, &inner.worker_id, ttl)
-                .await
-                .map_err(store_error)?
-            else {
+            let Some(lease) = take_lease(inner, slot.name).await? else {
                 return Ok(None);
             };
             tracing::info!(projection = slot.name, epoch = lease.epoch, "lease taken");
@@ -734,22 +712,7 @@ async fn step<S: CheckpointStore>(
             slot.status().lease_held = true;
             *held = Some((lease, tokio::time::Instant::now()));
         }
-        Some((lease, renewed)) if renewed.elapsed() >= ttl / 3 => {
-            if !inner
-                .store
-                .renew_lease(lease, ttl)
-                .await
-                .map_err(store_error)?
-            {
-                return Err(store_error(BackendError::new(
-                    "runner",
-                    BackendErrorKind::LeaseLost,
-                    format!("the lease on projection `{}` was taken over", slot.name),
-                )));
-            }
-            *renewed = tokio::time::Instant::now();
-        }
-        Some(_) => {}
+        Some((lease, renewed)) => renew_if_due(inner, slot.name, lease, renewed).await?,
     }
     let Some((lease, _)) = held.as_ref() else {
         return Ok(None);

@@ -116,6 +116,57 @@ pub(crate) struct BatchOutcome {
     pub(crate) caught_up_to: Option<LogPosition>,
 }
 
+/// One batch of a projection's events after its checkpoint, with the head of the log read just
+/// before them.
+pub(crate) struct ReadBatch {
+    /// The events, in log order.
+    pub(crate) events: Vec<crate::RecordedEvent>,
+    head: Option<LogPosition>,
+    reached_end: bool,
+}
+
+impl ReadBatch {
+    /// Reads up to `batch_size` events of `types` after `after`.
+    pub(crate) async fn read<S: crate::EventStore>(
+        store: &S,
+        projection: &'static str,
+        types: &[&str],
+        after: LogPosition,
+        batch_size: usize,
+    ) -> Result<Self, RunnerError> {
+        let read_error = |source| RunnerError::Read { projection, source };
+        let batch_size = batch_size.max(1);
+        // Read before the events: everything visible at or before `head` is then either in
+        // `events` or beyond the batch limit.
+        let head = store.head().await.map_err(read_error)?;
+        let events = store
+            .read_all(after, batch_size, EventFilter::Types(types))
+            .await
+            .map_err(read_error)?;
+        Ok(Self {
+            reached_end: events.len() < batch_size,
+            events,
+            head,
+        })
+    }
+
+    /// The checkpoint once the events up to `done` are applied. When the whole batch was
+    /// applied (`completed`) and it reached the end of the log, the checkpoint moves on to the
+    /// head, past events of other types, so later batches do not scan them again.
+    pub(crate) fn target(&self, done: LogPosition, completed: bool) -> LogPosition {
+        match self.head {
+            Some(head) if completed && self.reached_end => head.max(done),
+            _ => done,
+        }
+    }
+
+    /// The head the batch caught up to, when it reached the end of the log.
+    pub(crate) fn caught_up_to(&self) -> Option<LogPosition> {
+        self.reached_end
+            .then(|| self.head.unwrap_or(LogPosition::START))
+    }
+}
+
 /// A projection with its store's types erased, so the registry can hold several.
 ///
 /// A trait object is needed here (projections are a heterogeneous list), hence `async_trait`.
@@ -167,33 +218,20 @@ impl<P> Erased<P> {
             projection: P::NAME,
             source,
         };
-        let read_error = |source| RunnerError::Read {
-            projection: P::NAME,
-            source,
-        };
         let checkpoint = match self.checkpoint {
             Some(checkpoint) => checkpoint,
             None => store.checkpoint(P::NAME).await.map_err(store_error)?,
         };
         self.checkpoint = Some(checkpoint);
-        // Read before the events: everything visible at or before `head` is then either in
-        // `events` or beyond the batch limit.
-        let head = store.head().await.map_err(read_error)?;
-        let events = store
-            .read_all(checkpoint, batch_size, EventFilter::Types(P::EVENT_TYPES))
-            .await
-            .map_err(read_error)?;
-        let reached_end = events.len() < batch_size;
-        let last_read = events.last().map(crate::RecordedEvent::log_position);
-        // At the end of the log the checkpoint may move to the head even past events of other
-        // types, so later batches do not scan them again.
-        let target = match (reached_end, head, last_read) {
-            (true, Some(head), Some(last)) => head.max(last),
-            (true, Some(head), None) => head,
-            (_, _, Some(last)) => last,
-            (false, _, None) | (true, None, None) => checkpoint,
-        };
-        let caught_up_to = reached_end.then(|| head.unwrap_or(LogPosition::START));
+        let batch = ReadBatch::read(store, P::NAME, P::EVENT_TYPES, checkpoint, batch_size).await?;
+        let events = &batch.events;
+        let target = batch.target(
+            events
+                .last()
+                .map_or(checkpoint, crate::RecordedEvent::log_position),
+            true,
+        );
+        let caught_up_to = batch.caught_up_to();
         if target <= checkpoint {
             return Ok(BatchOutcome {
                 applied: 0,

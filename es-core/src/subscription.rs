@@ -58,6 +58,9 @@ pub struct Subscription<S> {
     fallback_poll: Duration,
     /// How long the next wait at the end of the log lasts at most.
     next_recheck: Duration,
+    /// Whether the last read came back short: only then is the next one likely to find
+    /// nothing, which is when a filtered subscription needs the head.
+    near_end: bool,
 }
 
 impl<S: EventStore> Subscription<S> {
@@ -76,6 +79,7 @@ impl<S: EventStore> Subscription<S> {
             batch_size: DEFAULT_BATCH,
             fallback_poll: DEFAULT_FALLBACK_POLL,
             next_recheck: DEFAULT_FALLBACK_POLL,
+            near_end: true,
         }
     }
 
@@ -186,15 +190,21 @@ impl<S: EventStore> Subscription<S> {
                 .read_all(after, self.batch_size, EventFilter::All)
                 .await;
         };
-        // The head is read first: if no event of our types lies beyond `after`, none lies before
-        // the head either, so a filtered subscription at the end moves up to the head and does
-        // not scan the other types' events again on every wake-up.
-        let head = self.store.head().await?;
+        // Near the end the head is read first: if no event of our types lies beyond `after`, none
+        // lies before the head either, so a filtered subscription at the end moves up to the head
+        // and does not scan the other types' events again on every wake-up. While catching up in
+        // full batches that extra query is skipped.
+        let head = if self.near_end {
+            self.store.head().await?
+        } else {
+            None
+        };
         let types: Vec<&str> = types.iter().map(String::as_str).collect();
         let batch = self
             .store
             .read_all(after, self.batch_size, EventFilter::Types(&types))
             .await?;
+        self.near_end = batch.len() < self.batch_size;
         if let Some(head) = head
             && batch.is_empty()
             && self.pending.is_empty()

@@ -640,6 +640,14 @@ async fn notify(pool: PgPool, channel: String, signal: Arc<tokio::sync::Notify>)
     }
 }
 
+/// The type names a filter binds as `text[]` (`NULL`: every type).
+fn type_names<'a>(filter: EventFilter<'a>) -> Option<Vec<&'a str>> {
+    match filter {
+        EventFilter::Types(types) => Some(types.to_vec()),
+        _ => None,
+    }
+}
+
 /// A lease's time to live in whole milliseconds, for `interval` arithmetic in SQL.
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
@@ -778,10 +786,7 @@ impl EventStore for PostgresStore {
         filter: EventFilter<'_>,
     ) -> Result<Vec<RecordedEvent>, LoadError> {
         let context = || format!("read the log after {after}");
-        let types: Option<Vec<&str>> = match filter {
-            EventFilter::Types(types) => Some(types.to_vec()),
-            _ => None,
-        };
+        let types = type_names(filter);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.read_all.as_str()))
             .bind(after.transaction.to_string())
@@ -800,10 +805,7 @@ impl EventStore for PostgresStore {
         filter: EventFilter<'_>,
     ) -> Result<u64, LoadError> {
         let context = || format!("count the events after {after}");
-        let types: Option<Vec<&str>> = match filter {
-            EventFilter::Types(types) => Some(types.to_vec()),
-            _ => None,
-        };
+        let types = type_names(filter);
         let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(
             self.inner.queries.count_events.as_str(),
         ))

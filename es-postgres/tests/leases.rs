@@ -57,6 +57,40 @@ fn table(schema: &str) -> String {
     format!("\"{schema}\".applied")
 }
 
+/// Waits until every stored event is in the read model, failing at once if one is there twice;
+/// returns how many events were checked. (The log is re-read each time: an append cut off by
+/// the end of the writer may still commit.)
+async fn wait_until_applied_exactly_once(pool: &sqlx::PgPool, schema: &str, when: &str) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let stored: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM \"{schema}\".events"
+        )))
+        .fetch_one(pool)
+        .await
+        .unwrap();
+        let applied: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT event_id, COUNT(*) FROM {} GROUP BY event_id",
+            table(schema)
+        )))
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        let twice: Vec<_> = applied.iter().filter(|(_, n)| *n > 1).collect();
+        assert!(twice.is_empty(), "applied more than once: {twice:?}");
+        let stored = usize::try_from(stored).unwrap();
+        if applied.len() == stored {
+            return stored;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {stored} events applied{when}",
+            applied.len()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lease_is_exclusive_and_a_lost_lease_cannot_commit() {
     common::with_schemas(4, |pool, schemas| async move {
@@ -267,34 +301,7 @@ async fn another_worker_takes_over_and_a_paused_owner_commits_nothing() {
         let _ = writer.await;
         // Every event applied exactly once, once the owner has caught up. (The log is re-read:
         // the append the writer was in when aborted may still commit.)
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let all: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT event_id FROM \"{schema}\".events ORDER BY position"
-            )))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            let applied: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT event_id, COUNT(*) FROM {} GROUP BY event_id",
-                table(&schema)
-            )))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            let twice: Vec<_> = applied.iter().filter(|(_, n)| *n > 1).collect();
-            assert!(twice.is_empty(), "applied more than once: {twice:?}");
-            if applied.len() == all.len() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {} events applied",
-                applied.len(),
-                all.len()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        wait_until_applied_exactly_once(&pool, &schema, "").await;
         let by_worker: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT DISTINCT worker FROM {}",
             table(&schema)
@@ -371,38 +378,11 @@ async fn a_worker_killed_at_random_points_leaves_an_exact_read_model() {
         let _ = writer.await;
         let final_worker = spawn_worker(&url, &schema);
         workers.0.insert(final_worker.id(), final_worker);
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let all: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT event_id FROM \"{schema}\".events"
-            )))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            let applied: Vec<(uuid::Uuid, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT event_id, COUNT(*) FROM {} GROUP BY event_id",
-                table(&schema)
-            )))
-            .fetch_all(&pool)
-            .await
-            .unwrap();
-            let twice: Vec<_> = applied.iter().filter(|(_, n)| *n > 1).collect();
-            assert!(twice.is_empty(), "applied more than once: {twice:?}");
-            if applied.len() == all.len() {
-                println!(
-                    "RELIABILITY projection worker kills survived: {kills}, events checked: {}, failures: 0",
-                    all.len()
-                );
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} of {} events applied after {kills} kills",
-                applied.len(),
-                all.len()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let checked =
+            wait_until_applied_exactly_once(&pool, &schema, &format!(" after {kills} kills")).await;
+        println!(
+            "RELIABILITY projection worker kills survived: {kills}, events checked: {checked}, failures: 0"
+        );
         drop(workers);
     })
     .await;

@@ -76,6 +76,17 @@ pub enum OpenError {
     Registry(#[source] RegistryError),
 }
 
+/// Why the read model could not be cleared for a rebuild.
+#[derive(Debug, thiserror::Error)]
+pub enum ClearError {
+    /// Resetting the projection's checkpoint failed.
+    #[error("cannot reset the order_summary checkpoint")]
+    Checkpoint(#[from] BackendError),
+    /// Emptying the tables failed.
+    #[error("cannot empty the order_summary tables")]
+    Tables(#[from] sqlx::Error),
+}
+
 /// A store with its read model: what the HTTP handlers and tools need.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// The event store.
@@ -99,7 +110,7 @@ pub trait Backend: Clone + Send + Sync + 'static {
     /// Resets the projection's checkpoint, then empties the read model's tables, for a rebuild.
     /// Run it while no projection worker runs. (Interrupted between the two steps, the replay
     /// from zero still converges: each order's first event resets its row.)
-    fn clear_read_model(&self) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    fn clear_read_model(&self) -> impl Future<Output = Result<(), ClearError>> + Send;
 }
 
 /// The service on an SQLite file.
@@ -267,19 +278,18 @@ macro_rules! backend_queries {
                 Ok(StoreCounts { events, streams })
             }
 
-            async fn clear_read_model(&self) -> Result<(), sqlx::Error> {
+            async fn clear_read_model(&self) -> Result<(), ClearError> {
                 self.app
                     .store()
                     .reset_checkpoint(<OrderSummaryTable as es_core::Projection>::NAME)
-                    .await
-                    .map_err(|error| sqlx::Error::Protocol(error.to_string()))?;
+                    .await?;
                 let mut tx = self.app.store().$writer().begin().await?;
                 for statement in &self.sql.clear {
                     sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
                         .execute(&mut *tx)
                         .await?;
                 }
-                tx.commit().await
+                Ok(tx.commit().await?)
             }
         }
     };

@@ -166,14 +166,6 @@ impl ApiError {
         )
     }
 
-    fn not_found<A: Resource>(id: &str) -> Self {
-        if A::NAME == <Product as es_core::Aggregate>::NAME {
-            Self::product_not_found(id)
-        } else {
-            Self::order_not_found(id)
-        }
-    }
-
     fn from_command<A: Resource>(id: &str, error: &CommandError<A::Error>) -> Self {
         match error {
             CommandError::Rejected(refusal) => Self::new(
@@ -189,9 +181,7 @@ impl ApiError {
                     format!("{} `{id}` is at version {actual}", A::NAME),
                 )
             },
-            CommandError::NotFound { .. } | CommandError::InvalidId { .. } => {
-                Self::not_found::<A>(id)
-            }
+            CommandError::NotFound { .. } | CommandError::InvalidId { .. } => A::not_found(id),
             CommandError::CommandIdReused { .. } => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "idempotency_key_reused",
@@ -207,7 +197,9 @@ impl ApiError {
     }
 }
 
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error and its sources, joined with `: `, for messages and logs.
+#[must_use]
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -438,9 +430,9 @@ struct LineView {
 }
 
 impl OrderView {
-    fn new(id: Uuid, version: StreamVersion, order: &Order) -> Self {
+    fn new(id: &str, version: StreamVersion, order: &Order) -> Self {
         Self {
-            id: id.to_string(),
+            id: id.to_owned(),
             version: version.get(),
             customer_id: order.customer_id.clone(),
             status: order.status,
@@ -463,31 +455,80 @@ fn etag(version: u64) -> HeaderValue {
     HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
 }
 
-fn with_version(status: StatusCode, view: OrderView) -> Response {
-    let tag = etag(view.version);
-    let mut response = (status, Json(view)).into_response();
-    response.headers_mut().insert(header::ETAG, tag);
+/// `body` as JSON with the aggregate's `version` as its `ETag`.
+fn versioned(status: StatusCode, version: StreamVersion, body: impl Serialize) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(version.get()));
     response
 }
 
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-/// An aggregate the API exposes, with its refusals' codes.
+/// An aggregate the API exposes: its refusals' codes, its "not found" answer and its view.
 trait Resource: es_core::Aggregate {
+    /// What the API answers with.
+    type View: Serialize;
+
     fn refusal_code(refusal: &Self::Error) -> &'static str;
+
+    fn not_found(id: &str) -> ApiError;
+
+    fn view(id: &str, version: StreamVersion, state: &Self) -> Self::View;
 }
 
 impl Resource for Order {
+    type View = OrderView;
+
     fn refusal_code(refusal: &OrderError) -> &'static str {
         refusal.code()
+    }
+
+    fn not_found(id: &str) -> ApiError {
+        ApiError::order_not_found(id)
+    }
+
+    fn view(id: &str, version: StreamVersion, state: &Self) -> OrderView {
+        OrderView::new(id, version, state)
     }
 }
 
 impl Resource for Product {
+    type View = ProductView;
+
     fn refusal_code(refusal: &ProductError) -> &'static str {
         refusal.code()
     }
+
+    fn not_found(id: &str) -> ApiError {
+        ApiError::product_not_found(id)
+    }
+
+    fn view(id: &str, version: StreamVersion, state: &Self) -> ProductView {
+        ProductView::new(id, version, state)
+    }
+}
+
+/// Runs a command on an existing aggregate and answers 200 with its view.
+async fn update<B: Backend, A: Resource, C>(
+    backend: &B,
+    id: &str,
+    command: C,
+    headers: &HeaderMap,
+    correlation: CorrelationId,
+    route: &str,
+) -> ApiResult<Response>
+where
+    C: Into<A::Command> + Clone + Send + 'static,
+{
+    let executed = run::<B, A, C>(backend, id, command, headers, correlation, route, false).await?;
+    Ok(versioned(
+        StatusCode::OK,
+        executed.version,
+        A::view(id, executed.version, &executed.state),
+    ))
 }
 
 /// Runs `command` on aggregate `id` with the request's options; only a creating command may
@@ -559,9 +600,11 @@ async fn place_order<B: Backend>(
         true,
     )
     .await?;
-    let mut response = with_version(
+    let id = id.to_string();
+    let mut response = versioned(
         StatusCode::CREATED,
-        OrderView::new(id, executed.version, &executed.state),
+        executed.version,
+        OrderView::new(&id, executed.version, &executed.state),
     );
     if let Ok(location) = HeaderValue::from_str(&format!("/orders/{id}")) {
         response.headers_mut().insert(header::LOCATION, location);
@@ -590,20 +633,15 @@ async fn add_item<B: Backend>(
         quantity: body.quantity,
         unit_price_cents: body.unit_price_cents,
     };
-    let executed = run::<B, Order, _>(
+    update::<B, Order, _>(
         &backend,
         &id.to_string(),
         command,
         &headers,
         correlation,
         "add item",
-        false,
     )
-    .await?;
-    Ok(with_version(
-        StatusCode::OK,
-        OrderView::new(id, executed.version, &executed.state),
-    ))
+    .await
 }
 
 async fn remove_item<B: Backend>(
@@ -615,20 +653,15 @@ async fn remove_item<B: Backend>(
     let (raw_id, sku) = path(raw)?;
     let id = order_id(&raw_id)?;
     check_name("sku", &sku)?;
-    let executed = run::<B, Order, _>(
+    update::<B, Order, _>(
         &backend,
         &id.to_string(),
         RemoveItem { sku },
         &headers,
         correlation,
         "remove item",
-        false,
     )
-    .await?;
-    Ok(with_version(
-        StatusCode::OK,
-        OrderView::new(id, executed.version, &executed.state),
-    ))
+    .await
 }
 
 #[derive(Deserialize)]
@@ -647,20 +680,15 @@ async fn pay<B: Backend>(
     let command = PayOrder {
         amount_cents: body.amount_cents,
     };
-    let executed = run::<B, Order, _>(
+    update::<B, Order, _>(
         &backend,
         &id.to_string(),
         command,
         &headers,
         correlation,
         "pay",
-        false,
     )
-    .await?;
-    Ok(with_version(
-        StatusCode::OK,
-        OrderView::new(id, executed.version, &executed.state),
-    ))
+    .await
 }
 
 async fn ship<B: Backend>(
@@ -670,20 +698,15 @@ async fn ship<B: Backend>(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = order_id(&path(raw_id)?)?;
-    let executed = run::<B, Order, _>(
+    update::<B, Order, _>(
         &backend,
         &id.to_string(),
         ShipOrder,
         &headers,
         correlation,
         "ship",
-        false,
     )
-    .await?;
-    Ok(with_version(
-        StatusCode::OK,
-        OrderView::new(id, executed.version, &executed.state),
-    ))
+    .await
 }
 
 #[derive(Deserialize)]
@@ -703,20 +726,15 @@ async fn cancel<B: Backend>(
     let command = CancelOrder {
         reason: body.reason,
     };
-    let executed = run::<B, Order, _>(
+    update::<B, Order, _>(
         &backend,
         &id.to_string(),
         command,
         &headers,
         correlation,
         "cancel",
-        false,
     )
-    .await?;
-    Ok(with_version(
-        StatusCode::OK,
-        OrderView::new(id, executed.version, &executed.state),
-    ))
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -741,13 +759,6 @@ impl ProductView {
             stock: product.stock,
         }
     }
-}
-
-fn product_response(status: StatusCode, view: ProductView) -> Response {
-    let tag = etag(view.version);
-    let mut response = (status, Json(view)).into_response();
-    response.headers_mut().insert(header::ETAG, tag);
-    response
 }
 
 #[derive(Deserialize)]
@@ -793,8 +804,9 @@ async fn list_product<B: Backend>(
             error
         }
     })?;
-    let mut response = product_response(
+    let mut response = versioned(
         StatusCode::CREATED,
+        executed.version,
         ProductView::new(&body.sku, executed.version, &executed.state),
     );
     if let Ok(location) = HeaderValue::from_str(&format!(
@@ -833,8 +845,9 @@ async fn get_product<B: Backend>(
     if loaded.version == StreamVersion::INITIAL {
         return Err(ApiError::product_not_found(&sku));
     }
-    Ok(product_response(
+    Ok(versioned(
         StatusCode::OK,
+        loaded.version,
         ProductView::new(&sku, loaded.version, &loaded.state),
     ))
 }
@@ -856,20 +869,7 @@ async fn restock<B: Backend>(
     let command = Restock {
         quantity: body.quantity,
     };
-    let executed = run::<B, Product, _>(
-        &backend,
-        &sku,
-        command,
-        &headers,
-        correlation,
-        "restock",
-        false,
-    )
-    .await?;
-    Ok(product_response(
-        StatusCode::OK,
-        ProductView::new(&sku, executed.version, &executed.state),
-    ))
+    update::<B, Product, _>(&backend, &sku, command, &headers, correlation, "restock").await
 }
 
 async fn reserve<B: Backend>(
@@ -884,20 +884,7 @@ async fn reserve<B: Backend>(
     let command = ReserveStock {
         quantity: body.quantity,
     };
-    let executed = run::<B, Product, _>(
-        &backend,
-        &sku,
-        command,
-        &headers,
-        correlation,
-        "reserve",
-        false,
-    )
-    .await?;
-    Ok(product_response(
-        StatusCode::OK,
-        ProductView::new(&sku, executed.version, &executed.state),
-    ))
+    update::<B, Product, _>(&backend, &sku, command, &headers, correlation, "reserve").await
 }
 
 #[derive(Deserialize)]
@@ -917,20 +904,7 @@ async fn change_price<B: Backend>(
     let command = ChangePrice {
         unit_price_cents: body.unit_price_cents,
     };
-    let executed = run::<B, Product, _>(
-        &backend,
-        &sku,
-        command,
-        &headers,
-        correlation,
-        "price",
-        false,
-    )
-    .await?;
-    Ok(product_response(
-        StatusCode::OK,
-        ProductView::new(&sku, executed.version, &executed.state),
-    ))
+    update::<B, Product, _>(&backend, &sku, command, &headers, correlation, "price").await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -974,9 +948,10 @@ async fn get_order<B: Backend>(
             ),
         ));
     }
-    Ok(with_version(
+    Ok(versioned(
         StatusCode::OK,
-        OrderView::new(id, loaded.version, &loaded.state),
+        loaded.version,
+        OrderView::new(&id.to_string(), loaded.version, &loaded.state),
     ))
 }
 

@@ -70,14 +70,7 @@ async fn main() {
         .init();
     let cli = Cli::parse();
     if let Err(error) = run(cli).await {
-        let mut text = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            text.push_str(": ");
-            text.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        eprintln!("error: {text}");
+        eprintln!("error: {}", order_service::http::chain(error.as_ref()));
         std::process::exit(1);
     }
 }
