@@ -11,9 +11,9 @@
 //! again.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use futures_util::StreamExt as _;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
@@ -207,36 +207,33 @@ async fn fold_stream<S: EventStore, A: Aggregate>(
     stream_id: &StreamId,
     loaded: &mut Loaded<A>,
     up_to: Option<StreamVersion>,
-    mut visit: impl FnMut(StreamVersion, &A::Event),
+    mut visit: impl FnMut(StreamVersion, &A::Event) + Send,
 ) -> Result<(), LoadError> {
-    let mut events = std::pin::pin!(store.load(stream_id, loaded.version));
-    while let Some(recorded) = events.next().await {
-        let recorded = recorded?;
-        if up_to.is_some_and(|limit| recorded.stream_version > limit) {
-            break;
-        }
-        let expected = loaded.version.next();
-        if recorded.stream_version != expected {
-            return Err(LoadError::VersionHole {
-                stream_id: stream_id.clone(),
-                expected,
-                found: recorded.stream_version,
-            });
-        }
-        let event = A::Event::decode(
-            &recorded.event_type,
-            recorded.schema_version,
-            &recorded.payload,
-        )
-        .map_err(|source| LoadError::Decode {
-            stream_id: stream_id.clone(),
-            stream_version: recorded.stream_version,
-            source,
-        })?;
-        loaded.state.apply(&event);
-        loaded.version = expected;
-        visit(expected, &event);
-    }
+    store
+        .fold_stream(stream_id, loaded.version, |stored| {
+            if up_to.is_some_and(|limit| stored.stream_version > limit) {
+                return Ok(ControlFlow::Break(()));
+            }
+            let expected = loaded.version.next();
+            if stored.stream_version != expected {
+                return Err(LoadError::VersionHole {
+                    stream_id: stream_id.clone(),
+                    expected,
+                    found: stored.stream_version,
+                });
+            }
+            let event = A::Event::decode(stored.event_type, stored.schema_version, stored.payload)
+                .map_err(|source| LoadError::Decode {
+                    stream_id: stream_id.clone(),
+                    stream_version: stored.stream_version,
+                    source,
+                })?;
+            loaded.state.apply(&event);
+            loaded.version = expected;
+            visit(expected, &event);
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
     Ok(())
 }
 

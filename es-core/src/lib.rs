@@ -87,7 +87,9 @@ pub use projection::{Dispatch, EndBatch, Project, Projection};
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
 pub use runner::{ProjectionReport, ProjectionStatus, RebuildProgress, RunnerSettings};
 pub use store::memory::MemoryStore;
-pub use store::{AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, Lease};
+pub use store::{
+    AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, Lease, StoredEvent,
+};
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};
 pub use subscription::Subscription;
 

@@ -134,15 +134,11 @@ impl ReadBatch {
         after: LogPosition,
         batch_size: usize,
     ) -> Result<Self, RunnerError> {
-        let read_error = |source| RunnerError::Read { projection, source };
         let batch_size = batch_size.max(1);
-        // Read before the events: everything visible at or before `head` is then either in
-        // `events` or beyond the batch limit.
-        let head = store.head().await.map_err(read_error)?;
-        let events = store
-            .read_all(after, batch_size, EventFilter::Types(types))
+        let (head, events) = store
+            .read_with_head(after, batch_size, EventFilter::Types(types))
             .await
-            .map_err(read_error)?;
+            .map_err(|source| RunnerError::Read { projection, source })?;
         Ok(Self {
             reached_end: events.len() < batch_size,
             events,
@@ -194,6 +190,8 @@ pub(crate) trait ErasedProjection<S>: Send {
 pub(crate) struct Erased<P> {
     projection: P,
     checkpoint: Option<LogPosition>,
+    /// The next batch, read while the previous one was written, with the checkpoint it follows.
+    prefetched: Option<(LogPosition, ReadBatch)>,
 }
 
 impl<P> Erased<P> {
@@ -201,6 +199,7 @@ impl<P> Erased<P> {
         Self {
             projection,
             checkpoint: None,
+            prefetched: None,
         }
     }
 
@@ -223,7 +222,10 @@ impl<P> Erased<P> {
             None => store.checkpoint(P::NAME).await.map_err(store_error)?,
         };
         self.checkpoint = Some(checkpoint);
-        let batch = ReadBatch::read(store, P::NAME, P::EVENT_TYPES, checkpoint, batch_size).await?;
+        let batch = match self.prefetched.take() {
+            Some((after, batch)) if after == checkpoint => batch,
+            _ => ReadBatch::read(store, P::NAME, P::EVENT_TYPES, checkpoint, batch_size).await?,
+        };
         let events = &batch.events;
         let target = batch.target(
             events
@@ -240,6 +242,49 @@ impl<P> Erased<P> {
             });
         }
         tracing::debug!(from = %checkpoint, to = %target, events = events.len(), "projecting");
+        // A full batch is not the end of the log: the next one is read while this one is
+        // written and committed, so catching up keeps the database busy on both sides. It is
+        // only a read; if this batch fails, it is dropped with the cached checkpoint.
+        let prefetch = (!batch.reached_end).then(|| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                ReadBatch::read(&store, P::NAME, P::EVENT_TYPES, target, batch_size).await
+            })
+        });
+        let prefetch = async move {
+            match prefetch {
+                Some(read) => read.await.ok().and_then(Result::ok),
+                None => None,
+            }
+        };
+        let (written, next) =
+            tokio::join!(self.write_batch(store, events, target, lease), prefetch);
+        written?;
+        self.checkpoint = Some(target);
+        self.prefetched = next.map(|next| (target, next));
+        Ok(BatchOutcome {
+            applied: events.len(),
+            checkpoint: target,
+            caught_up_to,
+        })
+    }
+
+    /// Applies `events` in one unit of work and commits it with checkpoint `target`.
+    async fn write_batch<S>(
+        &mut self,
+        store: &S,
+        events: &[crate::RecordedEvent],
+        target: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), RunnerError>
+    where
+        S: CheckpointStore,
+        P: Dispatch<S::Transaction>,
+    {
+        let store_error = |source| RunnerError::Store {
+            projection: P::NAME,
+            source,
+        };
         let mut transaction = store.begin(P::NAME).await.map_err(store_error)?;
         for (index, event) in events.iter().enumerate() {
             if let Err(error) = self.projection.dispatch(event, &mut transaction).await {
@@ -262,13 +307,7 @@ impl<P> Erased<P> {
         store
             .commit_fenced(transaction, P::NAME, target, lease)
             .await
-            .map_err(store_error)?;
-        self.checkpoint = Some(target);
-        Ok(BatchOutcome {
-            applied: events.len(),
-            checkpoint: target,
-            caught_up_to,
-        })
+            .map_err(store_error)
     }
 
     /// After a failed event: a store whose unit of work rolls back drops the whole batch (it is
@@ -334,6 +373,7 @@ where
 
     fn forget_checkpoint(&mut self) {
         self.checkpoint = None;
+        self.prefetched = None;
     }
 }
 

@@ -14,9 +14,11 @@
 //!   becomes visible later never sorts before one already returned.
 
 use std::future::Future;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use futures_core::Stream;
+use serde_json::value::RawValue;
 use uuid::Uuid;
 
 use crate::error::{AppendError, BackendError, LoadError};
@@ -25,6 +27,39 @@ use crate::snapshot::Snapshot;
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
 pub mod memory;
+
+/// A stored event as [`EventStore::fold_stream`] hands it over: what folding it into an
+/// aggregate needs, borrowed from the store's row.
+#[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
+pub struct StoredEvent<'r> {
+    /// Its version in the stream.
+    pub stream_version: StreamVersion,
+    /// Its event type name.
+    pub event_type: &'r str,
+    /// The schema version it was written with.
+    pub schema_version: u32,
+    /// Its JSON payload.
+    pub payload: &'r RawValue,
+}
+
+impl<'r> StoredEvent<'r> {
+    /// A stored event of `event_type` at `stream_version`.
+    #[must_use]
+    pub const fn new(
+        stream_version: StreamVersion,
+        event_type: &'r str,
+        schema_version: u32,
+        payload: &'r RawValue,
+    ) -> Self {
+        Self {
+            stream_version,
+            event_type,
+            schema_version,
+            payload,
+        }
+    }
+}
 
 /// One atomic append: events for one stream, the version they expect, and an optional command
 /// id that makes the append idempotent.
@@ -193,6 +228,44 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         after: StreamVersion,
     ) -> impl Stream<Item = Result<RecordedEvent, LoadError>> + Send + 'a;
 
+    /// Hands the events of one stream with versions above `after` to `visit`, in version
+    /// order, as folding them into an aggregate needs them: version, type, schema version and
+    /// payload, borrowed from the store's row. Stops early when `visit` breaks, or fails.
+    ///
+    /// The command path loads aggregates through this. The default goes through
+    /// [`load`](Self::load); stores override it to read only those four columns and to skip
+    /// building a [`RecordedEvent`] per row.
+    ///
+    /// # Errors
+    /// Back-end failures, an undecodable row, and whatever `visit` returns.
+    fn fold_stream<'a, F>(
+        &'a self,
+        stream_id: &'a StreamId,
+        after: StreamVersion,
+        mut visit: F,
+    ) -> impl Future<Output = Result<(), LoadError>> + Send + 'a
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<ControlFlow<()>, LoadError> + Send + 'a,
+    {
+        async move {
+            use futures_util::StreamExt as _;
+            let mut events = std::pin::pin!(self.load(stream_id, after));
+            while let Some(event) = events.next().await {
+                let event = event?;
+                let stored = StoredEvent {
+                    stream_version: event.stream_version,
+                    event_type: &event.event_type,
+                    schema_version: event.schema_version,
+                    payload: &event.payload,
+                };
+                if visit(stored)?.is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        }
+    }
+
     /// The stream's current version ([`StreamVersion::INITIAL`] when it has no events).
     ///
     /// # Errors
@@ -212,6 +285,30 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         limit: usize,
         filter: EventFilter<'_>,
     ) -> impl Future<Output = Result<Vec<RecordedEvent>, LoadError>> + Send;
+
+    /// The head of the log ([`head`](Self::head)) and up to `limit` events after `after`
+    /// ([`read_all`](Self::read_all)), read so that every event at or before that head is
+    /// either among the events or beyond the limit. Projection runners use the head to move
+    /// their checkpoint past events of types they do not consume.
+    ///
+    /// The default reads the head first, then the events; stores override it to read both in
+    /// one round trip.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn read_with_head(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        filter: EventFilter<'_>,
+    ) -> impl Future<Output = Result<(Option<LogPosition>, Vec<RecordedEvent>), LoadError>> + Send
+    {
+        async move {
+            let head = self.head().await?;
+            let events = self.read_all(after, limit, filter).await?;
+            Ok((head, events))
+        }
+    }
 
     /// How many events lie after `after` in log order, restricted by `filter` (for progress
     /// and lag reports). The default counts by reading; stores override it with a query.

@@ -825,6 +825,29 @@ async fn catch_up_applies_each_consumed_event_once() {
 }
 
 #[tokio::test]
+async fn events_appended_after_a_read_ahead_are_applied_by_the_next_run() {
+    let totals = Totals::default();
+    let app = totals_app(&totals, es_core::RunnerSettings::default().batch_size(2)).await;
+    open(&app, "a").await;
+    // Full batches: each one's successor is read while it is written, the last read finding
+    // the end of the log.
+    for amount in 1..=4 {
+        app.execute::<Counter>("a", Increment(amount))
+            .await
+            .unwrap();
+    }
+    app.catch_up().await.unwrap();
+    for amount in 5..=7 {
+        app.execute::<Counter>("a", Increment(amount))
+            .await
+            .unwrap();
+    }
+    app.catch_up().await.unwrap();
+    assert_eq!(*totals.seen.lock().unwrap(), (1..=7).collect::<Vec<_>>());
+    assert_eq!(app.projection_status()[0].events_applied, 7);
+}
+
+#[tokio::test]
 async fn a_failing_handler_stops_at_the_event_and_resumes_there() {
     let totals = Totals::default();
     totals.refuse_thirteen.store(true, Ordering::SeqCst);

@@ -77,6 +77,16 @@
 //! with plain `sqlx` in it, and the runner commits the checkpoint in the same transaction. A
 //! crash anywhere leaves the batch applied entirely or not at all.
 //!
+//! A batch costs four round trips: `BEGIN` (with the batch's idle timeout), the handlers'
+//! statements, the checkpoint (written only while the worker's lease holds, in the same
+//! statement that checks it) and `COMMIT`. Its events come from one query that also returns
+//! the head of the log, and while a full batch is written the runner already reads the next.
+//!
+//! The global read walks the `(transaction_id, position)` index. PostgreSQL picks that plan
+//! once the `events` table has statistics; autovacuum gathers them within a minute of a large
+//! load, but a rebuild started right after bulk-loading events should run `ANALYZE` on the
+//! table first (without statistics each batch may sort the rest of the log).
+//!
 //! # Live readers
 //!
 //! Each store runs one `LISTEN` connection and wakes its readers on every notification (sent

@@ -53,8 +53,10 @@ pub(crate) const FIND_EVENT_ID: &str =
     "SELECT event_id FROM {schema}.events WHERE event_id = ANY($1::uuid[]) LIMIT 1";
 
 /// The columns of an event row, in the order `store::recorded_event` reads them by position;
-/// [`read_all`] adds the stream id as a tenth, [`load_stream`] does not need it.
-const EVENT_COLUMNS: &str = "position, transaction_id::text::bigint AS transaction_id, \
+/// [`read_all`] adds the stream id as a tenth, [`load_stream`] does not need it. The
+/// transaction id is sent as it is (`xid8` is an unsigned 64-bit integer on the wire) and read
+/// as an `i64`: a cast through text cost the server and the client a conversion per row.
+const EVENT_COLUMNS: &str = "position, transaction_id, \
     stream_version, event_id, event_type, schema_version, payload::text AS payload, \
     metadata::text AS metadata, recorded_at";
 
@@ -66,6 +68,14 @@ pub(crate) fn load_stream() -> String {
     )
 }
 
+/// What folding a stream into its aggregate needs of its events after a version, and no more:
+/// every column sent costs the server and the client per row. The payload comes as `jsonb`
+/// (its binary form is a version byte and the JSON text), which costs the server less than a
+/// cast to `text`.
+pub(crate) const FOLD_STREAM: &str = "SELECT stream_version, event_type, schema_version, \
+     payload FROM {schema}.events \
+     WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version";
+
 /// The gap-free global read: only rows whose transaction is older than every transaction still
 /// running (so no row can commit later with a smaller key), in (transaction, position) order.
 /// Parameter 4 is the type filter (NULL = every type).
@@ -76,6 +86,20 @@ pub(crate) fn read_all() -> String {
            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
            AND ($4::text[] IS NULL OR event_type = ANY($4)) \
          ORDER BY events.transaction_id, events.position LIMIT $3"
+    )
+}
+
+/// [`HEAD`] and [`read_all`] in one statement, so in one snapshot: the head comes as a row of
+/// its own, with only the position and transaction id set (its `event_id` is NULL, which an
+/// event's never is), then the events.
+pub(crate) fn read_with_head() -> String {
+    format!(
+        "(SELECT position, transaction_id, NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, \
+           NULL::text, NULL::text, NULL::timestamptz, NULL::text FROM {{schema}}.events \
+         WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
+         ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1) \
+         UNION ALL ({})",
+        read_all()
     )
 }
 
@@ -128,11 +152,17 @@ pub(crate) const RENEW_LEASE: &str = "UPDATE {schema}.projection_leases \
 pub(crate) const RELEASE_LEASE: &str = "UPDATE {schema}.projection_leases \
      SET expires_at = '-infinity' WHERE projection = $1 AND owner = $2 AND epoch = $3";
 
-/// Locks the lease row for the rest of the batch's transaction if it is still ours: a takeover
-/// then waits for the batch to commit, and a batch of a lost lease finds nothing.
-pub(crate) const FENCE_LEASE: &str = "SELECT 1 FROM {schema}.projection_leases \
-     WHERE projection = $1 AND owner = $2 AND epoch = $3 AND expires_at > clock_timestamp() \
-     FOR UPDATE";
+/// Saves a batch's checkpoint only if the projection's lease is still ours (`$4` owner, `$5`
+/// epoch, unexpired), locking the lease row for the rest of the transaction: a takeover then
+/// waits for the batch to commit, and a batch of a lost lease writes nothing. One statement,
+/// so one round trip per batch. No row returned: the lease was lost.
+pub(crate) const SAVE_CHECKPOINT_FENCED: &str = "WITH fence AS (SELECT 1 FROM {schema}.projection_leases \
+     WHERE projection = $1 AND owner = $4 AND epoch = $5 AND expires_at > clock_timestamp() \
+     FOR UPDATE) \
+     INSERT INTO {schema}.checkpoints (projection, transaction_id, position) \
+     SELECT $1, $2::text::xid8, $3 FROM fence \
+     ON CONFLICT (projection) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
+     position = EXCLUDED.position, updated_at = now() RETURNING 1";
 
 pub(crate) const LEASE_OWNER: &str = "SELECT owner, expires_at > clock_timestamp() \
      FROM {schema}.projection_leases WHERE projection = $1";
@@ -144,7 +174,9 @@ pub(crate) struct Queries {
     pub(crate) stream_version: String,
     pub(crate) find_event_id: String,
     pub(crate) load_stream: String,
+    pub(crate) fold_stream: String,
     pub(crate) read_all: String,
+    pub(crate) read_with_head: String,
     pub(crate) head: String,
     pub(crate) count_events: String,
     pub(crate) save_snapshot: String,
@@ -156,7 +188,7 @@ pub(crate) struct Queries {
     pub(crate) acquire_lease: String,
     pub(crate) renew_lease: String,
     pub(crate) release_lease: String,
-    pub(crate) fence_lease: String,
+    pub(crate) save_checkpoint_fenced: String,
     pub(crate) lease_owner: String,
 }
 
@@ -169,7 +201,9 @@ impl Queries {
             stream_version: render(STREAM_VERSION),
             find_event_id: render(FIND_EVENT_ID),
             load_stream: render(&load_stream()),
+            fold_stream: render(FOLD_STREAM),
             read_all: render(&read_all()),
+            read_with_head: render(&read_with_head()),
             head: render(HEAD),
             count_events: render(COUNT_EVENTS),
             save_snapshot: render(SAVE_SNAPSHOT),
@@ -181,7 +215,7 @@ impl Queries {
             acquire_lease: render(ACQUIRE_LEASE),
             renew_lease: render(RENEW_LEASE),
             release_lease: render(RELEASE_LEASE),
-            fence_lease: render(FENCE_LEASE),
+            save_checkpoint_fenced: render(SAVE_CHECKPOINT_FENCED),
             lease_owner: render(LEASE_OWNER),
         }
     }

@@ -1,6 +1,7 @@
 //! [`PostgresStore`]: the es-core store contract on PostgreSQL.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -9,13 +10,13 @@ use es_core::store::{CommandRecord, LogWatch};
 use es_core::{
     AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore, Committed,
     EventFilter, EventId, EventStore, ExpectedVersion, GlobalPosition, Lease, LoadError,
-    LogPosition, Metadata, RecordedEvent, StreamId, StreamVersion,
+    LogPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::value::RawValue;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
-use sqlx::{PgConnection, Postgres, Row as _};
+use sqlx::{PgConnection, Postgres, Row as _, ValueRef as _};
 use tokio::sync::watch;
 use uuid::Uuid;
 
@@ -127,7 +128,10 @@ impl PostgresOptions {
                 head: Arc::new(head),
                 listener: Mutex::new(Vec::new()),
                 notify: Arc::new(tokio::sync::Notify::new()),
-                batch_idle_timeout: self.batch_idle_timeout,
+                begin_batch: format!(
+                    "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}",
+                    millis(self.batch_idle_timeout)
+                ),
             }),
         };
         if self.run_migrations {
@@ -168,7 +172,9 @@ struct Inner {
     listener: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Signalled after each commit; the notifier sends one `NOTIFY` per signal (coalesced).
     notify: Arc<tokio::sync::Notify>,
-    batch_idle_timeout: Duration,
+    /// Opens a projection batch's transaction and bounds how long it may sit idle, in one round
+    /// trip (one simple-query message holding both statements).
+    begin_batch: String,
 }
 
 impl Drop for Inner {
@@ -568,13 +574,65 @@ fn classify(
     BackendError::new(BACKEND, classify_kind(error), context)
 }
 
+impl PostgresStore {
+    /// Runs a global read (`sql::read_all` or `sql::read_with_head`): the events, and the
+    /// head if the query returned its row (the one whose `event_id` is NULL).
+    async fn read_log(
+        &self,
+        query: &str,
+        after: LogPosition,
+        limit: usize,
+        filter: EventFilter<'_>,
+    ) -> Result<(Option<LogPosition>, Vec<RecordedEvent>), LoadError> {
+        let context = || format!("read the log after {after}");
+        let types = type_names(filter);
+        let mut events = Vec::with_capacity(limit.min(READ_CAPACITY));
+        let mut head = None;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Rows are decoded as they arrive, while the server is still sending the rest.
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(query))
+            .bind(after.transaction.to_string())
+            .bind(to_i64(after.position.get(), &context)?)
+            .bind(limit)
+            .bind(types)
+            .fetch(&self.pool);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))?
+        {
+            let is_head = row
+                .try_get_raw(3)
+                .map_err(|error| corrupt(context(), error))?
+                .is_null();
+            if is_head {
+                let bad = |error: sqlx::Error| corrupt(context(), error);
+                let position = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?;
+                let transaction = from_i64(row.try_get_unchecked(1).map_err(bad)?, &context)?;
+                head = Some(LogPosition::new(
+                    transaction.get(),
+                    GlobalPosition(position.get()),
+                ));
+            } else {
+                events.push(recorded_event(&row)?);
+            }
+        }
+        Ok((head, events))
+    }
+}
+
+/// The most events a global read reserves room for before the first row arrives.
+const READ_CAPACITY: usize = 4096;
+
 fn recorded_event(row: &PgRow) -> Result<RecordedEvent, BackendError> {
     recorded_event_of(row, None)
 }
 
 /// Decodes an event row, reading columns by position (see `sql::EVENT_COLUMNS`): rows come by
-/// the thousand, and a lookup by name cost more than decoding the values. `stream_id` is given
-/// when the query read one stream and so did not select the column.
+/// the thousand, and a lookup by name cost more than decoding the values. The columns' types
+/// are those of our own query, so they are not checked again per row (`try_get_unchecked`; a
+/// value of the wrong size still fails to decode). `stream_id` is given when the query read one
+/// stream and so did not select the column.
 fn recorded_event_of(
     row: &PgRow,
     stream_id: Option<&StreamId>,
@@ -584,21 +642,22 @@ fn recorded_event_of(
     let stream_id = match stream_id {
         Some(stream_id) => stream_id.clone(),
         None => {
-            let stream_id: String = row.try_get(9).map_err(bad)?;
+            let stream_id: String = row.try_get_unchecked(9).map_err(bad)?;
             StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?
         }
     };
-    let position = from_i64(row.try_get(0).map_err(bad)?, &context)?.get();
-    let transaction = from_i64(row.try_get(1).map_err(bad)?, &context)?.get();
-    let stream_version = from_i64(row.try_get(2).map_err(bad)?, &context)?;
-    let event_id = EventId(row.try_get(3).map_err(bad)?);
-    let event_type: String = row.try_get(4).map_err(bad)?;
-    let schema_version: i64 = row.try_get(5).map_err(bad)?;
+    let position = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?.get();
+    // `xid8` on the wire: eight bytes, big-endian, as an `int8`.
+    let transaction = from_i64(row.try_get_unchecked(1).map_err(bad)?, &context)?.get();
+    let stream_version = from_i64(row.try_get_unchecked(2).map_err(bad)?, &context)?;
+    let event_id = EventId(row.try_get_unchecked(3).map_err(bad)?);
+    let event_type: String = row.try_get_unchecked(4).map_err(bad)?;
+    let schema_version: i64 = row.try_get_unchecked(5).map_err(bad)?;
     let schema_version =
         u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
-    let payload: String = row.try_get(6).map_err(bad)?;
+    let payload: String = row.try_get_unchecked(6).map_err(bad)?;
     let payload = RawValue::from_string(payload).map_err(|error| corrupt(context(), error))?;
-    let metadata: &str = row.try_get(7).map_err(bad)?;
+    let metadata: &str = row.try_get_unchecked(7).map_err(bad)?;
     // Most events carry no metadata: the empty object needs no parser.
     let metadata = if metadata == "{}" {
         Metadata::default()
@@ -614,7 +673,7 @@ fn recorded_event_of(
         schema_version,
         payload,
         metadata,
-        row.try_get(8).map_err(bad)?,
+        row.try_get_unchecked(8).map_err(bad)?,
     ))
 }
 
@@ -767,6 +826,42 @@ impl EventStore for PostgresStore {
         }
     }
 
+    async fn fold_stream<'a, F>(
+        &'a self,
+        stream_id: &'a StreamId,
+        after: StreamVersion,
+        mut visit: F,
+    ) -> Result<(), LoadError>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<ControlFlow<()>, LoadError> + Send + 'a,
+    {
+        let context = || format!("load stream `{stream_id}`");
+        let bad = |error: sqlx::Error| corrupt(context(), error);
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.fold_stream.as_str()))
+            .bind(stream_id.as_str())
+            .bind(to_i64(after.get(), &context)?)
+            .fetch(&self.pool);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))?
+        {
+            // Borrowed from the row: nothing is allocated per event before it is decoded.
+            let stream_version = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?;
+            let event_type: &str = row.try_get_unchecked(1).map_err(bad)?;
+            let schema_version: i64 = row.try_get_unchecked(2).map_err(bad)?;
+            let schema_version =
+                u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
+            let sqlx::types::Json(payload): sqlx::types::Json<&RawValue> =
+                row.try_get_unchecked(3).map_err(bad)?;
+            let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
+            if visit(stored)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
     async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {
         let context = || format!("read the version of stream `{stream_id}`");
         let version: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(
@@ -785,18 +880,20 @@ impl EventStore for PostgresStore {
         limit: usize,
         filter: EventFilter<'_>,
     ) -> Result<Vec<RecordedEvent>, LoadError> {
-        let context = || format!("read the log after {after}");
-        let types = type_names(filter);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.read_all.as_str()))
-            .bind(after.transaction.to_string())
-            .bind(to_i64(after.position.get(), &context)?)
-            .bind(limit)
-            .bind(types)
-            .fetch_all(&self.pool)
+        let (_, events) = self
+            .read_log(&self.inner.queries.read_all, after, limit, filter)
+            .await?;
+        Ok(events)
+    }
+
+    async fn read_with_head(
+        &self,
+        after: LogPosition,
+        limit: usize,
+        filter: EventFilter<'_>,
+    ) -> Result<(Option<LogPosition>, Vec<RecordedEvent>), LoadError> {
+        self.read_log(&self.inner.queries.read_with_head, after, limit, filter)
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))?;
-        Ok(rows.iter().map(recorded_event).collect::<Result<_, _>>()?)
     }
 
     async fn count_events(
@@ -927,17 +1024,10 @@ impl CheckpointStore for PostgresStore {
 
     async fn begin(&self, projection: &str) -> Result<PgTransaction, BackendError> {
         let context = || format!("begin a batch of projection `{projection}`");
-        let mut transaction = self
-            .pool
-            .begin()
+        self.pool
+            .begin_with(sqlx::AssertSqlSafe(self.inner.begin_batch.clone()))
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))?;
-        sqlx::query("SELECT set_config('idle_in_transaction_session_timeout', $1, true)")
-            .bind(millis(self.inner.batch_idle_timeout).to_string())
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| classify(context(), &error).with_source(error))?;
-        Ok(transaction)
+            .map_err(|error| classify(context(), &error).with_source(error))
     }
 
     async fn commit(
@@ -1030,15 +1120,18 @@ impl CheckpointStore for PostgresStore {
                 lease.epoch, lease.owner
             )
         };
-        let held: Option<i32> =
-            sqlx::query_scalar(sqlx::AssertSqlSafe(self.inner.queries.fence_lease.as_str()))
-                .bind(projection)
-                .bind(&lease.owner)
-                .bind(to_i64(lease.epoch, &context)?)
-                .fetch_optional(&mut *transaction)
-                .await
-                .map_err(|error| classify(context(), &error).with_source(error))?;
-        if held.is_none() {
+        let saved: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.save_checkpoint_fenced.as_str(),
+        ))
+        .bind(projection)
+        .bind(checkpoint.transaction.to_string())
+        .bind(to_i64(checkpoint.position.get(), &context)?)
+        .bind(&lease.owner)
+        .bind(to_i64(lease.epoch, &context)?)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        if saved.is_none() {
             // Dropping the transaction rolls the batch back.
             return Err(BackendError::new(
                 BACKEND,
@@ -1046,7 +1139,10 @@ impl CheckpointStore for PostgresStore {
                 context(),
             ));
         }
-        self.commit(transaction, projection, checkpoint).await
+        transaction
+            .commit()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))
     }
 
     async fn lease_owner(&self, projection: &str) -> Result<Option<(String, bool)>, BackendError> {

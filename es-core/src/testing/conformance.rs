@@ -107,6 +107,7 @@ macro_rules! __es_core_conformance_cases {
             read_all_filters_by_event_type,
             log_positions_strictly_increase,
             head_is_the_last_event_position,
+            read_with_head_reads_the_head_with_the_events,
             concurrent_appends_to_many_streams_keep_stream_order,
             snapshot_round_trips,
             latest_snapshot_wins,
@@ -1867,6 +1868,68 @@ pub async fn head_is_the_last_event_position<S: EventStore + CheckpointStore>(st
             "the head is not the last event"
         );
     }
+}
+
+/// `read_with_head` returns the head of the whole log (also when the filter skips its last
+/// events) with the same events as `read_all`, and never the head as an event.
+pub async fn read_with_head_reads_the_head_with_the_events<S: EventStore + CheckpointStore>(
+    store: S,
+) {
+    let ids = Ids::new("read_with_head_reads_the_head_with_the_events");
+    let read = |after, limit, filter| {
+        let store = store.clone();
+        async move {
+            store
+                .read_with_head(after, limit, filter)
+                .await
+                .or_fail(format_args!(
+                    "reading the head and the log after {after} (limit {limit}, filter {filter:?})"
+                ))
+        }
+    };
+    assert_eq!(
+        read(LogPosition::START, 10, EventFilter::All).await,
+        (None, Vec::new()),
+        "an empty store has no head and no events"
+    );
+    let types = ["t.a", "t.b", "t.a", "t.b", "t.c"];
+    for (n, event_type) in (1..).zip(types) {
+        let event = new_event(ids.event(n), event_type, &json!({ "n": n }));
+        append_ok(
+            &store,
+            &stream(&format!("conformance-with-head-{}", n % 2)),
+            ExpectedVersion::Any,
+            vec![event],
+        )
+        .await;
+    }
+    let log = read_log(&store, EventFilter::All).await;
+    let last = log.last().map(RecordedEvent::log_position);
+    let only_b = EventFilter::Types(&["t.b"]);
+    for (after, limit, filter) in [
+        (LogPosition::START, 10, EventFilter::All),
+        (LogPosition::START, 2, EventFilter::All),
+        (LogPosition::START, 10, only_b),
+        (LogPosition::START, 1, only_b),
+        (log[1].log_position(), 10, only_b),
+    ] {
+        let (head, events) = read(after, limit, filter).await;
+        assert_eq!(
+            head, last,
+            "the head read after {after} (limit {limit}, filter {filter:?}) is not the last event"
+        );
+        assert_eq!(
+            events,
+            read_all(&store, after, limit, filter).await,
+            "read_with_head after {after} (limit {limit}, filter {filter:?}) differs from read_all"
+        );
+    }
+    let past_the_end = read(last.unwrap_or(LogPosition::START), 10, EventFilter::All).await;
+    assert_eq!(
+        past_the_end,
+        (last, Vec::new()),
+        "reading after the head returns the head and nothing else"
+    );
 }
 
 /// Appends to many streams at once interleave in the log, but each stream's events appear in
