@@ -7,8 +7,9 @@
 /// requested means the expectation did not hold.
 ///
 /// Parameters: 1 stream id, 2 expectation kind (0 any, 1 no stream, 2 exists, 3 exact),
-/// 3 exact version, 4..8 event arrays (ids, types, schema versions, payloads, metadata),
-/// 9 command id (nullable), 10 notification channel.
+/// 3 exact version, 4..8 event arrays (ids, types, schema versions, payloads, metadata; a NULL
+/// metadata array stores `{}` for every event), 9 command id (nullable), 10 notification
+/// channel (nullable).
 pub(crate) const APPEND: &str = r#"
 WITH current AS (
     SELECT COALESCE(MAX(stream_version), 0) AS version
@@ -24,7 +25,8 @@ WITH current AS (
 ), inserted AS (
     INSERT INTO {schema}.events
         (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1, allowed.version + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, e.metadata
+    SELECT $1, allowed.version + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
+           COALESCE(e.metadata, '{}'::jsonb)
     FROM allowed,
          UNNEST($4::uuid[], $5::text[], $6::bigint[], $7::jsonb[], $8::jsonb[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)

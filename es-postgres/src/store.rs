@@ -372,19 +372,26 @@ impl PostgresStore {
         let mut types = Vec::with_capacity(count);
         let mut versions = Vec::with_capacity(count);
         let mut payloads = Vec::with_capacity(count);
-        let mut metadata = Vec::with_capacity(count);
+        // Most events carry no metadata: then none is sent, and the statement stores `{}`.
+        let any_metadata = request
+            .events
+            .iter()
+            .any(|event| event.metadata != Metadata::default());
+        let mut metadata = Vec::with_capacity(if any_metadata { count } else { 0 });
         for event in &request.events {
             ids.push(event.id.0);
             types.push(event.event_type.as_ref());
             versions.push(i64::from(event.schema_version));
             payloads.push(event.payload.get());
-            metadata.push(serde_json::to_string(&event.metadata).map_err(|error| {
-                Attempt::Failed(
-                    BackendError::new(BACKEND, BackendErrorKind::InvalidInput, context())
-                        .with_source(error)
-                        .into(),
-                )
-            })?);
+            if any_metadata {
+                metadata.push(serde_json::to_string(&event.metadata).map_err(|error| {
+                    Attempt::Failed(
+                        BackendError::new(BACKEND, BackendErrorKind::InvalidInput, context())
+                            .with_source(error)
+                            .into(),
+                    )
+                })?);
+            }
         }
         let result = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.append.as_str()))
             .bind(request.stream_id.as_str())
@@ -394,7 +401,7 @@ impl PostgresStore {
             .bind(&types)
             .bind(&versions)
             .bind(&payloads)
-            .bind(&metadata)
+            .bind(any_metadata.then_some(&metadata))
             .bind(request.command_id)
             .bind(notify_in_transaction.then_some(self.inner.channel.as_str()))
             .fetch_one(&mut *connection)
