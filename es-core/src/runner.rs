@@ -245,18 +245,13 @@ impl<P> Erased<P> {
         // A full batch is not the end of the log: the next one is read while this one is
         // written and committed, so catching up keeps the database busy on both sides. It is
         // only a read; if this batch fails, it is dropped with the cached checkpoint.
-        let prefetch = (!batch.reached_end).then(|| {
+        let read_ahead = (!batch.reached_end).then(|| {
             let store = store.clone();
             tokio::spawn(async move {
                 ReadBatch::read(&store, P::NAME, P::EVENT_TYPES, target, batch_size).await
             })
         });
-        let prefetch = async move {
-            match prefetch {
-                Some(read) => read.await.ok().and_then(Result::ok),
-                None => None,
-            }
-        };
+        let prefetch = async move { read_ahead?.await.ok()?.ok() };
         let (written, next) =
             tokio::join!(self.write_batch(store, events, target, lease), prefetch);
         written?;

@@ -430,10 +430,9 @@ impl PostgresStore {
             None => version_before,
         };
         let last_position = match (get("last_transaction")?, get("last_position")?) {
-            (Some(transaction), Some(position)) => Some(LogPosition::new(
-                from_i64(transaction, &context)?.get(),
-                GlobalPosition(from_i64(position, &context)?.get()),
-            )),
+            (Some(transaction), Some(position)) => {
+                Some(log_position(transaction, position, &context)?)
+            }
             _ => None,
         };
         Ok(Committed::new(version_before, version_after, last_position))
@@ -546,6 +545,18 @@ fn from_i64(value: i64, context: &impl Fn() -> String) -> Result<StreamVersion, 
     })
 }
 
+/// The log position of a stored (transaction id, position) pair.
+fn log_position(
+    transaction: i64,
+    position: i64,
+    context: &impl Fn() -> String,
+) -> Result<LogPosition, BackendError> {
+    Ok(LogPosition::new(
+        from_i64(transaction, context)?.get(),
+        GlobalPosition(from_i64(position, context)?.get()),
+    ))
+}
+
 fn corrupt(context: String, error: impl std::error::Error + Send + Sync + 'static) -> BackendError {
     BackendError::new(BACKEND, BackendErrorKind::Corrupt, context).with_source(error)
 }
@@ -592,6 +603,7 @@ impl PostgresStore {
         filter: EventFilter<'_>,
     ) -> Result<(Option<LogPosition>, Vec<RecordedEvent>), LoadError> {
         let context = || format!("read the log after {after}");
+        let bad = |error: sqlx::Error| corrupt(context(), error);
         let types = type_names(filter);
         let mut events = Vec::with_capacity(limit.min(READ_CAPACITY));
         let mut head = None;
@@ -608,18 +620,12 @@ impl PostgresStore {
             .await
             .map_err(|error| classify(context(), &error).with_source(error))?
         {
-            let is_head = row
-                .try_get_raw(3)
-                .map_err(|error| corrupt(context(), error))?
-                .is_null();
-            if is_head {
-                let bad = |error: sqlx::Error| corrupt(context(), error);
-                let position = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?;
-                let transaction = from_i64(row.try_get_unchecked(1).map_err(bad)?, &context)?;
-                head = Some(LogPosition::new(
-                    transaction.get(),
-                    GlobalPosition(position.get()),
-                ));
+            if row.try_get_raw(3).map_err(bad)?.is_null() {
+                head = Some(log_position(
+                    row.try_get_unchecked(1).map_err(bad)?,
+                    row.try_get_unchecked(0).map_err(bad)?,
+                    &context,
+                )?);
             } else {
                 events.push(recorded_event(&row)?);
             }
@@ -653,9 +659,12 @@ fn recorded_event_of(
             StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?
         }
     };
-    let position = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?.get();
     // `xid8` on the wire: eight bytes, big-endian, as an `int8`.
-    let transaction = from_i64(row.try_get_unchecked(1).map_err(bad)?, &context)?.get();
+    let log_position = log_position(
+        row.try_get_unchecked(1).map_err(bad)?,
+        row.try_get_unchecked(0).map_err(bad)?,
+        &context,
+    )?;
     let stream_version = from_i64(row.try_get_unchecked(2).map_err(bad)?, &context)?;
     let event_id = EventId(row.try_get_unchecked(3).map_err(bad)?);
     let event_type: String = row.try_get_unchecked(4).map_err(bad)?;
@@ -675,7 +684,7 @@ fn recorded_event_of(
         event_id,
         stream_id,
         stream_version,
-        LogPosition::new(transaction, GlobalPosition(position)),
+        log_position,
         event_type,
         schema_version,
         payload,
@@ -929,13 +938,9 @@ impl EventStore for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|error| classify(context(), &error).with_source(error))?;
-        head.map(|(transaction, position)| {
-            Ok(LogPosition::new(
-                from_i64(transaction, &context)?.get(),
-                GlobalPosition(from_i64(position, &context)?.get()),
-            ))
-        })
-        .transpose()
+        Ok(head
+            .map(|(transaction, position)| log_position(transaction, position, &context))
+            .transpose()?)
     }
 
     fn watch(&self) -> LogWatch {
@@ -1022,10 +1027,7 @@ impl CheckpointStore for PostgresStore {
                 .map_err(|error| classify(context(), &error).with_source(error))?;
         match row {
             None => Ok(LogPosition::START),
-            Some((transaction, position)) => Ok(LogPosition::new(
-                from_i64(transaction, &context)?.get(),
-                GlobalPosition(from_i64(position, &context)?.get()),
-            )),
+            Some((transaction, position)) => log_position(transaction, position, &context),
         }
     }
 

@@ -57,6 +57,9 @@ fn table(schema: &str) -> String {
     format!("\"{schema}\".applied")
 }
 
+/// The columns of [`table`]: one row per applied event and the worker that applied it.
+const APPLIED_COLUMNS: &str = "event_id UUID NOT NULL, worker BIGINT NOT NULL";
+
 /// Waits until every stored event is in the read model, failing at once if one is there twice;
 /// returns how many events were checked. (The log is re-read each time: an append cut off by
 /// the end of the writer may still commit.)
@@ -238,19 +241,9 @@ async fn another_worker_takes_over_and_a_paused_owner_commits_nothing() {
     let (url, _cluster) = common::private_or_shared();
     let server = url.clone();
     common::with_schemas_at(&server, 4, |pool, schemas| async move {
-        let schema = schemas.fresh();
-        let store = PostgresStore::options()
-            .schema(schema.clone())
-            .with_pool(pool.clone())
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {} (event_id UUID NOT NULL, worker BIGINT NOT NULL)",
-            table(&schema)
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
+        let (store, schema, _) = schemas
+            .store_with_table(&pool, "applied", APPLIED_COLUMNS)
+            .await;
         let app = Registry::new(store.clone())
             .aggregate_with(AggregateSettings::<Account>::new(()))
             .build()
@@ -323,19 +316,9 @@ async fn a_worker_killed_at_random_points_leaves_an_exact_read_model() {
     }
     let url = common::database_url();
     common::with_schemas(4, |pool, schemas| async move {
-        let schema = schemas.fresh();
-        let store = PostgresStore::options()
-            .schema(schema.clone())
-            .with_pool(pool.clone())
-            .await
-            .unwrap();
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {} (event_id UUID NOT NULL, worker BIGINT NOT NULL)",
-            table(&schema)
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
+        let (store, schema, _) = schemas
+            .store_with_table(&pool, "applied", APPLIED_COLUMNS)
+            .await;
         let app = Registry::new(store.clone())
             .aggregate_with(AggregateSettings::<Account>::new(()))
             .build()

@@ -47,19 +47,13 @@ impl Project<Deposited, PgTransaction> for Ledger {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_batch_rolls_back_rows_and_checkpoint_and_each_event_lands_once() {
     common::with_schemas(6, |pool, schemas| async move {
-        let schema = schemas.fresh();
-        let store = es_postgres::PostgresStore::options()
-            .schema(schema.clone())
-            .with_pool(pool.clone())
-            .await
-            .unwrap();
-        let table = format!("\"{schema}\".ledger");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {table} (event_id UUID PRIMARY KEY, cents BIGINT NOT NULL)"
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
+        let (store, _, table) = schemas
+            .store_with_table(
+                &pool,
+                "ledger",
+                "event_id UUID PRIMARY KEY, cents BIGINT NOT NULL",
+            )
+            .await;
         let refuse_thirteen = Arc::new(AtomicBool::new(true));
         let app = Registry::new(store.clone())
             .aggregate_with(AggregateSettings::<Account>::new(()))
@@ -139,19 +133,13 @@ impl Project<Deposited, PgTransaction> for Balances {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_gives_the_live_read_model_and_reports_show_owner_and_lag() {
     common::with_schemas(6, |pool, schemas| async move {
-        let schema = schemas.fresh();
-        let store = es_postgres::PostgresStore::options()
-            .schema(schema.clone())
-            .with_pool(pool.clone())
-            .await
-            .unwrap();
-        let table = format!("\"{schema}\".balances");
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "CREATE TABLE {table} (stream_id TEXT PRIMARY KEY, cents BIGINT NOT NULL)"
-        )))
-        .execute(&pool)
-        .await
-        .unwrap();
+        let (store, _, table) = schemas
+            .store_with_table(
+                &pool,
+                "balances",
+                "stream_id TEXT PRIMARY KEY, cents BIGINT NOT NULL",
+            )
+            .await;
         let app = Registry::new(store.clone())
             .aggregate_with(AggregateSettings::<Account>::new(()))
             .projection(Balances {

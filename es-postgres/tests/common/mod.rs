@@ -50,11 +50,28 @@ impl Schemas {
 
     /// A store in a fresh schema on `pool`.
     pub(crate) async fn store(&self, pool: &PgPool) -> PostgresStore {
-        PostgresStore::options()
-            .schema(self.fresh())
-            .with_pool(pool.clone())
-            .await
-            .expect("store connects and migrates")
+        store_in(pool, self.fresh()).await
+    }
+
+    /// A store in a fresh schema on `pool`, with a read-model table `name` (`columns`: its
+    /// column definitions) in that schema. Returns the store, the schema and the table's
+    /// quoted name.
+    pub(crate) async fn store_with_table(
+        &self,
+        pool: &PgPool,
+        name: &str,
+        columns: &str,
+    ) -> (PostgresStore, String, String) {
+        let schema = self.fresh();
+        let store = store_in(pool, schema.clone()).await;
+        let table = format!("\"{schema}\".{name}");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE {table} ({columns})"
+        )))
+        .execute(pool)
+        .await
+        .expect("read-model table is created");
+        (store, schema, table)
     }
 
     /// Drops every schema handed out.
@@ -69,6 +86,15 @@ impl Schemas {
             .expect("schema drops");
         }
     }
+}
+
+/// A store in `schema` on `pool`, migrated.
+async fn store_in(pool: &PgPool, schema: String) -> PostgresStore {
+    PostgresStore::options()
+        .schema(schema)
+        .with_pool(pool.clone())
+        .await
+        .expect("store connects and migrates")
 }
 
 /// Runs `test` with fresh schemas, then drops them whether it passed or panicked.
