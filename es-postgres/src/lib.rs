@@ -47,9 +47,12 @@
 //!
 //! One statement, one round trip, for any number of events: it reads the stream's version,
 //! checks the expectation, inserts every event through `UNNEST` of arrays, records the command
-//! id and calls `pg_notify`, all atomically. Two writers that read the same version both try
-//! to insert the same `(stream_id, stream_version)`; the unique constraint refuses the second,
-//! which becomes [`es_core::AppendError::Conflict`] with the actual version. Nothing is ever
+//! id and calls `pg_notify`, all atomically. The common append (the command path's: an exact
+//! version, no command id) takes a leaner statement with only the version check, and a new
+//! stream none at all: there the unique key on `(stream_id, stream_version)` is the check.
+//! Two writers that read the same version both try to insert the same
+//! `(stream_id, stream_version)`; the unique constraint refuses the second, which becomes
+//! [`es_core::AppendError::Conflict`] with the actual version. Nothing is ever
 //! inserted with `ON CONFLICT DO NOTHING`: an acknowledged append has committed, and a refused
 //! one says so. [`PostgresStore::append_in`] appends inside your own transaction (outbox).
 //!

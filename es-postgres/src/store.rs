@@ -16,6 +16,7 @@ use futures_core::Stream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::value::RawValue;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Row as _, ValueRef as _};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -320,6 +321,49 @@ impl PostgresStore {
         self.inner.notify.notify_one();
     }
 
+    /// The stream's version, read on `executor`.
+    async fn version_on(
+        &self,
+        executor: impl sqlx::PgExecutor<'_>,
+        stream_id: &StreamId,
+    ) -> Result<StreamVersion, LoadError> {
+        let context = || format!("read the version of stream `{stream_id}`");
+        let version: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.stream_version.as_str(),
+        ))
+        .bind(stream_id.as_str())
+        .fetch_one(executor)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(from_i64(version, &context)?)
+    }
+
+    /// The record of command `command_id`, read on `executor`.
+    async fn command_on(
+        &self,
+        executor: impl sqlx::PgExecutor<'_>,
+        command_id: Uuid,
+    ) -> Result<Option<CommandRecord>, LoadError> {
+        let context = || format!("find command {command_id}");
+        let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(
+            self.inner.queries.find_command.as_str(),
+        ))
+        .bind(command_id)
+        .fetch_optional(executor)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        let Some((stream_id, before, after)) = row else {
+            return Ok(None);
+        };
+        let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
+        Ok(Some(CommandRecord::new(
+            command_id,
+            stream_id,
+            from_i64(before, &context)?,
+            from_i64(after, &context)?,
+        )))
+    }
+
     fn start_listener(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!("no tokio runtime: live notifications are off, readers poll");
@@ -348,7 +392,7 @@ impl PostgresStore {
         &self,
         connection: &mut PgConnection,
         request: &AppendRequest,
-        notify_in_transaction: bool,
+        in_callers_transaction: bool,
     ) -> Result<Committed, Attempt> {
         let context = || format!("append to stream `{}`", request.stream_id);
         let (kind, exact) = match request.expected {
@@ -367,48 +411,50 @@ impl PostgresStore {
                 ));
             }
         };
-        let count = request.events.len();
-        let mut ids = Vec::with_capacity(count);
-        let mut types = Vec::with_capacity(count);
-        let mut versions = Vec::with_capacity(count);
-        let mut payloads = Vec::with_capacity(count);
-        // Most events carry no metadata: then none is sent, and the statement stores `{}`.
-        let any_metadata = request
-            .events
-            .iter()
-            .any(|event| event.metadata != Metadata::default());
-        let mut metadata = Vec::with_capacity(if any_metadata { count } else { 0 });
-        for event in &request.events {
-            ids.push(event.id.0);
-            types.push(event.event_type.as_ref());
-            versions.push(i64::from(event.schema_version));
-            payloads.push(event.payload.get());
-            if any_metadata {
-                metadata.push(serde_json::to_string(&event.metadata).map_err(|error| {
-                    Attempt::Failed(
-                        BackendError::new(BACKEND, BackendErrorKind::InvalidInput, context())
-                            .with_source(error)
-                            .into(),
-                    )
-                })?);
-            }
+        let columns = Columns::of(request, &context)?;
+        // The common case (an exact version, no command id, no notification in the caller's
+        // transaction) takes a statement with no bookkeeping.
+        let exact_before = match request.expected {
+            ExpectedVersion::Exact(version) => Some(version),
+            ExpectedVersion::NoStream => Some(StreamVersion::INITIAL),
+            _ => None,
+        };
+        if let Some(before) = exact_before
+            && request.command_id.is_none()
+            && !in_callers_transaction
+            && !columns.ids.is_empty()
+        {
+            return self
+                .append_at(connection, request, before, &columns, &context)
+                .await;
         }
+        let Columns {
+            ids,
+            types,
+            versions,
+            payloads,
+            metadata,
+        } = &columns;
         let result = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.append.as_str()))
             .bind(request.stream_id.as_str())
             .bind(kind)
             .bind(exact)
-            .bind(&ids)
-            .bind(&types)
-            .bind(&versions)
-            .bind(&payloads)
-            .bind(any_metadata.then_some(&metadata))
+            .bind(ids)
+            .bind(types)
+            .bind(versions)
+            .bind(payloads)
+            .bind(metadata)
             .bind(request.command_id)
-            .bind(notify_in_transaction.then_some(self.inner.channel.as_str()))
+            .bind(in_callers_transaction.then_some(self.inner.channel.as_str()))
             .fetch_one(&mut *connection)
             .await;
         let row = match result {
             Ok(row) => row,
-            Err(error) => return Err(self.append_failed(request, &ids, error).await),
+            Err(error) => {
+                return Err(self
+                    .append_failed(connection, in_callers_transaction, request, error)
+                    .await);
+            }
         };
         let get = |column: &str| -> Result<Option<i64>, Attempt> {
             row.try_get::<Option<i64>, _>(column)
@@ -416,7 +462,10 @@ impl PostgresStore {
         };
         let version_before = from_i64(get("version_before")?.unwrap_or(0), &context)?;
         if get("allowed")?.unwrap_or(0) == 0 {
-            if let Some(record) = self.recorded_command(request).await? {
+            if let Some(record) = self
+                .recorded_command(connection, in_callers_transaction, request)
+                .await?
+            {
                 return Err(Attempt::Failed(AppendError::DuplicateCommand(record)));
             }
             return Err(Attempt::Failed(AppendError::Conflict {
@@ -438,11 +487,105 @@ impl PostgresStore {
         Ok(Committed::new(version_before, version_after, last_position))
     }
 
+    /// Appends at an exact version with the lean statements (see [`crate::sql::APPEND_ONE`]):
+    /// no command id, no notification.
+    async fn append_at(
+        &self,
+        connection: &mut PgConnection,
+        request: &AppendRequest,
+        before: StreamVersion,
+        columns: &Columns<'_>,
+        context: &impl Fn() -> String,
+    ) -> Result<Committed, Attempt> {
+        let queries = &self.inner.queries;
+        let version = to_i64(before.get(), context)?;
+        let starts_stream = before == StreamVersion::INITIAL;
+        let metadata = columns.metadata.as_ref();
+        let result = match (&columns.ids[..], request.events.first()) {
+            ([id], Some(event)) => {
+                let statement = if starts_stream {
+                    &queries.append_new_one
+                } else {
+                    &queries.append_one
+                };
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                    .bind(request.stream_id.as_str())
+                    .bind(version)
+                    .bind(id)
+                    .bind(event.event_type.as_ref())
+                    .bind(i64::from(event.schema_version))
+                    .bind(Json(event.payload.as_ref()))
+                    .bind(metadata.and_then(|all| all.first()))
+                    .fetch_all(&mut *connection)
+                    .await
+            }
+            _ => {
+                let statement = if starts_stream {
+                    &queries.append_new
+                } else {
+                    &queries.append_at
+                };
+                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                    .bind(request.stream_id.as_str())
+                    .bind(version)
+                    .bind(&columns.ids)
+                    .bind(&columns.types)
+                    .bind(&columns.versions)
+                    .bind(&columns.payloads)
+                    .bind(metadata)
+                    .fetch_all(&mut *connection)
+                    .await
+            }
+        };
+        let rows = match result {
+            Ok(rows) => rows,
+            Err(error) => return Err(self.append_failed(connection, false, request, error).await),
+        };
+        // Each row is (position, transaction id) of inserted events, or (NULL, NULL, actual
+        // version) when the version check failed.
+        let mut last: Option<(i64, i64)> = None;
+        let mut actual = None;
+        for row in &rows {
+            let get = |index: usize| -> Result<Option<i64>, Attempt> {
+                row.try_get::<Option<i64>, _>(index)
+                    .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))
+            };
+            match (get(0)?, get(1)?) {
+                (Some(position), Some(transaction)) => {
+                    if last.is_none_or(|(latest, _)| position > latest) {
+                        last = Some((position, transaction));
+                    }
+                }
+                _ => actual = get(2)?,
+            }
+        }
+        let Some((position, transaction)) = last else {
+            return Err(Attempt::Failed(AppendError::Conflict {
+                stream_id: request.stream_id.clone(),
+                expected: request.expected,
+                actual: from_i64(actual.unwrap_or(0), context)?,
+            }));
+        };
+        let appended = u64::try_from(columns.ids.len()).unwrap_or(u64::MAX);
+        Ok(Committed::new(
+            before,
+            // The statement wrote versions up to this one, so it fits.
+            StreamVersion(before.get().saturating_add(appended)),
+            Some(log_position(transaction, position, context)?),
+        ))
+    }
+
     /// Classifies a failed append statement by the constraint it violated.
+    ///
+    /// Lookups run on the append's own `connection` when it ran alone, and on the pool when
+    /// it ran in the caller's transaction (which the failure aborted). An append never waits
+    /// for a second connection while it holds one: writers racing on a full pool would wait
+    /// for each other until the pool's timeout.
     async fn append_failed(
         &self,
+        connection: &mut PgConnection,
+        in_callers_transaction: bool,
         request: &AppendRequest,
-        ids: &[Uuid],
         error: sqlx::Error,
     ) -> Attempt {
         let context = format!("append to stream `{}`", request.stream_id);
@@ -452,18 +595,21 @@ impl PostgresStore {
             .map(str::to_owned);
         match constraint.as_deref() {
             Some("events_stream_version_key") => Attempt::VersionTaken,
-            Some("commands_pkey") => match self.recorded_command(request).await {
+            Some("commands_pkey") => match self
+                .recorded_command(connection, in_callers_transaction, request)
+                .await
+            {
                 Ok(Some(record)) => Attempt::Failed(AppendError::DuplicateCommand(record)),
                 Ok(None) => Attempt::Failed(classify(context, &error).with_source(error).into()),
                 Err(attempt) => attempt,
             },
             Some("events_event_id_key") => {
-                let existing: Result<Option<Uuid>, _> = sqlx::query_scalar(sqlx::AssertSqlSafe(
-                    self.inner.queries.find_event_id.as_str(),
-                ))
-                .bind(ids)
-                .fetch_optional(&self.pool)
-                .await;
+                let ids: Vec<Uuid> = request.events.iter().map(|event| event.id.0).collect();
+                let existing = if in_callers_transaction {
+                    self.stored_event_id_on(&self.pool, &ids).await
+                } else {
+                    self.stored_event_id_on(connection, &ids).await
+                };
                 match existing {
                     Ok(Some(event_id)) => Attempt::Failed(AppendError::DuplicateEventId {
                         stream_id: request.stream_id.clone(),
@@ -472,7 +618,7 @@ impl PostgresStore {
                     // The id repeats inside the batch itself.
                     Ok(None) => Attempt::Failed(AppendError::DuplicateEventId {
                         stream_id: request.stream_id.clone(),
-                        event_id: first_repeated(ids).map_or_else(EventId::new, EventId),
+                        event_id: first_repeated(&ids).map_or_else(EventId::new, EventId),
                     }),
                     Err(lookup) => {
                         Attempt::Failed(classify(context, &lookup).with_source(lookup).into())
@@ -483,22 +629,88 @@ impl PostgresStore {
         }
     }
 
+    /// The first of `ids` already stored, read on `executor`.
+    async fn stored_event_id_on(
+        &self,
+        executor: impl sqlx::PgExecutor<'_>,
+        ids: &[Uuid],
+    ) -> Result<Option<Uuid>, sqlx::Error> {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.find_event_id.as_str(),
+        ))
+        .bind(ids)
+        .fetch_optional(executor)
+        .await
+    }
+
+    /// The record of the request's command id, if it has one and it was recorded; read as
+    /// [`append_failed`](Self::append_failed) says.
     async fn recorded_command(
         &self,
+        connection: &mut PgConnection,
+        in_callers_transaction: bool,
         request: &AppendRequest,
     ) -> Result<Option<CommandRecord>, Attempt> {
         let Some(command_id) = request.command_id else {
             return Ok(None);
         };
-        self.find_command(command_id)
-            .await
-            .map_err(|error| Attempt::Failed(load_to_append(error)))
+        let found = if in_callers_transaction {
+            self.command_on(&self.pool, command_id).await
+        } else {
+            self.command_on(connection, command_id).await
+        };
+        found.map_err(|error| Attempt::Failed(load_to_append(error)))
     }
 }
 
 fn first_repeated(ids: &[Uuid]) -> Option<Uuid> {
     let mut seen = std::collections::HashSet::with_capacity(ids.len());
     ids.iter().copied().find(|id| !seen.insert(*id))
+}
+
+/// An append request's events as the column arrays the append statements bind.
+struct Columns<'r> {
+    ids: Vec<Uuid>,
+    types: Vec<&'r str>,
+    versions: Vec<i64>,
+    /// Sent as `jsonb` (binary: a version byte and the text), which the server parses once.
+    payloads: Vec<Json<&'r RawValue>>,
+    /// `None` when no event carries metadata, the common case: nothing is serialised or sent,
+    /// and the statements store `{}`.
+    metadata: Option<Vec<String>>,
+}
+
+impl<'r> Columns<'r> {
+    fn of(request: &'r AppendRequest, context: &impl Fn() -> String) -> Result<Self, Attempt> {
+        let count = request.events.len();
+        let any_metadata = request
+            .events
+            .iter()
+            .any(|event| event.metadata != Metadata::default());
+        let mut columns = Self {
+            ids: Vec::with_capacity(count),
+            types: Vec::with_capacity(count),
+            versions: Vec::with_capacity(count),
+            payloads: Vec::with_capacity(count),
+            metadata: any_metadata.then(|| Vec::with_capacity(count)),
+        };
+        for event in &request.events {
+            columns.ids.push(event.id.0);
+            columns.types.push(event.event_type.as_ref());
+            columns.versions.push(i64::from(event.schema_version));
+            columns.payloads.push(Json(event.payload.as_ref()));
+            if let Some(metadata) = &mut columns.metadata {
+                metadata.push(serde_json::to_string(&event.metadata).map_err(|error| {
+                    Attempt::Failed(
+                        BackendError::new(BACKEND, BackendErrorKind::InvalidInput, context())
+                            .with_source(error)
+                            .into(),
+                    )
+                })?);
+            }
+        }
+        Ok(columns)
+    }
 }
 
 /// Why one append statement did not commit.
@@ -789,17 +1001,17 @@ impl EventStore for PostgresStore {
                 }
                 Err(Attempt::Failed(error)) => return Err(error),
                 Err(Attempt::VersionTaken) => {
-                    if let Some(record) =
-                        self.recorded_command(&request)
-                            .await
-                            .map_err(|attempt| match attempt {
-                                Attempt::Failed(error) => error,
-                                Attempt::VersionTaken => AppendError::Backend(BackendError::new(
-                                    BACKEND,
-                                    BackendErrorKind::Other,
-                                    "look up a command",
-                                )),
-                            })?
+                    if let Some(record) = self
+                        .recorded_command(&mut connection, false, &request)
+                        .await
+                        .map_err(|attempt| match attempt {
+                            Attempt::Failed(error) => error,
+                            Attempt::VersionTaken => AppendError::Backend(BackendError::new(
+                                BACKEND,
+                                BackendErrorKind::Other,
+                                "look up a command",
+                            )),
+                        })?
                     {
                         return Err(AppendError::DuplicateCommand(record));
                     }
@@ -810,7 +1022,7 @@ impl EventStore for PostgresStore {
                             stream_id: request.stream_id.clone(),
                             expected: request.expected,
                             actual: self
-                                .stream_version(&request.stream_id)
+                                .version_on(&mut *connection, &request.stream_id)
                                 .await
                                 .map_err(load_to_append)?,
                         });
@@ -868,8 +1080,7 @@ impl EventStore for PostgresStore {
             let schema_version: i64 = row.try_get_unchecked(2).map_err(bad)?;
             let schema_version =
                 u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
-            let sqlx::types::Json(payload): sqlx::types::Json<&RawValue> =
-                row.try_get_unchecked(3).map_err(bad)?;
+            let Json(payload): Json<&RawValue> = row.try_get_unchecked(3).map_err(bad)?;
             let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
             if visit(stored)?.is_break() {
                 break;
@@ -879,15 +1090,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {
-        let context = || format!("read the version of stream `{stream_id}`");
-        let version: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(
-            self.inner.queries.stream_version.as_str(),
-        ))
-        .bind(stream_id.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
-        Ok(from_i64(version, &context)?)
+        self.version_on(&self.pool, stream_id).await
     }
 
     async fn read_all(
@@ -989,24 +1192,7 @@ impl EventStore for PostgresStore {
     }
 
     async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
-        let context = || format!("find command {command_id}");
-        let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(
-            self.inner.queries.find_command.as_str(),
-        ))
-        .bind(command_id)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
-        let Some((stream_id, before, after)) = row else {
-            return Ok(None);
-        };
-        let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
-        Ok(Some(CommandRecord::new(
-            command_id,
-            stream_id,
-            from_i64(before, &context)?,
-            from_i64(after, &context)?,
-        )))
+        self.command_on(&self.pool, command_id).await
     }
 }
 

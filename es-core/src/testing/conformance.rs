@@ -868,21 +868,23 @@ pub async fn no_stream_conflicts_on_existing_stream<S: EventStore + CheckpointSt
         numbered(ids, 1..=2),
     )
     .await;
-    let error = append_err(
-        &store,
-        AppendRequest::new(
-            stream_id.clone(),
-            ExpectedVersion::NoStream,
-            numbered(ids, 3..=3),
-        ),
-    )
-    .await;
-    assert_conflict(
-        &error,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        StreamVersion(2),
-    );
+    // One event and a batch, expecting no stream or version 0: stores may take other
+    // statements for each.
+    let attempts = [
+        (ExpectedVersion::NoStream, 3..=3),
+        (ExpectedVersion::NoStream, 4..=6),
+        (ExpectedVersion::Exact(StreamVersion::INITIAL), 7..=7),
+        (ExpectedVersion::Exact(StreamVersion::INITIAL), 8..=10),
+    ];
+    for (expected, events) in attempts {
+        let error = append_err(
+            &store,
+            AppendRequest::new(stream_id.clone(), expected, numbered(ids, events)),
+        )
+        .await;
+        assert_conflict(&error, &stream_id, expected, StreamVersion(2));
+    }
+    assert_eq!(version_of(&store, &stream_id).await, StreamVersion(2));
 }
 
 /// `Exact(n)` on a stream at another version is a conflict naming the actual version,
@@ -899,16 +901,16 @@ pub async fn exact_conflict_reports_actual_version<S: EventStore + CheckpointSto
     .await;
     for (attempt, wrong) in [1_u64, 4, 0, 2].into_iter().enumerate() {
         let expected = ExpectedVersion::Exact(StreamVersion(wrong));
-        let error = append_err(
-            &store,
-            AppendRequest::new(
-                stream_id.clone(),
-                expected,
-                numbered(ids, [100 + attempt as u64]),
-            ),
-        )
-        .await;
-        assert_conflict(&error, &stream_id, expected, StreamVersion(3));
+        let attempt = attempt as u64;
+        // One event, then a batch of two.
+        for events in [vec![100 + attempt], vec![200 + attempt, 300 + attempt]] {
+            let error = append_err(
+                &store,
+                AppendRequest::new(stream_id.clone(), expected, numbered(ids, events)),
+            )
+            .await;
+            assert_conflict(&error, &stream_id, expected, StreamVersion(3));
+        }
     }
 }
 
@@ -2326,6 +2328,19 @@ pub async fn metadata_round_trips<S: EventStore + CheckpointStore>(store: S) {
         })
         .collect();
     append_ok(&store, &stream_id, ExpectedVersion::NoStream, events).await;
+    // A single event too: stores may append one event by another statement than a batch.
+    let single = NewEvent {
+        metadata: metadata[0].clone(),
+        ..new_event(ids.event(5), NUMBERED, &json!({ "n": 5 }))
+    };
+    append_ok(
+        &store,
+        &stream_id,
+        ExpectedVersion::Exact(StreamVersion(5)),
+        vec![single],
+    )
+    .await;
+    let metadata: Vec<Metadata> = metadata.iter().chain(&metadata[..1]).cloned().collect();
     let loaded = load_all(&store, &stream_id).await;
     let loaded_metadata: Vec<Metadata> = loaded.iter().map(|e| e.metadata.clone()).collect();
     assert_eq!(loaded_metadata, metadata, "metadata changed through load");
