@@ -51,53 +51,38 @@ SELECT (SELECT version FROM current) AS version_before,
 /// The common appends are lean: at an exact version, with no command id and no notification in
 /// the caller's transaction. [`APPEND`]'s bookkeeping costs the server about 40 µs per
 /// statement when warm, and its planning more on a connection's first uses (PostgreSQL plans
-/// each of a connection's first five executions anew). The lean statements check the version
-/// by the stream's current version (`APPEND_ONE`, `APPEND_AT`) or, on a new stream, leave it to
-/// the unique key on (stream, version) (`APPEND_NEW`).
+/// each of a connection's first five executions anew). Each lean statement is one insert that
+/// returns the position and transaction id of every event it wrote, and nothing when the
+/// stream is not at version `$2` (the caller then reads the actual version: a conflict is the
+/// rare case, and a statement that also returned it cost every append).
 ///
-/// `APPEND_ONE` appends one event to a stream at version `$2` (> 0). Returns one row: the
-/// event's position and transaction id, or, when the stream is not at `$2`, NULLs and its
-/// actual version. Parameters: 1 stream id, 2 version before, 3 event id, 4 type, 5 schema
-/// version, 6 payload, 7 metadata (NULL stores `{}`).
+/// `APPEND_ONE` appends one event at version `$2` (> 0). Parameters: 1 stream id, 2 version
+/// before, 3 event id, 4 type, 5 schema version, 6 payload, 7 metadata (NULL stores `{}`).
 pub(crate) const APPEND_ONE: &str = r#"
-WITH inserted AS (
-    INSERT INTO {schema}.events
-        (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{}'::jsonb)
-    WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1) = $2
-    RETURNING position, transaction_id
-)
-SELECT position, transaction_id::text::bigint, NULL::bigint AS actual FROM inserted
-UNION ALL
-SELECT NULL, NULL, (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1)
-WHERE NOT EXISTS (SELECT 1 FROM inserted)
+INSERT INTO {schema}.events
+    (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
+SELECT $1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{}'::jsonb)
+WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1) = $2
+RETURNING position, transaction_id::text::bigint
 "#;
 
-/// [`APPEND_ONE`] for several events (arrays, as in [`APPEND`]). Returns one row: the last
-/// position and the transaction id, or, when the stream is not at `$2`, NULLs and its actual
-/// version. Parameters: 1 stream id, 2 version before, 3..7 event arrays (ids, types, schema
-/// versions, payloads, metadata; a NULL metadata array stores `{}` for every event).
+/// [`APPEND_ONE`] for several events. Parameters: 1 stream id, 2 version before, 3..7 event
+/// arrays (ids, types, schema versions, payloads, metadata; a NULL metadata array stores `{}`
+/// for every event).
 pub(crate) const APPEND_AT: &str = r#"
-WITH inserted AS (
-    INSERT INTO {schema}.events
-        (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
-           COALESCE(e.metadata, '{}'::jsonb)
-    FROM UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[])
-             WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-    WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1) = $2
-    RETURNING position
-)
-SELECT MAX(position), CASE WHEN COUNT(*) > 0 THEN pg_current_xact_id()::text::bigint END,
-       CASE WHEN COUNT(*) = 0 THEN
-           (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1)
-       END
-FROM inserted
+INSERT INTO {schema}.events
+    (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
+SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
+       COALESCE(e.metadata, '{}'::jsonb)
+FROM UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[])
+         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
+WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1) = $2
+RETURNING position, transaction_id::text::bigint
 "#;
 
 /// Starts a stream with the events at versions 1, 2, ...; an existing stream fails on the
-/// unique key of its version 1. No version check and no aggregate: returns each event's
-/// position and transaction id. Parameters as [`APPEND_AT`]'s, `$2` being 0.
+/// unique key of its version 1, so no version is read. Parameters as [`APPEND_AT`]'s, `$2`
+/// being 0.
 pub(crate) const APPEND_NEW: &str = r#"
 INSERT INTO {schema}.events
     (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)

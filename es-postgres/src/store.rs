@@ -541,29 +541,29 @@ impl PostgresStore {
             Ok(rows) => rows,
             Err(error) => return Err(self.append_failed(connection, false, request, error).await),
         };
-        // Each row is (position, transaction id) of inserted events, or (NULL, NULL, actual
-        // version) when the version check failed.
+        // One (position, transaction id) row per event written; none when the version
+        // check failed.
         let mut last: Option<(i64, i64)> = None;
-        let mut actual = None;
         for row in &rows {
-            let get = |index: usize| -> Result<Option<i64>, Attempt> {
-                row.try_get::<Option<i64>, _>(index)
-                    .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))
-            };
-            match (get(0)?, get(1)?) {
-                (Some(position), Some(transaction)) => {
-                    if last.is_none_or(|(latest, _)| position > latest) {
-                        last = Some((position, transaction));
-                    }
-                }
-                _ => actual = get(2)?,
+            let position: i64 = row
+                .try_get(0)
+                .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))?;
+            if last.is_none_or(|(latest, _)| position > latest) {
+                let transaction = row
+                    .try_get(1)
+                    .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))?;
+                last = Some((position, transaction));
             }
         }
         let Some((position, transaction)) = last else {
+            let actual = self
+                .version_on(&mut *connection, &request.stream_id)
+                .await
+                .map_err(|error| Attempt::Failed(load_to_append(error)))?;
             return Err(Attempt::Failed(AppendError::Conflict {
                 stream_id: request.stream_id.clone(),
                 expected: request.expected,
-                actual: from_i64(actual.unwrap_or(0), context)?,
+                actual,
             }));
         };
         let appended = u64::try_from(columns.ids.len()).unwrap_or(u64::MAX);
