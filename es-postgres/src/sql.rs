@@ -52,54 +52,52 @@ SELECT (SELECT version FROM current) AS version_before,
 /// the caller's transaction. [`APPEND`]'s bookkeeping costs the server about 40 µs per
 /// statement when warm, and its planning more on a connection's first uses (PostgreSQL plans
 /// each of a connection's first five executions anew). Each lean statement is one insert that
-/// returns the position and transaction id of every event it wrote, and nothing when the
-/// stream is not at version `$2` (the caller then reads the actual version: a conflict is the
-/// rare case, and a statement that also returned it cost every append).
+/// returns the position and transaction id of every event it wrote.
 ///
-/// `APPEND_ONE` appends one event at version `$2` (> 0). Parameters: 1 stream id, 2 version
-/// before, 3 event id, 4 type, 5 schema version, 6 payload, 7 metadata (NULL stores `{}`).
-pub(crate) const APPEND_ONE: &str = r#"
-INSERT INTO {schema}.events
-    (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-SELECT $1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{}'::jsonb)
-WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1) = $2
-RETURNING position, transaction_id::text::bigint
-"#;
+/// `guarded`: the insert happens only if the stream is at version `$2`, and returns nothing
+/// otherwise (the caller then reads the actual version: a conflict is the rare case, and a
+/// statement that also returned it cost every append). Unguarded, for a new stream (`$2` = 0):
+/// an existing stream fails on the unique key of its version 1, so no version is read.
+///
+/// One event: parameters 1 stream id, 2 version before, 3 event id, 4 type, 5 schema version,
+/// 6 payload, 7 metadata (NULL stores `{}`).
+pub(crate) fn append_one(guarded: bool) -> String {
+    format!(
+        "{INSERT_EVENTS} \
+         SELECT $1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{{}}'::jsonb) \
+         {} {RETURN_POSITIONS}",
+        version_guard(guarded)
+    )
+}
 
-/// [`APPEND_ONE`] for several events. Parameters: 1 stream id, 2 version before, 3..7 event
+/// [`append_one`] for several events. Parameters: 1 stream id, 2 version before, 3..7 event
 /// arrays (ids, types, schema versions, payloads, metadata; a NULL metadata array stores `{}`
 /// for every event).
-pub(crate) const APPEND_AT: &str = r#"
-INSERT INTO {schema}.events
-    (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
-       COALESCE(e.metadata, '{}'::jsonb)
-FROM UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[])
-         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1) = $2
-RETURNING position, transaction_id::text::bigint
-"#;
+pub(crate) fn append_many(guarded: bool) -> String {
+    format!(
+        "{INSERT_EVENTS} \
+         SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, \
+                COALESCE(e.metadata, '{{}}'::jsonb) \
+         FROM UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[]) \
+              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord) \
+         {} {RETURN_POSITIONS}",
+        version_guard(guarded)
+    )
+}
 
-/// Starts a stream with the events at versions 1, 2, ...; an existing stream fails on the
-/// unique key of its version 1, so no version is read. Parameters as [`APPEND_AT`]'s, `$2`
-/// being 0.
-pub(crate) const APPEND_NEW: &str = r#"
-INSERT INTO {schema}.events
-    (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
-       COALESCE(e.metadata, '{}'::jsonb)
-FROM UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[])
-         WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
-RETURNING position, transaction_id::text::bigint
-"#;
+const INSERT_EVENTS: &str = "INSERT INTO {schema}.events \
+     (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)";
 
-/// [`APPEND_NEW`] for one event, as a plain insert. Parameters as [`APPEND_ONE`]'s, `$2` being 0.
-pub(crate) const APPEND_NEW_ONE: &str = r#"
-INSERT INTO {schema}.events
-    (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-VALUES ($1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{}'::jsonb))
-RETURNING position, transaction_id::text::bigint
-"#;
+const RETURN_POSITIONS: &str = "RETURNING position, transaction_id::text::bigint";
+
+fn version_guard(guarded: bool) -> &'static str {
+    if guarded {
+        "WHERE (SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events \
+         WHERE stream_id = $1) = $2"
+    } else {
+        ""
+    }
+}
 
 pub(crate) const STREAM_VERSION: &str =
     "SELECT COALESCE(MAX(stream_version), 0) FROM {schema}.events WHERE stream_id = $1";
@@ -226,10 +224,10 @@ pub(crate) const LEASE_OWNER: &str = "SELECT owner, expires_at > clock_timestamp
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) append: String,
-    pub(crate) append_one: String,
-    pub(crate) append_at: String,
-    pub(crate) append_new: String,
-    pub(crate) append_new_one: String,
+    /// [`append_one`], unguarded and guarded.
+    pub(crate) append_one: [String; 2],
+    /// [`append_many`], unguarded and guarded.
+    pub(crate) append_many: [String; 2],
     pub(crate) stream_version: String,
     pub(crate) find_event_id: String,
     pub(crate) load_stream: String,
@@ -257,10 +255,8 @@ impl Queries {
         let render = |template: &str| template.replace("{schema}", quoted_schema);
         Self {
             append: render(APPEND),
-            append_one: render(APPEND_ONE),
-            append_at: render(APPEND_AT),
-            append_new: render(APPEND_NEW),
-            append_new_one: render(APPEND_NEW_ONE),
+            append_one: [false, true].map(|guarded| render(&append_one(guarded))),
+            append_many: [false, true].map(|guarded| render(&append_many(guarded))),
             stream_version: render(STREAM_VERSION),
             find_event_id: render(FIND_EVENT_ID),
             load_stream: render(&load_stream()),

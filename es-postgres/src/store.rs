@@ -395,6 +395,20 @@ impl PostgresStore {
         in_callers_transaction: bool,
     ) -> Result<Committed, Attempt> {
         let context = || format!("append to stream `{}`", request.stream_id);
+        // The common case (an exact version, no command id, no notification in the caller's
+        // transaction) takes a statement with no bookkeeping.
+        let exact_before = match request.expected {
+            ExpectedVersion::Exact(version) => Some(version),
+            ExpectedVersion::NoStream => Some(StreamVersion::INITIAL),
+            _ => None,
+        };
+        if let Some(before) = exact_before
+            && request.command_id.is_none()
+            && !in_callers_transaction
+            && !request.events.is_empty()
+        {
+            return self.append_at(connection, request, before, &context).await;
+        }
         let (kind, exact) = match request.expected {
             ExpectedVersion::Any => (0, 0),
             ExpectedVersion::NoStream => (1, 0),
@@ -412,22 +426,6 @@ impl PostgresStore {
             }
         };
         let columns = Columns::of(request, &context)?;
-        // The common case (an exact version, no command id, no notification in the caller's
-        // transaction) takes a statement with no bookkeeping.
-        let exact_before = match request.expected {
-            ExpectedVersion::Exact(version) => Some(version),
-            ExpectedVersion::NoStream => Some(StreamVersion::INITIAL),
-            _ => None,
-        };
-        if let Some(before) = exact_before
-            && request.command_id.is_none()
-            && !in_callers_transaction
-            && !columns.ids.is_empty()
-        {
-            return self
-                .append_at(connection, request, before, &columns, &context)
-                .await;
-        }
         let Columns {
             ids,
             types,
@@ -464,7 +462,8 @@ impl PostgresStore {
         if get("allowed")?.unwrap_or(0) == 0 {
             if let Some(record) = self
                 .recorded_command(connection, in_callers_transaction, request)
-                .await?
+                .await
+                .map_err(Attempt::Failed)?
             {
                 return Err(Attempt::Failed(AppendError::DuplicateCommand(record)));
             }
@@ -487,55 +486,45 @@ impl PostgresStore {
         Ok(Committed::new(version_before, version_after, last_position))
     }
 
-    /// Appends at an exact version with the lean statements (see [`crate::sql::APPEND_ONE`]):
+    /// Appends at an exact version with the lean statements (see [`crate::sql::append_one`]):
     /// no command id, no notification.
     async fn append_at(
         &self,
         connection: &mut PgConnection,
         request: &AppendRequest,
         before: StreamVersion,
-        columns: &Columns<'_>,
         context: &impl Fn() -> String,
     ) -> Result<Committed, Attempt> {
         let queries = &self.inner.queries;
         let version = to_i64(before.get(), context)?;
-        let starts_stream = before == StreamVersion::INITIAL;
-        let metadata = columns.metadata.as_ref();
-        let result = match (&columns.ids[..], request.events.first()) {
-            ([id], Some(event)) => {
-                let statement = if starts_stream {
-                    &queries.append_new_one
-                } else {
-                    &queries.append_one
-                };
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .bind(request.stream_id.as_str())
-                    .bind(version)
-                    .bind(id)
-                    .bind(event.event_type.as_ref())
-                    .bind(i64::from(event.schema_version))
-                    .bind(Json(event.payload.as_ref()))
-                    .bind(metadata.and_then(|all| all.first()))
-                    .fetch_all(&mut *connection)
-                    .await
-            }
-            _ => {
-                let statement = if starts_stream {
-                    &queries.append_new
-                } else {
-                    &queries.append_at
-                };
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .bind(request.stream_id.as_str())
-                    .bind(version)
-                    .bind(&columns.ids)
-                    .bind(&columns.types)
-                    .bind(&columns.versions)
-                    .bind(&columns.payloads)
-                    .bind(metadata)
-                    .fetch_all(&mut *connection)
-                    .await
-            }
+        // A new stream needs no version check: its version 1 is a unique key.
+        let guarded = usize::from(before != StreamVersion::INITIAL);
+        let result = if let [event] = &request.events[..] {
+            let metadata = (event.metadata != Metadata::default())
+                .then(|| metadata_json(&event.metadata, context))
+                .transpose()?;
+            sqlx::query(sqlx::AssertSqlSafe(queries.append_one[guarded].as_str()))
+                .bind(request.stream_id.as_str())
+                .bind(version)
+                .bind(event.id.0)
+                .bind(event.event_type.as_ref())
+                .bind(i64::from(event.schema_version))
+                .bind(Json(event.payload.as_ref()))
+                .bind(metadata)
+                .fetch_all(&mut *connection)
+                .await
+        } else {
+            let columns = Columns::of(request, context)?;
+            sqlx::query(sqlx::AssertSqlSafe(queries.append_many[guarded].as_str()))
+                .bind(request.stream_id.as_str())
+                .bind(version)
+                .bind(&columns.ids)
+                .bind(&columns.types)
+                .bind(&columns.versions)
+                .bind(&columns.payloads)
+                .bind(&columns.metadata)
+                .fetch_all(&mut *connection)
+                .await
         };
         let rows = match result {
             Ok(rows) => rows,
@@ -566,7 +555,7 @@ impl PostgresStore {
                 actual,
             }));
         };
-        let appended = u64::try_from(columns.ids.len()).unwrap_or(u64::MAX);
+        let appended = u64::try_from(request.events.len()).unwrap_or(u64::MAX);
         Ok(Committed::new(
             before,
             // The statement wrote versions up to this one, so it fits.
@@ -601,7 +590,7 @@ impl PostgresStore {
             {
                 Ok(Some(record)) => Attempt::Failed(AppendError::DuplicateCommand(record)),
                 Ok(None) => Attempt::Failed(classify(context, &error).with_source(error).into()),
-                Err(attempt) => attempt,
+                Err(lookup) => Attempt::Failed(lookup),
             },
             Some("events_event_id_key") => {
                 let ids: Vec<Uuid> = request.events.iter().map(|event| event.id.0).collect();
@@ -650,7 +639,7 @@ impl PostgresStore {
         connection: &mut PgConnection,
         in_callers_transaction: bool,
         request: &AppendRequest,
-    ) -> Result<Option<CommandRecord>, Attempt> {
+    ) -> Result<Option<CommandRecord>, AppendError> {
         let Some(command_id) = request.command_id else {
             return Ok(None);
         };
@@ -659,7 +648,7 @@ impl PostgresStore {
         } else {
             self.command_on(connection, command_id).await
         };
-        found.map_err(|error| Attempt::Failed(load_to_append(error)))
+        found.map_err(load_to_append)
     }
 }
 
@@ -700,17 +689,22 @@ impl<'r> Columns<'r> {
             columns.versions.push(i64::from(event.schema_version));
             columns.payloads.push(Json(event.payload.as_ref()));
             if let Some(metadata) = &mut columns.metadata {
-                metadata.push(serde_json::to_string(&event.metadata).map_err(|error| {
-                    Attempt::Failed(
-                        BackendError::new(BACKEND, BackendErrorKind::InvalidInput, context())
-                            .with_source(error)
-                            .into(),
-                    )
-                })?);
+                metadata.push(metadata_json(&event.metadata, context)?);
             }
         }
         Ok(columns)
     }
+}
+
+/// An event's metadata as the JSON text the append statements cast to `jsonb`.
+fn metadata_json(metadata: &Metadata, context: &impl Fn() -> String) -> Result<String, Attempt> {
+    serde_json::to_string(metadata).map_err(|error| {
+        Attempt::Failed(
+            BackendError::new(BACKEND, BackendErrorKind::InvalidInput, context())
+                .with_source(error)
+                .into(),
+        )
+    })
 }
 
 /// Why one append statement did not commit.
@@ -1003,15 +997,7 @@ impl EventStore for PostgresStore {
                 Err(Attempt::VersionTaken) => {
                     if let Some(record) = self
                         .recorded_command(&mut connection, false, &request)
-                        .await
-                        .map_err(|attempt| match attempt {
-                            Attempt::Failed(error) => error,
-                            Attempt::VersionTaken => AppendError::Backend(BackendError::new(
-                                BACKEND,
-                                BackendErrorKind::Other,
-                                "look up a command",
-                            )),
-                        })?
+                        .await?
                     {
                         return Err(AppendError::DuplicateCommand(record));
                     }
