@@ -155,6 +155,23 @@ pub(crate) async fn load<S: EventStore, A: Aggregate>(
     stream_id: &StreamId,
     up_to: Option<StreamVersion>,
 ) -> Result<Loaded<A>, LoadError> {
+    Ok(load_tracked(store, stream_id, up_to).await?.loaded)
+}
+
+/// A loaded aggregate, and whether its version was read from the stream's events.
+struct Tracked<A> {
+    loaded: Loaded<A>,
+    /// The version is that of an event this load read, or the initial one: the stream is at
+    /// least there. Not so for a version that came from a snapshot alone.
+    version_was_read: bool,
+}
+
+/// [`load`], telling where the version came from.
+async fn load_tracked<S: EventStore, A: Aggregate>(
+    store: &S,
+    stream_id: &StreamId,
+    up_to: Option<StreamVersion>,
+) -> Result<Tracked<A>, LoadError> {
     let span = tracing::debug_span!("load", aggregate = A::NAME, stream = %stream_id);
     // An instrumented future enters and leaves its span on every poll, once per row of a long
     // stream: skip the wrapper when nobody listens.
@@ -168,7 +185,7 @@ async fn load_in_span<S: EventStore, A: Aggregate>(
     store: &S,
     stream_id: &StreamId,
     up_to: Option<StreamVersion>,
-) -> Result<Loaded<A>, LoadError> {
+) -> Result<Tracked<A>, LoadError> {
     let mut loaded = Loaded {
         state: A::default(),
         version: StreamVersion::INITIAL,
@@ -196,8 +213,16 @@ async fn load_in_span<S: EventStore, A: Aggregate>(
             }
         }
     }
-    fold_stream(store, stream_id, &mut loaded, up_to, |_, _| {}).await?;
-    Ok(loaded)
+    let mut read_an_event = false;
+    fold_stream(store, stream_id, &mut loaded, up_to, |_, _| {
+        read_an_event = true
+    })
+    .await?;
+    let version_was_read = read_an_event || loaded.version == StreamVersion::INITIAL;
+    Ok(Tracked {
+        loaded,
+        version_was_read,
+    })
 }
 
 /// Applies the stream's events after `loaded.version` (up to `up_to`) to `loaded`, checking that
@@ -280,13 +305,15 @@ where
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let Loaded { mut state, version } =
-            load::<S, A>(store, &stream_id, None)
-                .await
-                .map_err(|source| CommandError::Load {
-                    stream_id: stream_id.clone(),
-                    source,
-                })?;
+        let Tracked {
+            loaded: Loaded { mut state, version },
+            version_was_read,
+        } = load_tracked::<S, A>(store, &stream_id, None)
+            .await
+            .map_err(|source| CommandError::Load {
+                stream_id: stream_id.clone(),
+                source,
+            })?;
         // Looked up after loading, on every attempt: if the first run of this command committed
         // before our load we replay it here; if it commits after, our append carries the same
         // id and fails with `DuplicateCommand`, which replays too. Either way no decision is
@@ -351,6 +378,9 @@ where
             })?,
         );
         request.command_id = options.command_id;
+        // Loaded from the events just now, so the stream cannot be behind `version`: a store
+        // may let its unique version key alone refuse a writer that came first.
+        request.expected_was_read = version_was_read;
         match store.append(request).await {
             Ok(committed) => {
                 for event in &decided {

@@ -76,6 +76,12 @@ pub struct AppendRequest {
     /// Recorded with the append; a second append with the same id fails with
     /// [`AppendError::DuplicateCommand`].
     pub command_id: Option<Uuid>,
+    /// The caller read the stream at the `Exact` expected version from this store, as the
+    /// command path does before it decides. Events are never removed, so the stream cannot be
+    /// behind that version, only ahead of it; a store may then check the expectation by the
+    /// unique key of the first new version alone, without reading the stream's version. See
+    /// [`expected_was_read`](Self::expected_was_read).
+    pub expected_was_read: bool,
 }
 
 impl AppendRequest {
@@ -91,7 +97,22 @@ impl AppendRequest {
             expected,
             events,
             command_id: None,
+            expected_was_read: false,
         }
+    }
+
+    /// Declares that the stream was read at the expected version (an
+    /// [`ExpectedVersion::Exact`]) from this store, so it cannot be behind it: a store may
+    /// skip reading the stream's version and let the unique key of the first new version
+    /// refuse a writer that came first. A conflict is still a conflict.
+    ///
+    /// Only for a version read from the stream's events: a version from anywhere else (a
+    /// snapshot, a caller's guess) that the stream never reached could leave a hole in its
+    /// versions on such a store.
+    #[must_use]
+    pub const fn expected_was_read(mut self) -> Self {
+        self.expected_was_read = true;
+        self
     }
 
     /// Records `command_id` with the append.

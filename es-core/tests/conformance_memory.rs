@@ -202,6 +202,7 @@ mod mutants {
             &[
                 "no_stream_conflicts_on_existing_stream",
                 "exact_conflict_reports_actual_version",
+                "read_expected_version_conflicts_when_behind",
                 "stream_exists_conflicts_on_empty_stream",
                 "conflict_writes_nothing",
                 "concurrent_appends_to_one_stream_have_one_winner_per_version",

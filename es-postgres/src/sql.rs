@@ -56,8 +56,10 @@ SELECT (SELECT version FROM current) AS version_before,
 ///
 /// `guarded`: the insert happens only if the stream is at version `$2`, and returns nothing
 /// otherwise (the caller then reads the actual version: a conflict is the rare case, and a
-/// statement that also returned it cost every append). Unguarded, for a new stream (`$2` = 0):
-/// an existing stream fails on the unique key of its version 1, so no version is read.
+/// statement that also returned it cost every append). Unguarded, for a stream that cannot be
+/// behind `$2` (a new stream, or a version the caller just read from it: see
+/// `AppendRequest::expected_was_read`): a writer that came first fails the insert on the unique
+/// key of version `$2 + 1`, so no version is read.
 ///
 /// One event: parameters 1 stream id, 2 version before, 3 event id, 4 type, 5 schema version,
 /// 6 payload, 7 metadata (NULL stores `{}`).

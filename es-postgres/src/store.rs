@@ -497,8 +497,11 @@ impl PostgresStore {
     ) -> Result<Committed, Attempt> {
         let queries = &self.inner.queries;
         let version = to_i64(before.get(), context)?;
-        // A new stream needs no version check: its version 1 is a unique key.
-        let guarded = usize::from(before != StreamVersion::INITIAL);
+        // The version is checked by reading it, unless the stream cannot be behind `before`:
+        // a new stream, or a version the caller just read (events are never removed). Then
+        // the unique key of version `before + 1` refuses a writer that came first, which
+        // saves an index scan (about 20 µs of server time per append).
+        let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read);
         let result = if let [event] = &request.events[..] {
             let metadata = (event.metadata != Metadata::default())
                 .then(|| metadata_json(&event.metadata, context))

@@ -1,5 +1,6 @@
 //! Typed errors for a database that is down, a schema from a newer version and a payload that no
-//! longer decodes; and the outbox: the caller's rows and the events commit or roll back together.
+//! longer decodes; a snapshot ahead of its stream; and the outbox: the caller's rows and the
+//! events commit or roll back together.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
 mod common;
@@ -183,6 +184,81 @@ async fn the_callers_rows_and_the_events_commit_or_roll_back_together() {
             ),
             "{error:?}"
         );
+    })
+    .await;
+}
+
+/// An account whose state is snapshotted after every append.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize, es_core::Aggregate)]
+#[aggregate(
+    name = "ledger",
+    error = common::Never,
+    events(common::Deposited),
+    commands(Deposit),
+    snapshot = 1
+)]
+struct Ledger {
+    cents: i64,
+}
+
+impl es_core::Apply<common::Deposited> for Ledger {
+    fn apply(&mut self, event: &common::Deposited) {
+        self.cents += event.cents;
+    }
+}
+
+impl es_core::Handle<Deposit> for Ledger {
+    fn handle(&self, command: Deposit) -> Result<es_core::Events<Self>, common::Never> {
+        Ok(es_core::Events::one(common::Deposited { cents: command.0 }))
+    }
+}
+
+/// The command path lets the unique version key alone check a version it read from the
+/// events, but not one it took from a snapshot: a snapshot claiming a version the stream never
+/// reached makes the command conflict instead of leaving a hole in the stream's versions.
+#[tokio::test]
+async fn a_snapshot_ahead_of_its_stream_makes_commands_conflict_not_leave_holes() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let store = schemas.store(&pool).await;
+        let app = Registry::new(store.clone())
+            .aggregate_with(es_core::AggregateSettings::<Ledger>::default().snapshot_every(1))
+            .build()
+            .await
+            .unwrap();
+        app.execute::<Ledger>("l", Deposit(5)).await.unwrap();
+        app.execute::<Ledger>("l", Deposit(7)).await.unwrap();
+        let stream = StreamId::new("ledger-l").unwrap();
+        let doctored = serde_json::value::to_raw_value(&serde_json::json!({ "cents": 0 })).unwrap();
+        store
+            .save_snapshot(
+                &stream,
+                es_core::snapshot::Snapshot::new(StreamVersion(5), 1, doctored),
+            )
+            .await
+            .unwrap();
+
+        let error = app.execute::<Ledger>("l", Deposit(1)).await.unwrap_err();
+        match &error {
+            CommandError::Conflict { actual, .. } => assert_eq!(*actual, StreamVersion(2)),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+        assert_eq!(
+            store.stream_version(&stream).await.unwrap(),
+            StreamVersion(2)
+        );
+
+        // With the snapshot back in line, commands append again, after the last event.
+        let honest = serde_json::value::to_raw_value(&serde_json::json!({ "cents": 12 })).unwrap();
+        store
+            .save_snapshot(
+                &stream,
+                es_core::snapshot::Snapshot::new(StreamVersion(2), 1, honest),
+            )
+            .await
+            .unwrap();
+        let executed = app.execute::<Ledger>("l", Deposit(1)).await.unwrap();
+        assert_eq!(executed.version, StreamVersion(3));
+        assert_eq!(executed.state.cents, 13);
     })
     .await;
 }

@@ -130,6 +130,8 @@ impl State {
             expected,
             events,
             command_id,
+            // The version is read under the lock anyway: nothing to save.
+            expected_was_read: _,
         } = request;
 
         if let Some(record) = command_id.and_then(|id| self.commands.get(&id)) {

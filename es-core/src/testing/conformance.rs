@@ -86,6 +86,7 @@ macro_rules! __es_core_conformance_cases {
             long_stream_loads_completely_in_order,
             no_stream_conflicts_on_existing_stream,
             exact_conflict_reports_actual_version,
+            read_expected_version_conflicts_when_behind,
             stream_exists_conflicts_on_empty_stream,
             expected_versions_that_hold_append,
             any_always_appends,
@@ -914,6 +915,61 @@ pub async fn exact_conflict_reports_actual_version<S: EventStore + CheckpointSto
     }
 }
 
+/// An append whose expected version was read from the stream
+/// ([`AppendRequest::expected_was_read`], as the command path sends it) is still refused when
+/// another writer came first: a conflict naming the actual version, with nothing written; at
+/// the current version it appends, one event or a batch, without holes.
+pub async fn read_expected_version_conflicts_when_behind<S: EventStore + CheckpointStore>(
+    store: S,
+) {
+    let ids = Ids::new("read_expected_version_conflicts_when_behind");
+    let stream_id = stream("conformance-read-version");
+    append_ok(
+        &store,
+        &stream_id,
+        ExpectedVersion::NoStream,
+        numbered(ids, 1..=3),
+    )
+    .await;
+    for (attempt, behind) in [0_u64, 1, 2].into_iter().enumerate() {
+        let expected = ExpectedVersion::Exact(StreamVersion(behind));
+        let attempt = attempt as u64;
+        for events in [vec![100 + attempt], vec![200 + attempt, 300 + attempt]] {
+            let request = AppendRequest::new(stream_id.clone(), expected, numbered(ids, events))
+                .expected_was_read();
+            let error = append_err(&store, request).await;
+            assert_conflict(&error, &stream_id, expected, StreamVersion(3));
+        }
+    }
+    assert_eq!(
+        version_list(&load_all(&store, &stream_id).await),
+        versions(1..=3)
+    );
+
+    for (current, events) in [(3, vec![4]), (4, vec![5, 6, 7])] {
+        let expected = ExpectedVersion::Exact(StreamVersion(current));
+        let request =
+            AppendRequest::new(stream_id.clone(), expected, numbered(ids, events.clone()))
+                .expected_was_read();
+        let committed = store.append(request).await.or_fail(format_args!(
+            "appending {events:?} expecting {expected}, read"
+        ));
+        assert_eq!(committed.version_before, StreamVersion(current));
+        assert_eq!(
+            committed.version_after,
+            StreamVersion(current + events.len() as u64)
+        );
+        settle(&store, committed.last_position).await;
+    }
+    let loaded = load_all(&store, &stream_id).await;
+    assert_eq!(version_list(&loaded), versions(1..=7));
+    let numbers: Vec<u64> = loaded
+        .iter()
+        .filter_map(|event| payload(event)["n"].as_u64())
+        .collect();
+    assert_eq!(numbers, versions(1..=7), "the refused events were written");
+}
+
 /// `StreamExists` on a stream without events is a conflict at version 0, and writes nothing.
 pub async fn stream_exists_conflicts_on_empty_stream<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("stream_exists_conflicts_on_empty_stream");
@@ -1047,6 +1103,7 @@ pub async fn conflict_writes_nothing<S: EventStore + CheckpointStore>(store: S) 
 
 /// Sixteen tasks race to append to one stream with `Exact(current)` until each has appended
 /// its share: every version has exactly one winner, no version is skipped, and nothing is lost.
+/// Half of them mark the version as read ([`AppendRequest::expected_was_read`]).
 pub async fn concurrent_appends_to_one_stream_have_one_winner_per_version<
     S: EventStore + CheckpointStore,
 >(
@@ -1090,10 +1147,11 @@ pub async fn concurrent_appends_to_one_stream_have_one_winner_per_version<
                     &json!({ "task": task, "k": k }),
                 );
                 let expected = ExpectedVersion::Exact(current);
-                match store
-                    .append(AppendRequest::new(stream_id.clone(), expected, vec![event]))
-                    .await
-                {
+                let mut request = AppendRequest::new(stream_id.clone(), expected, vec![event]);
+                // Half the writers say they read the version (they did), so a store that then
+                // relies on its unique key alone races the stores' full check too.
+                request.expected_was_read = task % 2 == 0;
+                match store.append(request).await {
                     Ok(committed) => {
                         assert_eq!(committed.version_before, current);
                         assert_eq!(committed.version_after, current.next());

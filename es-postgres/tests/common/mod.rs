@@ -156,7 +156,7 @@ mod domain {
 }
 
 #[allow(unused_imports)] // each test binary uses a different part
-pub(crate) use domain::{Account, Deposit, Deposited};
+pub(crate) use domain::{Account, Deposit, Deposited, Never};
 
 /// A PostgreSQL cluster of the test's own, in a temporary folder: for tests that hold
 /// transactions open or pause processes mid-transaction. The gap-free read waits for the oldest
