@@ -3,6 +3,7 @@
 //! `EventStore::append` for batches).
 
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use es_core::{
@@ -73,10 +74,10 @@ impl Framework {
         Ok(Self { store, app })
     }
 
-    /// S1: one task runs every order's six commands, one after the other.
-    pub(crate) async fn append_seq(&self, orders: &[Uuid]) -> Result<Duration> {
+    /// S1, the orders of `part`: one task runs each order's six commands, one after the other.
+    pub(crate) async fn append_seq(&self, orders: &[Uuid], part: Range<usize>) -> Result<Duration> {
         let started = Instant::now();
-        for (index, order) in orders.iter().enumerate() {
+        for (index, order) in orders.iter().enumerate().take(part.end).skip(part.start) {
             for step in workload::order_steps(index) {
                 execute(&self.app, *order, step).await?;
             }
@@ -84,13 +85,13 @@ impl Framework {
         Ok(started.elapsed())
     }
 
-    /// S2: [`TASKS`] tasks, each running its own orders' commands.
-    pub(crate) async fn append_par(&self, orders: &[Uuid]) -> Result<Duration> {
+    /// S2, the orders of `part`: [`TASKS`] tasks, each running its own orders' commands.
+    pub(crate) async fn append_par(&self, orders: &[Uuid], part: Range<usize>) -> Result<Duration> {
         let started = Instant::now();
         let tasks: Vec<_> = (0..TASKS)
             .map(|task| {
                 let app = self.app.clone();
-                let mine: Vec<(usize, Uuid)> = workload::task_orders(task, orders.len())
+                let mine: Vec<(usize, Uuid)> = workload::task_orders(task, part.clone())
                     .filter_map(|index| orders.get(index).map(|id| (index, *id)))
                     .collect();
                 tokio::spawn(async move {

@@ -8,6 +8,7 @@
 //! decides again.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use futures_util::TryStreamExt as _;
@@ -242,11 +243,11 @@ impl Raw {
         }
     }
 
-    /// S1: one task runs every order's six commands, one after the other.
-    pub(crate) async fn append_seq(&self, orders: &[Uuid]) -> Result<Duration> {
+    /// S1, the orders of `part`: one task runs each order's six commands, one after the other.
+    pub(crate) async fn append_seq(&self, orders: &[Uuid], part: Range<usize>) -> Result<Duration> {
         let handle = self.handle();
         let started = Instant::now();
-        for (index, order) in orders.iter().enumerate() {
+        for (index, order) in orders.iter().enumerate().take(part.end).skip(part.start) {
             let stream = workload::stream_id(*order);
             for step in workload::order_steps(index) {
                 handle.execute(&stream, &step).await?;
@@ -255,13 +256,13 @@ impl Raw {
         Ok(started.elapsed())
     }
 
-    /// S2: [`TASKS`] tasks, each running its own orders' commands.
-    pub(crate) async fn append_par(&self, orders: &[Uuid]) -> Result<Duration> {
+    /// S2, the orders of `part`: [`TASKS`] tasks, each running its own orders' commands.
+    pub(crate) async fn append_par(&self, orders: &[Uuid], part: Range<usize>) -> Result<Duration> {
         let started = Instant::now();
         let tasks: Vec<_> = (0..TASKS)
             .map(|task| {
                 let handle = self.handle();
-                let mine: Vec<(usize, Uuid)> = workload::task_orders(task, orders.len())
+                let mine: Vec<(usize, Uuid)> = workload::task_orders(task, part.clone())
                     .filter_map(|index| orders.get(index).map(|id| (index, *id)))
                     .collect();
                 tokio::spawn(async move {

@@ -5,6 +5,7 @@
 //! module touches the framework or the database.
 
 use std::fmt;
+use std::ops::Range;
 
 use uuid::Uuid;
 
@@ -343,7 +344,57 @@ pub(crate) fn summary_table_ddl(quoted_schema: &str) -> String {
     )
 }
 
-/// Which orders task `task` of [`TASKS`] works on: every `TASKS`-th, starting at `task`.
-pub(crate) fn task_orders(task: usize, orders: usize) -> impl Iterator<Item = usize> {
-    (task..orders).step_by(TASKS)
+/// Which orders of `part` task `task` of [`TASKS`] works on: every `TASKS`-th, starting at
+/// the part's `task`-th.
+pub(crate) fn task_orders(task: usize, part: Range<usize>) -> impl Iterator<Item = usize> {
+    (part.start.saturating_add(task)..part.end).step_by(TASKS)
+}
+
+/// `total` units of work (orders, loads, commands per task, appends) cut into `slices`
+/// contiguous parts as even as can be (fewer when there are fewer units), in order.
+pub(crate) fn parts(total: usize, slices: usize) -> Vec<Range<usize>> {
+    let slices = slices.clamp(1, total.max(1));
+    (0..slices)
+        .map(|slice| total * slice / slices..total * (slice + 1) / slices)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_cover_every_unit_once_in_order() {
+        for (total, slices) in [
+            (500, 10),
+            (2_000, 10),
+            (20, 10),
+            (3, 10),
+            (7, 3),
+            (0, 10),
+            (5, 0),
+        ] {
+            let parts = parts(total, slices);
+            let flat: Vec<usize> = parts.iter().cloned().flatten().collect();
+            assert_eq!(flat, (0..total).collect::<Vec<_>>(), "{total} in {slices}");
+            assert!(parts.len() <= slices.max(1));
+            let sizes: Vec<usize> = parts.iter().map(ExactSizeIterator::len).collect();
+            let (least, most) = (sizes.iter().min(), sizes.iter().max());
+            assert!(
+                most.zip(least)
+                    .is_none_or(|(most, least)| most - least <= 1),
+                "{sizes:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_tasks_share_a_part_without_overlap() {
+        let part = 200..400;
+        let mut seen: Vec<usize> = (0..TASKS)
+            .flat_map(|task| task_orders(task, part.clone()))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, part.collect::<Vec<_>>());
+    }
 }
