@@ -48,8 +48,10 @@
 //! One statement, one round trip, for any number of events: it reads the stream's version,
 //! checks the expectation, inserts every event through `UNNEST` of arrays, records the command
 //! id and calls `pg_notify`, all atomically. The common append (the command path's: an exact
-//! version, no command id) takes a leaner statement with only the version check, and a new
-//! stream none at all: there the unique key on `(stream_id, stream_version)` is the check.
+//! version, no command id) takes a leaner statement with only the version check; a new stream,
+//! or a version the command path has just read from the stream's events
+//! ([`es_core::AppendRequest::expected_was_read`]), takes none at all: the stream cannot be
+//! behind it, and the unique key on `(stream_id, stream_version)` is the check.
 //! Two writers that read the same version both try to insert the same
 //! `(stream_id, stream_version)`; the unique constraint refuses the second, which becomes
 //! [`es_core::AppendError::Conflict`] with the actual version. Nothing is ever
@@ -92,10 +94,16 @@
 //!
 //! # Live readers
 //!
-//! Each store runs one `LISTEN` connection and wakes its readers on every notification (sent
-//! by appends at commit); readers also poll slowly in case a notification is lost, and the
-//! listener reconnects by itself.
+//! A store wakes its own process's readers at each commit. Other processes hear of it through
+//! `NOTIFY` on the store's channel, at most once per 10 ms: the first append of an interval
+//! carries the notification in its own statement (no extra transaction, no delay), and commits
+//! in between are announced by the next such append or, when none comes within 20 ms, by a
+//! `NOTIFY` of the store's own. Once something watches the log (a subscription, a projection
+//! runner), the store opens one `LISTEN` connection and wakes its readers on every other
+//! store's notification; a store that only writes listens to nothing. Readers also poll slowly
+//! in case a notification is lost, and the listener reconnects by itself.
 
+mod announce;
 mod sql;
 mod store;
 

@@ -9,7 +9,7 @@
 /// Parameters: 1 stream id, 2 expectation kind (0 any, 1 no stream, 2 exists, 3 exact),
 /// 3 exact version, 4..8 event arrays (ids, types, schema versions, payloads, metadata; a NULL
 /// metadata array stores `{}` for every event), 9 command id (nullable), 10 notification
-/// channel (nullable).
+/// channel (nullable: no notification), 11 notification payload.
 pub(crate) const APPEND: &str = r#"
 WITH current AS (
     SELECT COALESCE(MAX(stream_version), 0) AS version
@@ -37,7 +37,7 @@ WITH current AS (
     FROM allowed WHERE $9::uuid IS NOT NULL
     RETURNING command_id
 ), notified AS (
-    SELECT pg_notify($10, '') WHERE $10::text IS NOT NULL AND EXISTS (SELECT 1 FROM inserted)
+    SELECT pg_notify($10, $11) WHERE $10::text IS NOT NULL AND EXISTS (SELECT 1 FROM inserted)
 )
 SELECT (SELECT version FROM current) AS version_before,
        (SELECT COUNT(*) FROM allowed) AS allowed,
@@ -61,30 +61,54 @@ SELECT (SELECT version FROM current) AS version_before,
 /// `AppendRequest::expected_was_read`): a writer that came first fails the insert on the unique
 /// key of version `$2 + 1`, so no version is read.
 ///
+/// `announce`: the statement also queues a notification (parameters 8 channel, 9 payload),
+/// sent at its commit, once however many events it writes (see `crate::announce`).
+///
 /// One event: parameters 1 stream id, 2 version before, 3 event id, 4 type, 5 schema version,
 /// 6 payload, 7 metadata (NULL stores `{}`).
-pub(crate) fn append_one(guarded: bool) -> String {
+pub(crate) fn append_one(guarded: bool, announce: bool) -> String {
+    let (with, from) = announcement(announce);
     format!(
-        "{INSERT_EVENTS} \
+        "{with}{INSERT_EVENTS} \
          SELECT $1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{{}}'::jsonb) \
-         {} {RETURN_POSITIONS}",
+         {from} {} {RETURN_POSITIONS}",
         version_guard(guarded)
     )
 }
 
 /// [`append_one`] for several events. Parameters: 1 stream id, 2 version before, 3..7 event
 /// arrays (ids, types, schema versions, payloads, metadata; a NULL metadata array stores `{}`
-/// for every event).
-pub(crate) fn append_many(guarded: bool) -> String {
+/// for every event), and 8, 9 as there.
+pub(crate) fn append_many(guarded: bool, announce: bool) -> String {
+    let (with, from) = announcement(announce);
+    let from = if from.is_empty() {
+        "FROM"
+    } else {
+        "FROM announce,"
+    };
     format!(
-        "{INSERT_EVENTS} \
+        "{with}{INSERT_EVENTS} \
          SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, \
                 COALESCE(e.metadata, '{{}}'::jsonb) \
-         FROM UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[]) \
+         {from} UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[]) \
               WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord) \
          {} {RETURN_POSITIONS}",
         version_guard(guarded)
     )
+}
+
+/// The common table expression that queues the notification once, and the `FROM` that makes
+/// the insert read it (an unread `SELECT` in a `WITH` is never run). With a failed version
+/// guard the insert reads nothing, so nothing is queued.
+fn announcement(announce: bool) -> (&'static str, &'static str) {
+    if announce {
+        (
+            "WITH announce AS MATERIALIZED (SELECT pg_notify($8, $9)) ",
+            "FROM announce",
+        )
+    } else {
+        ("", "")
+    }
 }
 
 const INSERT_EVENTS: &str = "INSERT INTO {schema}.events \
@@ -226,10 +250,10 @@ pub(crate) const LEASE_OWNER: &str = "SELECT owner, expires_at > clock_timestamp
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) append: String,
-    /// [`append_one`], unguarded and guarded.
-    pub(crate) append_one: [String; 2],
-    /// [`append_many`], unguarded and guarded.
-    pub(crate) append_many: [String; 2],
+    /// [`append_one`], by `[guarded][announce]`.
+    pub(crate) append_one: [[String; 2]; 2],
+    /// [`append_many`], by `[guarded][announce]`.
+    pub(crate) append_many: [[String; 2]; 2],
     pub(crate) stream_version: String,
     pub(crate) find_event_id: String,
     pub(crate) load_stream: String,
@@ -257,8 +281,12 @@ impl Queries {
         let render = |template: &str| template.replace("{schema}", quoted_schema);
         Self {
             append: render(APPEND),
-            append_one: [false, true].map(|guarded| render(&append_one(guarded))),
-            append_many: [false, true].map(|guarded| render(&append_many(guarded))),
+            append_one: [false, true].map(|guarded| {
+                [false, true].map(|announce| render(&append_one(guarded, announce)))
+            }),
+            append_many: [false, true].map(|guarded| {
+                [false, true].map(|announce| render(&append_many(guarded, announce)))
+            }),
             stream_version: render(STREAM_VERSION),
             find_event_id: render(FIND_EVENT_ID),
             load_stream: render(&load_stream()),

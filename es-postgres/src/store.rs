@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use sqlx::{PgConnection, Postgres, Row as _, ValueRef as _};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::announce::{Announcer, Claim};
 use crate::sql::Queries;
 
 const BACKEND: &str = "postgres";
@@ -127,8 +129,10 @@ impl PostgresOptions {
                 channel: format!("es_events_{}", self.schema),
                 quoted_schema,
                 head: Arc::new(head),
-                listener: Mutex::new(Vec::new()),
-                notify: Arc::new(tokio::sync::Notify::new()),
+                tasks: Mutex::new(Vec::new()),
+                listening: AtomicBool::new(false),
+                announcer: Arc::new(Announcer::new()),
+                instance: Uuid::now_v7().to_string(),
                 begin_batch: format!(
                     "BEGIN; SET LOCAL idle_in_transaction_session_timeout = {}",
                     millis(self.batch_idle_timeout)
@@ -138,7 +142,7 @@ impl PostgresOptions {
         if self.run_migrations {
             store.migrate().await?;
         }
-        store.start_listener();
+        store.start_notifier();
         Ok(store)
     }
 }
@@ -169,10 +173,15 @@ struct Inner {
     quoted_schema: String,
     channel: String,
     head: Arc<watch::Sender<u64>>,
-    /// The listener and notifier tasks, stopped when the last handle goes.
-    listener: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Signalled after each commit; the notifier sends one `NOTIFY` per signal (coalesced).
-    notify: Arc<tokio::sync::Notify>,
+    /// The notifier and listener tasks, stopped when the last handle goes.
+    tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// Whether the listener was started (by the first [`EventStore::watch`]).
+    listening: AtomicBool,
+    /// When this store last told other processes about its commits (see `crate::announce`).
+    announcer: Arc<Announcer>,
+    /// The payload of this store's own announcements: its listener skips them, since this
+    /// process's readers were woken at the commit already.
+    instance: String,
     /// Opens a projection batch's transaction and bounds how long it may sit idle, in one round
     /// trip (one simple-query message holding both statements).
     begin_batch: String,
@@ -180,10 +189,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let tasks = self
-            .listener
-            .get_mut()
-            .unwrap_or_else(PoisonError::into_inner);
+        let tasks = self.tasks.get_mut().unwrap_or_else(PoisonError::into_inner);
         for task in tasks.drain(..) {
             task.abort();
         }
@@ -295,7 +301,10 @@ impl PostgresStore {
     ) -> Result<Committed, AppendError> {
         // The caller commits: the notification is queued in that transaction and sent at its
         // commit, so no reader is woken for events that roll back.
-        match self.append_once(&mut *connection, &request, true).await {
+        match self
+            .append_once(&mut *connection, &request, true, false)
+            .await
+        {
             Ok(committed) => Ok(committed),
             Err(Attempt::Failed(error)) => Err(error),
             Err(Attempt::VersionTaken) => Err(AppendError::Conflict {
@@ -311,14 +320,14 @@ impl PostgresStore {
     }
 
     /// After an append committed outside a caller's transaction: wakes this process's readers
-    /// at once and asks the notifier to tell other processes.
-    ///
-    /// The notification is not sent inside the append's transaction: until PostgreSQL 17,
-    /// a transaction that notifies holds a global lock from its pre-commit until its commit is
-    /// flushed, which makes concurrent appends commit one at a time.
-    fn committed_elsewhere(&self) {
+    /// at once, and has other processes told (see `crate::announce`): `claim` is the append's
+    /// claim, which its commit carried, if it announced.
+    fn committed_elsewhere(&self, claim: Option<Claim<'_>>) {
         self.inner.head.send_modify(|n| *n = n.wrapping_add(1));
-        self.inner.notify.notify_one();
+        match claim {
+            Some(claim) => claim.carried(),
+            None => self.inner.announcer.committed_unannounced(),
+        }
     }
 
     /// The stream's version, read on `executor`.
@@ -364,7 +373,32 @@ impl PostgresStore {
         )))
     }
 
-    fn start_listener(&self) {
+    /// Starts the task that announces this store's commits to other processes when no
+    /// append did (see `crate::announce`).
+    fn start_notifier(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "no tokio runtime: other processes' readers find our commits by polling"
+            );
+            return;
+        };
+        let notifier = runtime.spawn(notify(
+            self.pool.clone(),
+            self.inner.channel.clone(),
+            self.inner.instance.clone(),
+            Arc::clone(&self.inner.announcer),
+        ));
+        self.keep_task(notifier);
+    }
+
+    /// Starts listening for other processes' commits, once, when the first reader watches the
+    /// log: only watchers need them, so a store that only writes holds no `LISTEN` connection
+    /// and is sent no notifications. The listener wakes the watchers once it listens, so a
+    /// commit between the first watch and the `LISTEN` is not missed.
+    fn listen_once(&self) {
+        if self.inner.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!("no tokio runtime: live notifications are off, readers poll");
             return;
@@ -372,27 +406,76 @@ impl PostgresStore {
         let listener = runtime.spawn(listen(
             self.pool.clone(),
             self.inner.channel.clone(),
+            self.inner.instance.clone(),
             Arc::downgrade(&self.inner.head),
         ));
-        let notifier = runtime.spawn(notify(
-            self.pool.clone(),
-            self.inner.channel.clone(),
-            Arc::clone(&self.inner.notify),
-        ));
-        let mut tasks = self
-            .inner
-            .listener
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        tasks.push(listener);
-        tasks.push(notifier);
+        self.keep_task(listener);
     }
 
+    /// Keeps `task` until the last handle of the store goes, which stops it.
+    fn keep_task(&self, task: tokio::task::JoinHandle<()>) {
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(task);
+    }
+
+    /// Appends `request` on a connection of the pool, retrying an `Any` append whose version
+    /// a concurrent writer took. `announce`: see [`append_once`](Self::append_once).
+    async fn append_alone(
+        &self,
+        request: &AppendRequest,
+        announce: bool,
+    ) -> Result<Committed, AppendError> {
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let mut connection = self.pool.acquire().await.map_err(|error| {
+                classify(format!("append to stream `{}`", request.stream_id), &error)
+                    .with_source(error)
+            })?;
+            match self
+                .append_once(&mut connection, request, false, announce)
+                .await
+            {
+                Ok(committed) => return Ok(committed),
+
+                Err(Attempt::Failed(error)) => return Err(error),
+                Err(Attempt::VersionTaken) => {
+                    if let Some(record) = self
+                        .recorded_command(&mut connection, false, request)
+                        .await?
+                    {
+                        return Err(AppendError::DuplicateCommand(record));
+                    }
+                    let retry =
+                        request.expected == ExpectedVersion::Any && attempts < ANY_VERSION_ATTEMPTS;
+                    if !retry {
+                        return Err(AppendError::Conflict {
+                            stream_id: request.stream_id.clone(),
+                            expected: request.expected,
+                            actual: self
+                                .version_on(&mut *connection, &request.stream_id)
+                                .await
+                                .map_err(load_to_append)?,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    /// One attempt at `request`. `announce`: the statement also queues this store's
+    /// announcement (the append holds the claim). In the caller's transaction every append
+    /// queues a notification of its own, with an empty payload (this process's readers are
+    /// woken by it too: the store does not see that commit).
     async fn append_once(
         &self,
         connection: &mut PgConnection,
         request: &AppendRequest,
         in_callers_transaction: bool,
+        announce: bool,
     ) -> Result<Committed, Attempt> {
         let context = || format!("append to stream `{}`", request.stream_id);
         // The common case (an exact version, no command id, no notification in the caller's
@@ -407,7 +490,9 @@ impl PostgresStore {
             && !in_callers_transaction
             && !request.events.is_empty()
         {
-            return self.append_at(connection, request, before, &context).await;
+            return self
+                .append_at(connection, request, before, announce, &context)
+                .await;
         }
         let (kind, exact) = match request.expected {
             ExpectedVersion::Any => (0, 0),
@@ -443,7 +528,12 @@ impl PostgresStore {
             .bind(payloads)
             .bind(metadata)
             .bind(request.command_id)
-            .bind(in_callers_transaction.then_some(self.inner.channel.as_str()))
+            .bind((in_callers_transaction || announce).then_some(self.inner.channel.as_str()))
+            .bind(if in_callers_transaction {
+                ""
+            } else {
+                self.inner.instance.as_str()
+            })
             .fetch_one(&mut *connection)
             .await;
         let row = match result {
@@ -493,6 +583,7 @@ impl PostgresStore {
         connection: &mut PgConnection,
         request: &AppendRequest,
         before: StreamVersion,
+        announce: bool,
         context: &impl Fn() -> String,
     ) -> Result<Committed, Attempt> {
         let queries = &self.inner.queries;
@@ -502,33 +593,43 @@ impl PostgresStore {
         // the unique key of version `before + 1` refuses a writer that came first, which
         // saves an index scan (about 20 µs of server time per append).
         let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read);
-        let result = if let [event] = &request.events[..] {
+        // Built only for a batch; declared here so the query can borrow it.
+        let columns;
+        let query = if let [event] = &request.events[..] {
             let metadata = (event.metadata != Metadata::default())
                 .then(|| metadata_json(&event.metadata, context))
                 .transpose()?;
-            sqlx::query(sqlx::AssertSqlSafe(queries.append_one[guarded].as_str()))
-                .bind(request.stream_id.as_str())
-                .bind(version)
-                .bind(event.id.0)
-                .bind(event.event_type.as_ref())
-                .bind(i64::from(event.schema_version))
-                .bind(Json(event.payload.as_ref()))
-                .bind(metadata)
-                .fetch_all(&mut *connection)
-                .await
+            sqlx::query(sqlx::AssertSqlSafe(
+                queries.append_one[guarded][usize::from(announce)].as_str(),
+            ))
+            .bind(request.stream_id.as_str())
+            .bind(version)
+            .bind(event.id.0)
+            .bind(event.event_type.as_ref())
+            .bind(i64::from(event.schema_version))
+            .bind(Json(event.payload.as_ref()))
+            .bind(metadata)
         } else {
-            let columns = Columns::of(request, context)?;
-            sqlx::query(sqlx::AssertSqlSafe(queries.append_many[guarded].as_str()))
-                .bind(request.stream_id.as_str())
-                .bind(version)
-                .bind(&columns.ids)
-                .bind(&columns.types)
-                .bind(&columns.versions)
-                .bind(&columns.payloads)
-                .bind(&columns.metadata)
-                .fetch_all(&mut *connection)
-                .await
+            columns = Columns::of(request, context)?;
+            sqlx::query(sqlx::AssertSqlSafe(
+                queries.append_many[guarded][usize::from(announce)].as_str(),
+            ))
+            .bind(request.stream_id.as_str())
+            .bind(version)
+            .bind(&columns.ids)
+            .bind(&columns.types)
+            .bind(&columns.versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
         };
+        let query = if announce {
+            query
+                .bind(self.inner.channel.as_str())
+                .bind(self.inner.instance.as_str())
+        } else {
+            query
+        };
+        let result = query.fetch_all(&mut *connection).await;
         let rows = match result {
             Ok(rows) => rows,
             Err(error) => return Err(self.append_failed(connection, false, request, error).await),
@@ -902,24 +1003,41 @@ fn recorded_event_of(
     ))
 }
 
-/// How often the notifier sends at most: each `NOTIFY` is a transaction of its own, which a
-/// stream of single appends would otherwise pay for one to one.
-const NOTIFY_INTERVAL: Duration = Duration::from_millis(10);
-
-/// Sends `NOTIFY` on the store's channel after signals, at most once per [`NOTIFY_INTERVAL`];
-/// the signals that arrive meanwhile are coalesced into the next.
-async fn notify(pool: PgPool, channel: String, signal: Arc<tokio::sync::Notify>) {
+/// Announces this store's pending commits to other processes when no append carried the
+/// announcement in time (see `crate::announce`): one `NOTIFY` after a quiet spell, with the
+/// store's `instance` as payload.
+async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<Announcer>) {
     loop {
-        signal.notified().await;
-        tokio::time::sleep(NOTIFY_INTERVAL).await;
-        let sent = sqlx::query("SELECT pg_notify($1, '')")
-            .bind(&channel)
-            .execute(&pool)
-            .await;
-        if let Err(error) = sent {
-            // Other processes' readers fall back to their poll; try again on the next commit.
-            tracing::warn!(%error, "NOTIFY failed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        announcer.signal.notified().await;
+        loop {
+            // An append that claims meanwhile moves the deadline, and covers what is pending.
+            let wait = announcer.notifier_wait();
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if !announcer.is_pending() {
+                break;
+            }
+            let Some(claim) = announcer.claim() else {
+                continue;
+            };
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(&channel)
+                .bind(&instance)
+                .execute(&pool)
+                .await;
+            match sent {
+                Ok(_) => claim.carried(),
+                Err(error) => {
+                    // Dropping the claim keeps the commits pending: other processes' readers
+                    // fall back to their poll meanwhile.
+                    tracing::warn!(%error, "NOTIFY failed");
+                    drop(claim);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            break;
         }
     }
 }
@@ -937,9 +1055,10 @@ fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// Wakes readers on every notification; reconnects after a lost connection (and wakes readers
-/// then too, since notifications sent meanwhile are lost).
-async fn listen(pool: PgPool, channel: String, head: Weak<watch::Sender<u64>>) {
+/// Wakes readers on every notification but this store's own (`instance`: its readers were woken
+/// at the commit); reconnects after a lost connection (and wakes readers then too, since
+/// notifications sent meanwhile are lost).
+async fn listen(pool: PgPool, channel: String, instance: String, head: Weak<watch::Sender<u64>>) {
     let wake = |head: &Weak<watch::Sender<u64>>| match head.upgrade() {
         Some(sender) => {
             sender.send_modify(|n| *n = n.wrapping_add(1));
@@ -963,8 +1082,8 @@ async fn listen(pool: PgPool, channel: String, head: Weak<watch::Sender<u64>>) {
                     if !wake(&head) {
                         return;
                     }
-                    while let Ok(_notification) = listener.recv().await {
-                        if !wake(&head) {
+                    while let Ok(notification) = listener.recv().await {
+                        if notification.payload() != instance && !wake(&head) {
                             return;
                         }
                     }
@@ -982,43 +1101,14 @@ async fn listen(pool: PgPool, channel: String, head: Weak<watch::Sender<u64>>) {
 
 impl EventStore for PostgresStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            let mut connection = self.pool.acquire().await.map_err(|error| {
-                classify(format!("append to stream `{}`", request.stream_id), &error)
-                    .with_source(error)
-            })?;
-            match self.append_once(&mut connection, &request, false).await {
-                Ok(committed) => {
-                    if committed.last_position.is_some() {
-                        self.committed_elsewhere();
-                    }
-                    return Ok(committed);
-                }
-                Err(Attempt::Failed(error)) => return Err(error),
-                Err(Attempt::VersionTaken) => {
-                    if let Some(record) = self
-                        .recorded_command(&mut connection, false, &request)
-                        .await?
-                    {
-                        return Err(AppendError::DuplicateCommand(record));
-                    }
-                    let retry =
-                        request.expected == ExpectedVersion::Any && attempts < ANY_VERSION_ATTEMPTS;
-                    if !retry {
-                        return Err(AppendError::Conflict {
-                            stream_id: request.stream_id.clone(),
-                            expected: request.expected,
-                            actual: self
-                                .version_on(&mut *connection, &request.stream_id)
-                                .await
-                                .map_err(load_to_append)?,
-                        });
-                    }
-                }
-            }
+        // A claim not carried by a commit (a failure, nothing written) is handed back when
+        // dropped.
+        let claim = self.inner.announcer.claim();
+        let committed = self.append_alone(&request, claim.is_some()).await?;
+        if committed.last_position.is_some() {
+            self.committed_elsewhere(claim);
         }
+        Ok(committed)
     }
 
     fn load<'a>(
@@ -1136,7 +1226,9 @@ impl EventStore for PostgresStore {
     }
 
     fn watch(&self) -> LogWatch {
-        LogWatch::new(self.inner.head.subscribe())
+        let watch = LogWatch::new(self.inner.head.subscribe());
+        self.listen_once();
+        watch
     }
 
     async fn save_snapshot(
@@ -1358,5 +1450,130 @@ impl CheckpointStore for PostgresStore {
             .with_source(error)
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::expect_used, clippy::unwrap_used)]
+
+    use futures_util::FutureExt as _;
+
+    use super::*;
+
+    /// Long enough that the subscriber's own re-reads after its last wake-up (5 ms, 10 ms, 20
+    /// ms ... doubling) have spread out: its next one comes about 2 s after the append.
+    const SETTLE: Duration = Duration::from_secs(3);
+    /// Announcements go out within 20 ms; a subscriber that waits this long was not woken.
+    const WOKEN_WITHIN: Duration = Duration::from_millis(1_500);
+
+    fn ticks(count: usize) -> Vec<es_core::NewEvent> {
+        (0..count)
+            .map(|n| {
+                let payload = serde_json::value::to_raw_value(&serde_json::json!({ "n": n }));
+                es_core::NewEvent::new("tick", 1, payload.unwrap(), Metadata::new())
+            })
+            .collect()
+    }
+
+    /// Two stores on one fresh schema, as in two processes; a subscriber on the second, woken
+    /// only by notifications, has settled into waiting. `append` appends with the first store
+    /// and returns the first event's id, which the subscriber must then be woken for.
+    async fn announced_to_another_process<F, Fut>(append: F)
+    where
+        F: FnOnce(PostgresStore) -> Fut,
+        Fut: Future<Output = EventId>,
+    {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let pool = PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .expect("the test server answers (bash scripts/test.sh explains how to start it)");
+        let schema = format!("es_test_{}", Uuid::new_v4().simple());
+        let outcome = std::panic::AssertUnwindSafe(async {
+            let open = || {
+                PostgresStore::options()
+                    .schema(schema.clone())
+                    .with_pool(pool.clone())
+            };
+            let store = open().await.unwrap();
+            let reader = open().await.unwrap();
+            let mut subscription = es_core::Subscription::new(reader.clone(), LogPosition::START)
+                .fallback_poll(Duration::from_secs(3_600));
+            let waiting = tokio::spawn(async move { subscription.next().await });
+            tokio::time::sleep(SETTLE).await;
+            // The store stays open meanwhile: its notifier goes with its last handle.
+            let id = append(store.clone()).await;
+            let woken = tokio::time::timeout(WOKEN_WITHIN, waiting)
+                .await
+                .expect("the other store's subscriber was woken")
+                .unwrap()
+                .unwrap();
+            assert_eq!(woken.id, id);
+        })
+        .catch_unwind()
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+        )))
+        .execute(&pool)
+        .await
+        .expect("the test schema drops");
+        if let Err(panic) = outcome {
+            std::panic::resume_unwind(panic);
+        }
+    }
+
+    async fn append(store: &PostgresStore, expected: ExpectedVersion, events: usize) -> EventId {
+        let events = ticks(events);
+        let id = events[0].id;
+        let stream = StreamId::new("quiet-1").unwrap();
+        store
+            .append(AppendRequest::new(stream, expected, events))
+            .await
+            .unwrap();
+        id
+    }
+
+    /// A lone append claims the announcement and carries it in its own statement: one event,
+    /// a batch, and the general statement (an `Any` append).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_append_of_one_event_announces_itself() {
+        announced_to_another_process(|store| async move {
+            append(&store, ExpectedVersion::NoStream, 1).await
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_append_of_a_batch_announces_itself() {
+        announced_to_another_process(|store| async move {
+            append(&store, ExpectedVersion::NoStream, 3).await
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_general_append_announces_itself() {
+        announced_to_another_process(|store| async move {
+            append(&store, ExpectedVersion::Any, 2).await
+        })
+        .await;
+    }
+
+    /// A commit that comes while another append holds this interval's announcement carries
+    /// none, and no append follows it: the notifier announces it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_no_append_announces_is_announced_by_the_notifier() {
+        announced_to_another_process(|store| async move {
+            let claim = store.inner.announcer.claim();
+            assert!(claim.is_some(), "no announcement was claimed before");
+            let id = append(&store, ExpectedVersion::NoStream, 1).await;
+            drop(claim);
+            id
+        })
+        .await;
     }
 }

@@ -1,0 +1,196 @@
+//! When a store tells other processes about its commits (`NOTIFY` on its channel).
+//!
+//! Every `NOTIFY` costs the server a queue entry and a signal to each listening backend, and
+//! a standalone one costs a transaction of its own on a pool connection besides. So a store
+//! announces at most once per [`INTERVAL`], and the cheap way when it can: an append that
+//! finds the interval over *claims* the announcement and carries the `pg_notify` in its own
+//! statement, sent at its commit. Commits that come while the interval runs are *pending*:
+//! the next claiming append announces them (its commit comes after theirs), and when no append
+//! comes, the notifier task sends one `NOTIFY` itself after [`NOTIFIER_DELAY`].
+//!
+//! The notification is carried by one append in an interval, not by every one: until
+//! PostgreSQL 17, a transaction that notifies holds a global lock from its pre-commit until its
+//! commit is flushed, which would make concurrent appends commit one at a time.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// At most one announcement per interval.
+pub(crate) const INTERVAL: Duration = Duration::from_millis(10);
+
+/// How long after the last claim the notifier announces pending commits itself. Longer than
+/// [`INTERVAL`], so a stream of appends carries its announcements and the notifier, waking at
+/// the same moment, does not race it into a transaction of its own.
+pub(crate) const NOTIFIER_DELAY: Duration = Duration::from_millis(20);
+
+/// The shared state of one store's announcements.
+#[derive(Debug)]
+pub(crate) struct Announcer {
+    epoch: Instant,
+    /// Microseconds from `epoch` to the last claim, plus [`INTERVAL`] (so 0 is a claim long
+    /// enough ago: the first append may claim at once).
+    claimed_at: AtomicU64,
+    /// Commits since the last claim that no claim covers yet.
+    pending: AtomicBool,
+    /// Wakes the notifier task when a commit becomes pending.
+    pub(crate) signal: tokio::sync::Notify,
+}
+
+/// A claim on announcing, held by an append (or the notifier) until its commit. Dropped
+/// without [`Claim::carried`] (the append failed, wrote nothing, or was cancelled), it hands
+/// the pending commits it took over back, so none goes unannounced.
+#[derive(Debug)]
+#[must_use = "a claim is for announcing: call `carried` once the announcement committed"]
+pub(crate) struct Claim<'a> {
+    announcer: &'a Announcer,
+    /// Whether pending commits were handed over to this claim.
+    took_pending: bool,
+    carried: bool,
+}
+
+impl Claim<'_> {
+    /// The announcement committed: every commit before it is announced.
+    pub(crate) fn carried(mut self) {
+        self.carried = true;
+    }
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        if !self.carried && self.took_pending {
+            self.announcer.committed_unannounced();
+        }
+    }
+}
+
+impl Announcer {
+    pub(crate) fn new() -> Self {
+        Self {
+            epoch: Instant::now(),
+            claimed_at: AtomicU64::new(0),
+            pending: AtomicBool::new(false),
+            signal: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        let elapsed = self.epoch.elapsed().saturating_add(INTERVAL);
+        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+    }
+
+    /// Claims the announcement if none was claimed for an [`INTERVAL`]: the claimant's commit
+    /// then announces every commit before it, the pending ones included.
+    pub(crate) fn claim(&self) -> Option<Claim<'_>> {
+        self.claim_at(self.now())
+    }
+
+    fn claim_at(&self, now: u64) -> Option<Claim<'_>> {
+        let last = self.claimed_at.load(Ordering::Acquire);
+        if now.saturating_sub(last) < micros(INTERVAL) {
+            return None;
+        }
+        self.claimed_at
+            .compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        Some(Claim {
+            announcer: self,
+            took_pending: self.pending.swap(false, Ordering::AcqRel),
+            carried: false,
+        })
+    }
+
+    /// After a commit that carried no announcement: it is pending, and the notifier is woken.
+    pub(crate) fn committed_unannounced(&self) {
+        self.pending.store(true, Ordering::Release);
+        self.signal.notify_one();
+    }
+
+    /// Whether commits wait for an announcement.
+    pub(crate) fn is_pending(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+
+    /// How long the notifier waits before it may announce pending commits itself.
+    pub(crate) fn notifier_wait(&self) -> Duration {
+        self.notifier_wait_at(self.now())
+    }
+
+    fn notifier_wait_at(&self, now: u64) -> Duration {
+        let due = self
+            .claimed_at
+            .load(Ordering::Acquire)
+            .saturating_add(micros(NOTIFIER_DELAY));
+        Duration::from_micros(due.saturating_sub(now))
+    }
+}
+
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000;
+
+    #[test]
+    fn the_first_append_claims_and_the_next_within_the_interval_does_not() {
+        let announcer = Announcer::new();
+        let first = announcer.claim_at(micros(INTERVAL));
+        assert!(first.as_ref().is_some_and(|claim| !claim.took_pending));
+        drop(first);
+        assert!(announcer.claim_at(micros(INTERVAL) + 9 * MS).is_none());
+        assert!(announcer.claim_at(micros(INTERVAL) + 10 * MS).is_some());
+    }
+
+    #[test]
+    fn a_claim_takes_over_pending_commits_and_hands_them_back_when_it_fails() {
+        let announcer = Announcer::new();
+        let start = micros(INTERVAL);
+        assert!(announcer.claim_at(start).is_some());
+        announcer.committed_unannounced();
+        assert!(announcer.is_pending());
+
+        let claim = announcer.claim_at(start + 10 * MS);
+        assert!(claim.as_ref().is_some_and(|claim| claim.took_pending));
+        assert!(
+            !announcer.is_pending(),
+            "the claim covers the pending commit"
+        );
+        drop(claim);
+        assert!(
+            announcer.is_pending(),
+            "a failed claim must not lose the pending commit"
+        );
+
+        let claim = announcer.claim_at(start + 20 * MS);
+        assert!(claim.as_ref().is_some_and(|claim| claim.took_pending));
+        if let Some(claim) = claim {
+            claim.carried();
+        }
+        assert!(
+            !announcer.is_pending(),
+            "a carried claim announced the pending commit"
+        );
+    }
+
+    #[test]
+    fn the_notifier_waits_two_intervals_after_the_last_claim() {
+        let announcer = Announcer::new();
+        let start = micros(INTERVAL);
+        assert!(announcer.claim_at(start).is_some());
+        assert_eq!(announcer.notifier_wait_at(start), NOTIFIER_DELAY);
+        assert_eq!(
+            announcer.notifier_wait_at(start + 5 * MS),
+            NOTIFIER_DELAY - Duration::from_millis(5)
+        );
+        // A later claim by an append moves the notifier's deadline.
+        assert!(announcer.claim_at(start + 12 * MS).is_some());
+        assert_eq!(
+            announcer.notifier_wait_at(start + 20 * MS),
+            Duration::from_millis(12)
+        );
+        assert_eq!(announcer.notifier_wait_at(start + 40 * MS), Duration::ZERO);
+    }
+}
