@@ -52,7 +52,7 @@ SELECT (SELECT version FROM current) AS version_before,
 /// the caller's transaction. [`APPEND`]'s bookkeeping costs the server about 40 µs per
 /// statement when warm, and its planning more on a connection's first uses (PostgreSQL plans
 /// each of a connection's first five executions anew). Each lean statement is one insert that
-/// returns the position and transaction id of every event it wrote.
+/// returns the position and transaction id of the event it wrote.
 ///
 /// `guarded`: the insert happens only if the stream is at version `$2`, and returns nothing
 /// otherwise (the caller then reads the actual version: a conflict is the rare case, and a
@@ -79,20 +79,30 @@ pub(crate) fn append_one(guarded: bool, announce: bool) -> String {
 /// [`append_one`] for several events. Parameters: 1 stream id, 2 version before, 3..7 event
 /// arrays (ids, types, schema versions, payloads, metadata; a NULL metadata array stores `{}`
 /// for every event), and 8, 9 as there.
+///
+/// Returns one row: the last position written and the transaction id, both NULL when the
+/// version check failed. A row per event cost the server and the client more than the
+/// aggregate (about 40 µs for 100 events), and so did converting the transaction id per row.
 pub(crate) fn append_many(guarded: bool, announce: bool) -> String {
     let (with, from) = announcement(announce);
+    let with = if with.is_empty() {
+        "WITH ".to_owned()
+    } else {
+        format!("{}, ", with.trim_end())
+    };
     let from = if from.is_empty() {
         "FROM"
     } else {
         "FROM announce,"
     };
     format!(
-        "{with}{INSERT_EVENTS} \
+        "{with}written AS ({INSERT_EVENTS} \
          SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, \
                 COALESCE(e.metadata, '{{}}'::jsonb) \
          {from} UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[]) \
               WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord) \
-         {} {RETURN_POSITIONS}",
+         {} RETURNING position) \
+         SELECT MAX(position), pg_current_xact_id_if_assigned()::text::bigint FROM written",
         version_guard(guarded)
     )
 }

@@ -634,20 +634,18 @@ impl PostgresStore {
             Ok(rows) => rows,
             Err(error) => return Err(self.append_failed(connection, false, request, error).await),
         };
-        // One (position, transaction id) row per event written; none when the version
-        // check failed.
-        let mut last: Option<(i64, i64)> = None;
-        for row in &rows {
-            let position: i64 = row
-                .try_get(0)
-                .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))?;
-            if last.is_none_or(|(latest, _)| position > latest) {
-                let transaction = row
-                    .try_get(1)
-                    .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))?;
-                last = Some((position, transaction));
+        // The last written event's position and the transaction id: one row, or none (one
+        // event) or NULLs (a batch) when the version check failed.
+        let last = match rows.first() {
+            Some(row) => {
+                let get = |index: usize| {
+                    row.try_get::<Option<i64>, _>(index)
+                        .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))
+                };
+                get(0)?.zip(get(1)?)
             }
-        }
+            None => None,
+        };
         let Some((position, transaction)) = last else {
             let actual = self
                 .version_on(&mut *connection, &request.stream_id)
