@@ -26,6 +26,9 @@ use crate::{BenchError, Result};
 /// on one order always get through (each retry means another writer committed).
 const CONTENTION_ATTEMPTS: u32 = 10_000;
 
+/// How long S4 and S4b give the store's listener to connect before their clock starts.
+const LISTENER_SETTLE: Duration = Duration::from_millis(200);
+
 /// How long S4 waits for every event to become readable before it fails.
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(120);
 
@@ -188,6 +191,11 @@ impl Framework {
         }
         .build()
         .await?;
+        // A service that runs projections listens for other processes' commits from its start;
+        // the store starts its listener on the first watch of the log, so start it here,
+        // untimed, and give it the moment it takes to connect.
+        drop(self.store.watch());
+        tokio::time::sleep(LISTENER_SETTLE).await;
         let events = u64::try_from(events)?;
         let applied = |app: &App<PostgresStore>| {
             app.projection_status()

@@ -310,8 +310,8 @@ impl Bench {
         let outcome = self.run_sides(run, order, group, &mut opened).await;
         let mut dropped = Ok(());
         for (schema, pool) in opened {
-            // The framework's listener holds a connection until its store is gone; do not
-            // wait forever for it.
+            // Do not wait forever for connections still checked out (a framework task that
+            // outlives its scenario); the schema is dropped regardless.
             let _ = tokio::time::timeout(Duration::from_secs(5), pool.close()).await;
             let result = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
                 "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"

@@ -379,8 +379,10 @@ where
         );
         request.command_id = options.command_id;
         // Loaded from the events just now, so the stream cannot be behind `version`: a store
-        // may let its unique version key alone refuse a writer that came first.
-        request.expected_was_read = version_was_read;
+        // may let its unique version key alone refuse a writer that came first. Only on the
+        // first attempt: a retry means the stream is contended, and there a refused insert
+        // (an error in the server's log, a dead row) costs more than reading the version.
+        request.expected_was_read = version_was_read && attempts == 1;
         match store.append(request).await {
             Ok(committed) => {
                 for event in &decided {

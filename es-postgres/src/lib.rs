@@ -47,7 +47,7 @@
 //!
 //! One statement, one round trip, for any number of events: it reads the stream's version,
 //! checks the expectation, inserts every event through `UNNEST` of arrays, records the command
-//! id and calls `pg_notify`, all atomically. The common append (the command path's: an exact
+//! id and, when it is the append that announces (see below), calls `pg_notify`, all atomically. The common append (the command path's: an exact
 //! version, no command id) takes a leaner statement with only the version check; a new stream,
 //! or a version the command path has just read from the stream's events
 //! ([`es_core::AppendRequest::expected_was_read`]), takes none at all: the stream cannot be

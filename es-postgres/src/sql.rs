@@ -2,7 +2,8 @@
 //! quoted schema name once, when the store is built).
 
 /// Appends a batch in one statement: read the stream's version, check the expectation, insert
-/// every event (`UNNEST` of arrays), record the command id, and notify listeners at commit.
+/// every event (`UNNEST` of arrays), record the command id, and (when parameter 10 names a
+/// channel) notify listeners at commit.
 /// Returns the version before and one row per inserted event; no inserted rows with events
 /// requested means the expectation did not hold.
 ///

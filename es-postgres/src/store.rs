@@ -396,13 +396,14 @@ impl PostgresStore {
     /// and is sent no notifications. The listener wakes the watchers once it listens, so a
     /// commit between the first watch and the `LISTEN` is not missed.
     fn listen_once(&self) {
-        if self.inner.listening.swap(true, Ordering::AcqRel) {
-            return;
-        }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            // A later watch inside a runtime starts it.
             tracing::warn!("no tokio runtime: live notifications are off, readers poll");
             return;
         };
+        if self.inner.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let listener = runtime.spawn(listen(
             self.pool.clone(),
             self.inner.channel.clone(),
@@ -577,7 +578,8 @@ impl PostgresStore {
     }
 
     /// Appends at an exact version with the lean statements (see [`crate::sql::append_one`]):
-    /// no command id, no notification.
+    /// no command id, not in the caller's transaction; `announce`: the statement carries the
+    /// store's announcement.
     async fn append_at(
         &self,
         connection: &mut PgConnection,
@@ -1001,10 +1003,16 @@ fn recorded_event_of(
     ))
 }
 
+/// The notifier's first pause after a failed `NOTIFY`; it doubles with each failure in a row.
+const NOTIFY_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest pause between attempts of a failing `NOTIFY`.
+const NOTIFY_RETRY_MAX: Duration = Duration::from_secs(10);
+
 /// Announces this store's pending commits to other processes when no append carried the
 /// announcement in time (see `crate::announce`): one `NOTIFY` after a quiet spell, with the
 /// store's `instance` as payload.
 async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<Announcer>) {
+    let mut backoff = NOTIFY_RETRY_FIRST;
     loop {
         announcer.signal.notified().await;
         loop {
@@ -1026,13 +1034,18 @@ async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<
                 .execute(&pool)
                 .await;
             match sent {
-                Ok(_) => claim.carried(),
+                Ok(_) => {
+                    claim.carried();
+                    backoff = NOTIFY_RETRY_FIRST;
+                }
                 Err(error) => {
-                    // Dropping the claim keeps the commits pending: other processes' readers
-                    // fall back to their poll meanwhile.
-                    tracing::warn!(%error, "NOTIFY failed");
+                    // Dropping the claim keeps the commits pending, and they are tried again
+                    // after a growing pause (a pool closed for good must not be hammered);
+                    // other processes' readers fall back to their poll meanwhile.
+                    tracing::warn!(%error, retry_in = ?backoff, "NOTIFY failed");
                     drop(claim);
-                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(NOTIFY_RETRY_MAX);
                 }
             }
             break;
