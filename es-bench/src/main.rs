@@ -378,28 +378,27 @@ impl Bench {
             for side in &mut running {
                 self.prepare(side, scenario).await?;
             }
-            // The systems take turns part by part, and the first of each part alternates, so
-            // a slow or fast spell of a shared machine falls on both.
-            let mut times = vec![Vec::new(); running.len()];
-            for (index, part) in workload::parts(self.total(scenario), self.slices)
-                .into_iter()
-                .enumerate()
-            {
-                for turn in 0..running.len() {
-                    let side = if index % 2 == 0 {
-                        turn
-                    } else {
-                        running.len() - 1 - turn
-                    };
-                    if let (Some(side_ref), Some(side_times)) =
-                        (running.get(side), times.get_mut(side))
-                    {
-                        side_times.extend(self.run_part(side_ref, scenario, part.clone()).await?);
-                    }
+            // The systems take turns part by part, and the first of each part alternates (the
+            // turn order is reversed before every part but the first), so a slow or fast spell
+            // of a shared machine falls on both.
+            let mut turns: Vec<(&Side, Vec<Duration>)> =
+                running.iter().map(|side| (&**side, Vec::new())).collect();
+            let parts = workload::parts(self.total(scenario), self.slices);
+            let part_count = parts.len();
+            for (index, part) in parts.into_iter().enumerate() {
+                if index > 0 {
+                    turns.reverse();
+                }
+                for (side, times) in &mut turns {
+                    times.extend(self.run_part(side, scenario, part.clone()).await?);
                 }
             }
-            for (side, side_times) in running.iter().zip(&times) {
-                let value = self.finish(side, scenario, side_times).await?;
+            // Back in the run's order, so figures are reported as before.
+            if part_count.is_multiple_of(2) {
+                turns.reverse();
+            }
+            for (side, times) in &turns {
+                let value = self.finish(side, scenario, times).await?;
                 figures.push((scenario, side.system, value));
             }
         }

@@ -78,9 +78,10 @@ pub struct AppendRequest {
     pub command_id: Option<Uuid>,
     /// The caller read the stream at the `Exact` expected version from this store, as the
     /// command path does before it decides (it says so on a command's first attempt; a retry
-    /// means contention, where a refused insert costs the server more than the version read). Events are never removed, so the stream cannot be
-    /// behind that version, only ahead of it; a store may then check the expectation by the
-    /// unique key of the first new version alone, without reading the stream's version. See
+    /// means contention, where a refused insert costs the server more than the version read).
+    /// Events are never removed, so the stream cannot be behind that version, only ahead of
+    /// it; a store may then check the expectation by the unique key of the first new version
+    /// alone, without reading the stream's version. See
     /// [`expected_was_read`](Self::expected_was_read).
     pub expected_was_read: bool,
 }

@@ -99,10 +99,12 @@ impl Announcer {
         })
     }
 
-    /// After a commit that carried no announcement: it is pending, and the notifier is woken.
+    /// After a commit that carried no announcement: it is pending, and the notifier is woken
+    /// (once per change to pending: while commits are pending it has been woken already).
     pub(crate) fn committed_unannounced(&self) {
-        self.pending.store(true, Ordering::Release);
-        self.signal.notify_one();
+        if !self.pending.swap(true, Ordering::AcqRel) {
+            self.signal.notify_one();
+        }
     }
 
     /// Whether commits wait for an announcement.

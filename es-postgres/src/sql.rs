@@ -68,7 +68,11 @@ SELECT (SELECT version FROM current) AS version_before,
 /// One event: parameters 1 stream id, 2 version before, 3 event id, 4 type, 5 schema version,
 /// 6 payload, 7 metadata (NULL stores `{}`).
 pub(crate) fn append_one(guarded: bool, announce: bool) -> String {
-    let (with, from) = announcement(announce);
+    let (with, from) = if announce {
+        (format!("WITH {ANNOUNCE} "), "FROM announce")
+    } else {
+        (String::new(), "")
+    };
     format!(
         "{with}{INSERT_EVENTS} \
          SELECT $1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{{}}'::jsonb) \
@@ -85,16 +89,10 @@ pub(crate) fn append_one(guarded: bool, announce: bool) -> String {
 /// version check failed. A row per event cost the server and the client more than the
 /// aggregate (about 40 µs for 100 events), and so did converting the transaction id per row.
 pub(crate) fn append_many(guarded: bool, announce: bool) -> String {
-    let (with, from) = announcement(announce);
-    let with = if with.is_empty() {
-        "WITH ".to_owned()
+    let (with, from) = if announce {
+        (format!("WITH {ANNOUNCE}, "), "FROM announce,")
     } else {
-        format!("{}, ", with.trim_end())
-    };
-    let from = if from.is_empty() {
-        "FROM"
-    } else {
-        "FROM announce,"
+        ("WITH ".to_owned(), "FROM")
     };
     format!(
         "{with}written AS ({INSERT_EVENTS} \
@@ -108,19 +106,10 @@ pub(crate) fn append_many(guarded: bool, announce: bool) -> String {
     )
 }
 
-/// The common table expression that queues the notification once, and the `FROM` that makes
-/// the insert read it (an unread `SELECT` in a `WITH` is never run). With a failed version
-/// guard the insert reads nothing, so nothing is queued.
-fn announcement(announce: bool) -> (&'static str, &'static str) {
-    if announce {
-        (
-            "WITH announce AS MATERIALIZED (SELECT pg_notify($8, $9)) ",
-            "FROM announce",
-        )
-    } else {
-        ("", "")
-    }
-}
+/// The common table expression that queues the notification once; the insert names it in its
+/// `FROM`, since an unread `SELECT` in a `WITH` is never run. With a failed version guard the
+/// insert reads nothing, so nothing is queued.
+const ANNOUNCE: &str = "announce AS MATERIALIZED (SELECT pg_notify($8, $9))";
 
 const INSERT_EVENTS: &str = "INSERT INTO {schema}.events \
      (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)";

@@ -441,7 +441,6 @@ impl PostgresStore {
                 .await
             {
                 Ok(committed) => return Ok(committed),
-
                 Err(Attempt::Failed(error)) => return Err(error),
                 Err(Attempt::VersionTaken) => {
                     if let Some(record) = self

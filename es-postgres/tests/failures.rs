@@ -228,14 +228,14 @@ async fn a_snapshot_ahead_of_its_stream_makes_commands_conflict_not_leave_holes(
         app.execute::<Ledger>("l", Deposit(5)).await.unwrap();
         app.execute::<Ledger>("l", Deposit(7)).await.unwrap();
         let stream = StreamId::new("ledger-l").unwrap();
-        let doctored = serde_json::value::to_raw_value(&serde_json::json!({ "cents": 0 })).unwrap();
-        store
-            .save_snapshot(
-                &stream,
-                es_core::snapshot::Snapshot::new(StreamVersion(5), 1, doctored),
-            )
-            .await
-            .unwrap();
+        let save_snapshot = |version: u64, cents: i64| {
+            let state = serde_json::value::to_raw_value(&serde_json::json!({ "cents": cents }));
+            let snapshot =
+                es_core::snapshot::Snapshot::new(StreamVersion(version), 1, state.unwrap());
+            let (store, stream) = (store.clone(), stream.clone());
+            async move { store.save_snapshot(&stream, snapshot).await.unwrap() }
+        };
+        save_snapshot(5, 0).await;
 
         let error = app.execute::<Ledger>("l", Deposit(1)).await.unwrap_err();
         match &error {
@@ -248,14 +248,7 @@ async fn a_snapshot_ahead_of_its_stream_makes_commands_conflict_not_leave_holes(
         );
 
         // With the snapshot back in line, commands append again, after the last event.
-        let honest = serde_json::value::to_raw_value(&serde_json::json!({ "cents": 12 })).unwrap();
-        store
-            .save_snapshot(
-                &stream,
-                es_core::snapshot::Snapshot::new(StreamVersion(2), 1, honest),
-            )
-            .await
-            .unwrap();
+        save_snapshot(2, 12).await;
         let executed = app.execute::<Ledger>("l", Deposit(1)).await.unwrap();
         assert_eq!(executed.version, StreamVersion(3));
         assert_eq!(executed.state.cents, 13);

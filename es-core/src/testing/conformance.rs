@@ -900,17 +900,28 @@ pub async fn exact_conflict_reports_actual_version<S: EventStore + CheckpointSto
         numbered(ids, 1..=3),
     )
     .await;
-    for (attempt, wrong) in [1_u64, 4, 0, 2].into_iter().enumerate() {
+    assert_exact_conflicts_at_three(&store, &stream_id, ids, &[1, 4, 0, 2], false).await;
+}
+
+/// On a stream at version 3, appends one event and then a batch of two expecting each of the
+/// `wrong` versions (marked as read from the stream when `read`): every one must be a conflict
+/// naming version 3.
+async fn assert_exact_conflicts_at_three<S: EventStore>(
+    store: &S,
+    stream_id: &StreamId,
+    ids: Ids,
+    wrong: &[u64],
+    read: bool,
+) {
+    for (attempt, &wrong) in wrong.iter().enumerate() {
         let expected = ExpectedVersion::Exact(StreamVersion(wrong));
         let attempt = attempt as u64;
-        // One event, then a batch of two.
         for events in [vec![100 + attempt], vec![200 + attempt, 300 + attempt]] {
-            let error = append_err(
-                &store,
-                AppendRequest::new(stream_id.clone(), expected, numbered(ids, events)),
-            )
-            .await;
-            assert_conflict(&error, &stream_id, expected, StreamVersion(3));
+            let mut request =
+                AppendRequest::new(stream_id.clone(), expected, numbered(ids, events));
+            request.expected_was_read = read;
+            let error = append_err(store, request).await;
+            assert_conflict(&error, stream_id, expected, StreamVersion(3));
         }
     }
 }
@@ -931,16 +942,7 @@ pub async fn read_expected_version_conflicts_when_behind<S: EventStore + Checkpo
         numbered(ids, 1..=3),
     )
     .await;
-    for (attempt, behind) in [0_u64, 1, 2].into_iter().enumerate() {
-        let expected = ExpectedVersion::Exact(StreamVersion(behind));
-        let attempt = attempt as u64;
-        for events in [vec![100 + attempt], vec![200 + attempt, 300 + attempt]] {
-            let request = AppendRequest::new(stream_id.clone(), expected, numbered(ids, events))
-                .expected_was_read();
-            let error = append_err(&store, request).await;
-            assert_conflict(&error, &stream_id, expected, StreamVersion(3));
-        }
-    }
+    assert_exact_conflicts_at_three(&store, &stream_id, ids, &[0, 1, 2], true).await;
     assert_eq!(
         version_list(&load_all(&store, &stream_id).await),
         versions(1..=3)
