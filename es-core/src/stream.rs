@@ -33,18 +33,7 @@ impl StreamId {
     /// [`InvalidStreamId`] when the id is empty, too long or holds a control character.
     pub fn new(id: impl Into<String>) -> Result<Self, InvalidStreamId> {
         let id = id.into();
-        if id.is_empty() {
-            return Err(InvalidStreamId::Empty);
-        }
-        if id.len() > MAX_STREAM_ID_LEN {
-            return Err(InvalidStreamId::TooLong {
-                len: id.len(),
-                max: MAX_STREAM_ID_LEN,
-            });
-        }
-        if let Some((index, _)) = id.char_indices().find(|(_, c)| c.is_control()) {
-            return Err(InvalidStreamId::ControlCharacter { index });
-        }
+        check(&id)?;
         Ok(Self(id.into()))
     }
 
@@ -92,10 +81,33 @@ impl AsRef<str> for StreamId {
     }
 }
 
+/// Checks a stream id as [`StreamId::new`] documents.
+fn check(id: &str) -> Result<(), InvalidStreamId> {
+    if id.is_empty() {
+        return Err(InvalidStreamId::Empty);
+    }
+    if id.len() > MAX_STREAM_ID_LEN {
+        return Err(InvalidStreamId::TooLong {
+            len: id.len(),
+            max: MAX_STREAM_ID_LEN,
+        });
+    }
+    // Stores check every id they read back, so the common case is a byte scan: printable ASCII
+    // holds no control character. Other text is checked by character (C1 controls are
+    // multi-byte).
+    let printable_ascii = id.bytes().all(|byte| (0x20..0x7f).contains(&byte));
+    if !printable_ascii && let Some((index, _)) = id.char_indices().find(|(_, c)| c.is_control()) {
+        return Err(InvalidStreamId::ControlCharacter { index });
+    }
+    Ok(())
+}
+
+/// Checks `value` and copies it once, into the id's shared buffer (no intermediate `String`).
 impl TryFrom<&str> for StreamId {
     type Error = InvalidStreamId;
     fn try_from(value: &str) -> Result<Self, Self::Error> {
-        Self::new(value)
+        check(value)?;
+        Ok(Self(value.into()))
     }
 }
 
@@ -269,6 +281,31 @@ mod tests {
             Err(InvalidStreamId::ControlCharacter { index: 2 })
         );
         assert!(StreamId::new("order-'; DROP TABLE events; --").is_ok());
+    }
+
+    /// The byte scan only skips the per-character check for printable ASCII: every control
+    /// character is still found, in either constructor, at its byte index.
+    #[test]
+    fn both_constructors_find_every_kind_of_control_character() {
+        for (id, index) in [
+            ("a\tb", 1),
+            ("ab\u{7f}", 2),
+            ("\u{1f}x", 0),
+            ("é-\u{85}", 3),
+            ("order-\u{9f}", 6),
+        ] {
+            let expected = Err(InvalidStreamId::ControlCharacter { index });
+            assert_eq!(StreamId::new(id), expected, "{id:?}");
+            assert_eq!(StreamId::try_from(id), expected, "{id:?}");
+        }
+        for id in ["order-1", "café-ü-\u{a0}", "~ !"] {
+            assert_eq!(StreamId::try_from(id), StreamId::new(id), "{id:?}");
+            assert_eq!(
+                StreamId::try_from(id).map(|s| s.as_str().to_owned()),
+                Ok(id.to_owned())
+            );
+        }
+        assert_eq!(StreamId::try_from(""), Err(InvalidStreamId::Empty));
     }
 
     #[test]

@@ -964,8 +964,8 @@ fn recorded_event_of(
     let stream_id = match stream_id {
         Some(stream_id) => stream_id.clone(),
         None => {
-            let stream_id: String = row.try_get_unchecked(9).map_err(bad)?;
-            StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?
+            let stream_id: &str = row.try_get_unchecked(9).map_err(bad)?;
+            StreamId::try_from(stream_id).map_err(|error| corrupt(context(), error))?
         }
     };
     // `xid8` on the wire: eight bytes, big-endian, as an `int8`.

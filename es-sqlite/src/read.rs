@@ -167,10 +167,10 @@ fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent, LoadError> {
         .try_get("position")
         .map_err(|error| corrupt("decode a stored event row", error))?;
     let at_position = || format!("decode the event at position {position}");
-    let stream_id: String = row
+    let stream_id: &str = row
         .try_get("stream_id")
         .map_err(|error| corrupt(at_position(), error))?;
-    let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(at_position(), error))?;
+    let stream_id = StreamId::try_from(stream_id).map_err(|error| corrupt(at_position(), error))?;
     let stream_version = version(
         row.try_get("stream_version")
             .map_err(|error| corrupt(at_position(), error))?,
