@@ -74,8 +74,7 @@ impl Announcer {
     }
 
     fn now(&self) -> u64 {
-        let elapsed = self.epoch.elapsed().saturating_add(INTERVAL);
-        u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX)
+        micros(self.epoch.elapsed().saturating_add(INTERVAL))
     }
 
     /// Claims the announcement if none was claimed for an [`INTERVAL`]: the claimant's commit

@@ -107,4 +107,11 @@ mod announce;
 mod sql;
 mod store;
 
+// The in-crate tests share `tests/common`, which names this crate as its users do.
+#[cfg(test)]
+extern crate self as es_postgres;
+#[cfg(test)]
+#[path = "../tests/common/mod.rs"]
+mod test_common;
+
 pub use store::{DEFAULT_SCHEMA, PgTransaction, PostgresOptions, PostgresStore};

@@ -1467,9 +1467,9 @@ impl CheckpointStore for PostgresStore {
 mod tests {
     #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-    use futures_util::FutureExt as _;
-
     use super::*;
+
+    use crate::test_common as common;
 
     /// Long enough that the subscriber's own re-reads after its last wake-up (5 ms, 10 ms, 20
     /// ms ... doubling) have spread out: its next one comes about 2 s after the append.
@@ -1494,15 +1494,8 @@ mod tests {
         F: FnOnce(PostgresStore) -> Fut,
         Fut: Future<Output = EventId>,
     {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let pool = PgPoolOptions::new()
-            .max_connections(4)
-            .connect(&url)
-            .await
-            .expect("the test server answers (bash scripts/test.sh explains how to start it)");
-        let schema = format!("es_test_{}", Uuid::new_v4().simple());
-        let outcome = std::panic::AssertUnwindSafe(async {
+        common::with_schemas(4, |pool, schemas| async move {
+            let schema = schemas.fresh();
             let open = || {
                 PostgresStore::options()
                     .schema(schema.clone())
@@ -1523,17 +1516,7 @@ mod tests {
                 .unwrap();
             assert_eq!(woken.id, id);
         })
-        .catch_unwind()
         .await;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
-        )))
-        .execute(&pool)
-        .await
-        .expect("the test schema drops");
-        if let Err(panic) = outcome {
-            std::panic::resume_unwind(panic);
-        }
     }
 
     async fn append(store: &PostgresStore, expected: ExpectedVersion, events: usize) -> EventId {
