@@ -600,37 +600,30 @@ impl PostgresStore {
             let metadata = (event.metadata != Metadata::default())
                 .then(|| metadata_json(&event.metadata, context))
                 .transpose()?;
-            sqlx::query(sqlx::AssertSqlSafe(
-                queries.append_one[guarded][usize::from(announce)].as_str(),
-            ))
-            .bind(request.stream_id.as_str())
-            .bind(version)
-            .bind(event.id.0)
-            .bind(event.event_type.as_ref())
-            .bind(i64::from(event.schema_version))
-            .bind(Json(event.payload.as_ref()))
-            .bind(metadata)
+            sqlx::query(sqlx::AssertSqlSafe(queries.append_one[guarded].as_str()))
+                .bind(request.stream_id.as_str())
+                .bind(version)
+                .bind(event.id.0)
+                .bind(event.event_type.as_ref())
+                .bind(i64::from(event.schema_version))
+                .bind(Json(event.payload.as_ref()))
+                .bind(metadata)
         } else {
             columns = Columns::of(request, context)?;
-            sqlx::query(sqlx::AssertSqlSafe(
-                queries.append_many[guarded][usize::from(announce)].as_str(),
-            ))
-            .bind(request.stream_id.as_str())
-            .bind(version)
-            .bind(&columns.ids)
-            .bind(&columns.types)
-            .bind(&columns.versions)
-            .bind(&columns.payloads)
-            .bind(&columns.metadata)
+            sqlx::query(sqlx::AssertSqlSafe(queries.append_many[guarded].as_str()))
+                .bind(request.stream_id.as_str())
+                .bind(version)
+                .bind(&columns.ids)
+                .bind(&columns.types)
+                .bind(&columns.versions)
+                .bind(&columns.payloads)
+                .bind(&columns.metadata)
         };
-        let query = if announce {
-            query
-                .bind(self.inner.channel.as_str())
-                .bind(self.inner.instance.as_str())
-        } else {
-            query
-        };
-        let result = query.fetch_all(&mut *connection).await;
+        let result = query
+            .bind(announce.then_some(self.inner.channel.as_str()))
+            .bind(self.inner.instance.as_str())
+            .fetch_all(&mut *connection)
+            .await;
         let rows = match result {
             Ok(rows) => rows,
             Err(error) => return Err(self.append_failed(connection, false, request, error).await),
