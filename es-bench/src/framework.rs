@@ -7,9 +7,9 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use es_core::{
-    AggregateSettings, App, AppendRequest, CommandError, EndBatch, Event as _, EventEnvelope,
-    EventStore as _, ExpectedVersion, HandlerError, LogPosition, Metadata, NewEvent, Project,
-    Projection, Registry, RunnerSettings, StreamId,
+    AggregateSettings, App, AppendRequest, CheckpointStore as _, CommandError, EndBatch,
+    Event as _, EventEnvelope, EventStore as _, ExpectedVersion, HandlerError, LogPosition,
+    Metadata, NewEvent, Project, Projection, Registry, RunnerSettings, StreamId,
 };
 use es_postgres::{PgTransaction, PostgresOptions, PostgresStore};
 use sqlx::PgPool;
@@ -169,7 +169,8 @@ impl Framework {
 
     /// S4 and S4b: rebuilds `order_summary` (the table exists, empty) from the whole log of
     /// `events` events with the projection runner, per event ([`OrderSummary`]) or in bulk
-    /// ([`BulkOrderSummary`], batches of [`BULK_BATCH`]).
+    /// ([`BulkOrderSummary`], batches of [`BULK_BATCH`]), from position zero: the projection's
+    /// checkpoint is reset first (untimed), since a run rebuilds several times.
     ///
     /// `catch_up` stops at the last event it may read without skipping one: an event whose
     /// transaction is newer than the oldest transaction still running anywhere on the server
@@ -182,6 +183,11 @@ impl Framework {
         events: usize,
         rebuild: Rebuild,
     ) -> Result<Duration> {
+        let name = match rebuild {
+            Rebuild::PerEvent => <OrderSummary as Projection>::NAME,
+            Rebuild::Bulk => <BulkOrderSummary as Projection>::NAME,
+        };
+        self.store.reset_checkpoint(name).await?;
         let registry = Registry::new(self.store.clone());
         let app = match rebuild {
             Rebuild::PerEvent => registry.projection(OrderSummary::new(schema)),

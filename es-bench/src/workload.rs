@@ -106,6 +106,12 @@ impl Scenario {
     pub(crate) const fn framework_only(self) -> bool {
         matches!(self, Self::S4b)
     }
+
+    /// Whether it rebuilds a read model from S2's log (S4, S4b) rather than being cut into
+    /// parts.
+    pub(crate) const fn is_rebuild(self) -> bool {
+        matches!(self, Self::S4 | Self::S4b)
+    }
 }
 
 impl fmt::Display for Scenario {
@@ -166,6 +172,9 @@ pub(crate) struct Sizes {
     pub(crate) batch_appends: usize,
     /// S6: events per append call.
     pub(crate) batch_events: usize,
+    /// S4 and S4b: rebuilds of the read model per run, taken in turns by the systems; the
+    /// figure is the median rebuild's.
+    pub(crate) rebuilds: usize,
 }
 
 impl Sizes {
@@ -178,6 +187,7 @@ impl Sizes {
         contention_per_task: 50,
         batch_appends: 100,
         batch_events: 100,
+        rebuilds: 5,
     };
 
     /// A few dozen commands per scenario: proves the bench works and checks its results.
@@ -189,6 +199,7 @@ impl Sizes {
         contention_per_task: 3,
         batch_appends: 3,
         batch_events: 100,
+        rebuilds: 1,
     };
 
     /// The figure's `n`: commands or events measured (S3: events per load).
