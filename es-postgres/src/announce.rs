@@ -106,6 +106,13 @@ impl Announcer {
         }
     }
 
+    /// Takes every interval from now on: no append claims and the notifier never announces,
+    /// for tests of what carries no announcement.
+    #[cfg(test)]
+    pub(crate) fn silence(&self) {
+        self.claimed_at.store(u64::MAX / 2, Ordering::Release);
+    }
+
     /// Whether commits wait for an announcement.
     pub(crate) fn is_pending(&self) -> bool {
         self.pending.load(Ordering::Acquire)

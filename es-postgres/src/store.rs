@@ -1549,6 +1549,44 @@ mod tests {
         .await;
     }
 
+    /// The lean statements carry the announcement as a parameter: without a claim they send
+    /// nothing. Notifications arrive in commit order, so a marker sent after the appends must
+    /// be the first one the listener gets.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn appends_without_the_claim_notify_nobody() {
+        common::with_schemas(2, |pool, schemas| async move {
+            let store = PostgresStore::options()
+                .schema(schemas.fresh())
+                .with_pool(pool.clone())
+                .await
+                .unwrap();
+            let channel = store.inner.channel.clone();
+            let mut listener = PgListener::connect_with(&pool).await.unwrap();
+            listener.listen(&channel).await.unwrap();
+            store.inner.announcer.silence();
+            for (stream, events) in [("silent-1", 1), ("silent-2", 3)] {
+                let stream = StreamId::new(stream).unwrap();
+                let request = AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
+                store.append(request).await.unwrap();
+            }
+            sqlx::query("SELECT pg_notify($1, 'marker')")
+                .bind(&channel)
+                .execute(&pool)
+                .await
+                .unwrap();
+            let first = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+                .await
+                .expect("the marker arrived")
+                .unwrap();
+            assert_eq!(
+                first.payload(),
+                "marker",
+                "an append without the claim notified"
+            );
+        })
+        .await;
+    }
+
     /// A commit that comes while another append holds this interval's announcement carries
     /// none, and no append follows it: the notifier announces it.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
