@@ -130,9 +130,12 @@ pub(crate) const FIND_EVENT_ID: &str =
 /// [`read_all`] adds the stream id as a tenth, [`load_stream`] does not need it. The
 /// transaction id is sent as it is (`xid8` is an unsigned 64-bit integer on the wire) and read
 /// as an `i64`: a cast through text cost the server and the client a conversion per row.
+/// Empty metadata (most events carry none) is sent as NULL: converting `{}` to text cost the
+/// server about a quarter of a global read (`COPY` of the read to `/dev/null` in binary, 12,000
+/// rows: 13.8 ms with the conversion, 11.7 ms with `NULLIF`, 10.6 ms without the column).
 const EVENT_COLUMNS: &str = "position, transaction_id, \
     stream_version, event_id, event_type, schema_version, payload::text AS payload, \
-    metadata::text AS metadata, recorded_at";
+    NULLIF(metadata, '{}'::jsonb)::text AS metadata, recorded_at";
 
 /// One stream's events after a version. The stream id is not selected: the caller has it.
 pub(crate) fn load_stream() -> String {

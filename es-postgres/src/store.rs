@@ -975,12 +975,13 @@ fn recorded_event_of(
         u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
     let payload: String = row.try_get_unchecked(6).map_err(bad)?;
     let payload = RawValue::from_string(payload).map_err(|error| corrupt(context(), error))?;
-    let metadata: &str = row.try_get_unchecked(7).map_err(bad)?;
-    // Most events carry no metadata: the empty object needs no parser.
-    let metadata = if metadata == "{}" {
-        Metadata::default()
-    } else {
-        serde_json::from_str(metadata).map_err(|error| corrupt(context(), error))?
+    // Most events carry no metadata, which the query sends as NULL: nothing to parse.
+    let metadata: Option<&str> = row.try_get_unchecked(7).map_err(bad)?;
+    let metadata = match metadata {
+        None | Some("{}") => Metadata::default(),
+        Some(metadata) => {
+            serde_json::from_str(metadata).map_err(|error| corrupt(context(), error))?
+        }
     };
     Ok(RecordedEvent::new(
         event_id,
