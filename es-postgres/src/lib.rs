@@ -98,7 +98,8 @@
 //! `NOTIFY` on the store's channel, at most once per 10 ms: the first append of an interval
 //! carries the notification in its own statement (no extra transaction, no delay), and commits
 //! in between are announced by the next such append or, when none comes within 20 ms, by a
-//! `NOTIFY` of the store's own. Once something watches the log (a subscription, a projection
+//! `NOTIFY` of the store's own (also sent when the store's last handle is dropped before
+//! then, if a tokio runtime still runs). Once something watches the log (a subscription, a projection
 //! runner), the store opens one `LISTEN` connection and wakes its readers on every other
 //! store's notification; a store that only writes listens to nothing. Readers also poll slowly
 //! in case a notification is lost, and the listener reconnects by itself.

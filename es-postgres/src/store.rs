@@ -123,8 +123,9 @@ impl PostgresOptions {
         let quoted_schema = quote_schema(&self.schema)?;
         let (head, _) = watch::channel(0);
         let store = PostgresStore {
-            pool,
+            pool: pool.clone(),
             inner: Arc::new(Inner {
+                pool,
                 queries: Queries::new(&quoted_schema),
                 channel: format!("es_events_{}", self.schema),
                 quoted_schema,
@@ -169,6 +170,8 @@ fn quote_schema(schema: &str) -> Result<String, BackendError> {
 }
 
 struct Inner {
+    /// The handles' pool, for the last announcement when the last handle goes.
+    pool: PgPool,
     queries: Queries,
     quoted_schema: String,
     channel: String,
@@ -193,6 +196,28 @@ impl Drop for Inner {
         for task in tasks.drain(..) {
             task.abort();
         }
+        // The notifier goes with the tasks: commits it had yet to announce are announced now,
+        // or other processes' readers would only find them by polling. Best effort: without
+        // a runtime, or when the runtime is shutting down, they still poll.
+        if !self.announcer.is_pending() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!("store dropped outside a runtime: its last commits are not announced");
+            return;
+        };
+        let pool = self.pool.clone();
+        let channel = std::mem::take(&mut self.channel);
+        let instance = std::mem::take(&mut self.instance);
+        runtime.spawn(async move {
+            match send_notify(&pool, &channel, &instance).await {
+                // The application closed the pool first: it is shutting down.
+                Ok(()) | Err(sqlx::Error::PoolClosed) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "announcing a dropped store's last commits failed");
+                }
+            }
+        });
     }
 }
 
@@ -1021,12 +1046,7 @@ async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<
             let Some(claim) = announcer.claim() else {
                 continue;
             };
-            let sent = sqlx::query("SELECT pg_notify($1, $2)")
-                .bind(&channel)
-                .bind(&instance)
-                .execute(&pool)
-                .await;
-            match sent {
+            match send_notify(&pool, &channel, &instance).await {
                 Ok(_) => {
                     claim.carried();
                     backoff = NOTIFY_RETRY_FIRST;
@@ -1044,6 +1064,16 @@ async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<
             break;
         }
     }
+}
+
+/// One `NOTIFY` of this store's commits on `channel`, in a transaction of its own.
+async fn send_notify(pool: &PgPool, channel: &str, instance: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(instance)
+        .execute(pool)
+        .await
+        .map(drop)
 }
 
 /// The type names a filter binds as `text[]` (`NULL`: every type).
@@ -1584,6 +1614,32 @@ mod tests {
                 "marker",
                 "an append without the claim notified"
             );
+        })
+        .await;
+    }
+
+    /// Commits the notifier had yet to announce when the last handle went are announced then.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_last_handle_announces_what_is_pending() {
+        common::with_schemas(2, |pool, schemas| async move {
+            let store = PostgresStore::options()
+                .schema(schemas.fresh())
+                .with_pool(pool.clone())
+                .await
+                .unwrap();
+            let (channel, instance) = (store.inner.channel.clone(), store.inner.instance.clone());
+            let mut listener = PgListener::connect_with(&pool).await.unwrap();
+            listener.listen(&channel).await.unwrap();
+            // Nothing announces while the store lives: the commit stays pending.
+            store.inner.announcer.silence();
+            append(&store, ExpectedVersion::NoStream, 1).await;
+            assert!(store.inner.announcer.is_pending());
+            drop(store);
+            let announced = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+                .await
+                .expect("the dropped store announced its pending commit")
+                .unwrap();
+            assert_eq!(announced.payload(), instance);
         })
         .await;
     }
