@@ -83,6 +83,7 @@ macro_rules! __es_core_conformance_cases {
             unknown_stream_loads_empty_at_version_zero,
             load_after_a_version_returns_the_rest,
             load_returns_only_the_streams_events,
+            fold_stream_visits_what_load_returns,
             long_stream_loads_completely_in_order,
             no_stream_conflicts_on_existing_stream,
             exact_conflict_reports_actual_version,
@@ -783,6 +784,80 @@ pub async fn load_after_a_version_returns_the_rest<S: EventStore + CheckpointSto
             "loading after version {after}"
         );
     }
+}
+
+/// `fold_stream` (through which the command path loads aggregates) visits exactly what `load`
+/// returns after a version, field for field and in version order, skips other streams, and
+/// stops when the visitor breaks.
+pub async fn fold_stream_visits_what_load_returns<S: EventStore + CheckpointStore>(store: S) {
+    let ids = Ids::new("fold_stream_visits_what_load_returns");
+    let stream_id = stream("conformance-fold");
+    let events: Vec<NewEvent> = (0..5)
+        .map(|n| {
+            new_event(
+                ids.event(n),
+                NUMBERED,
+                &json!({ "n": n, "text": "it's \"quoted\" 🦀" }),
+            )
+        })
+        .collect();
+    append_ok(&store, &stream_id, ExpectedVersion::NoStream, events).await;
+    let longer = stream("conformance-fold-longer");
+    let other = vec![new_event(ids.event(9), NUMBERED, &json!({ "n": 9 }))];
+    append_ok(&store, &longer, ExpectedVersion::NoStream, other).await;
+    let loaded = load_all(&store, &stream_id).await;
+    let fields = |version: StreamVersion, event_type: &str, schema: u32, payload: &RawValue| {
+        (
+            version,
+            event_type.to_owned(),
+            schema,
+            payload.get().to_owned(),
+        )
+    };
+    for after in [0, 2, 5] {
+        let mut visited = Vec::new();
+        store
+            .fold_stream(&stream_id, StreamVersion(after), |event| {
+                visited.push(fields(
+                    event.stream_version,
+                    event.event_type,
+                    event.schema_version,
+                    event.payload,
+                ));
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+            .await
+            .or_fail(format_args!("folding `{stream_id}` after version {after}"));
+        let expected: Vec<_> = loaded
+            .iter()
+            .filter(|event| event.stream_version.get() > after)
+            .map(|event| {
+                fields(
+                    event.stream_version,
+                    &event.event_type,
+                    event.schema_version,
+                    &event.payload,
+                )
+            })
+            .collect();
+        assert_eq!(
+            visited, expected,
+            "fold_stream after version {after} differs from load"
+        );
+    }
+    let mut visits = 0;
+    store
+        .fold_stream(&stream_id, StreamVersion::INITIAL, |_| {
+            visits += 1;
+            Ok(if visits == 2 {
+                std::ops::ControlFlow::Break(())
+            } else {
+                std::ops::ControlFlow::Continue(())
+            })
+        })
+        .await
+        .or_fail("folding until the visitor breaks");
+    assert_eq!(visits, 2, "fold_stream went on after the visitor broke");
 }
 
 /// Loading a stream returns its events only, also when other ids share a prefix with it.
