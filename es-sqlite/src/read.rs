@@ -1,13 +1,15 @@
 //! Reads: streams, the global log, its head, command records; and stored rows as
 //! [`RecordedEvent`]s.
 
-use es_core::store::CommandRecord;
+use std::ops::ControlFlow;
+
+use es_core::store::{CommandRecord, StoredEvent};
 use es_core::{
     BackendError, EventFilter, EventId, LoadError, LogPosition, Metadata, RecordedEvent, StreamId,
     StreamVersion,
 };
 use futures_core::Stream;
-use futures_util::StreamExt as _;
+use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::value::RawValue;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row as _, SqliteConnection};
@@ -42,6 +44,68 @@ pub(crate) fn load<'a>(
             })
             .boxed(),
     }
+}
+
+/// What folding a stream into its aggregate reads of each event (version, type, schema version,
+/// payload; the position only names a corrupt row), and no more.
+const FOLD_STREAM: &str = "SELECT position, stream_version, event_type, schema_version, payload \
+     FROM events WHERE stream_id = ?1 AND stream_version > ?2 ORDER BY stream_version";
+
+/// Hands one stream's events above `after` to `visit` in version order, borrowed from the row:
+/// no [`RecordedEvent`] is built and nothing is allocated per event before the aggregate
+/// decodes it. Stops early when `visit` breaks.
+pub(crate) async fn fold_stream<F>(
+    readers: &SqlitePool,
+    stream_id: &StreamId,
+    after: StreamVersion,
+    mut visit: F,
+) -> Result<(), LoadError>
+where
+    F: FnMut(StoredEvent<'_>) -> Result<ControlFlow<()>, LoadError>,
+{
+    let context = || format!("load stream `{stream_id}` after version {after}");
+    let mut rows = sqlx::query(FOLD_STREAM)
+        .bind(stream_id.as_str())
+        .bind(to_i64(after.get(), context)?)
+        .fetch(readers);
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|error| classify(context(), error))?
+    {
+        let position: i64 = row.try_get(0).map_err(|error| corrupt(context(), error))?;
+        let at_position =
+            || format!("decode the event at position {position} of stream `{stream_id}`");
+        let stream_version = version(
+            row.try_get(1)
+                .map_err(|error| corrupt(at_position(), error))?,
+            at_position,
+        )?;
+        let at = || {
+            format!(
+                "decode the event at position {position} (version {stream_version} of stream `{stream_id}`)"
+            )
+        };
+        let bad = |error: sqlx::Error| corrupt(at(), error);
+        let event_type: &str = row.try_get(2).map_err(bad)?;
+        let schema_version: i64 = row.try_get(3).map_err(bad)?;
+        let schema_version = u32::try_from(schema_version).map_err(|error| corrupt(at(), error))?;
+        let payload: &str = row.try_get(4).map_err(bad)?;
+        let payload: &RawValue = serde_json::from_str(payload).map_err(|error| {
+            corrupt(
+                format!(
+                    "{}: its payload (event type `{event_type}`) is not JSON",
+                    at()
+                ),
+                error,
+            )
+        })?;
+        let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
+        if visit(stored)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 const STREAM_VERSION: &str =

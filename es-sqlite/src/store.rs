@@ -1,10 +1,11 @@
 //! [`SqliteStore`]: the es-core store contract on one SQLite file.
 
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use es_core::snapshot::Snapshot;
-use es_core::store::{CommandRecord, LogWatch};
+use es_core::store::{CommandRecord, LogWatch, StoredEvent};
 use es_core::{
     AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventFilter, EventStore,
     LoadError, LogPosition, RecordedEvent, StreamId, StreamVersion,
@@ -263,6 +264,18 @@ impl EventStore for SqliteStore {
         after: StreamVersion,
     ) -> impl Stream<Item = Result<RecordedEvent, LoadError>> + Send + 'a {
         read::load(&self.inner.readers, stream_id, after)
+    }
+
+    async fn fold_stream<'a, F>(
+        &'a self,
+        stream_id: &'a StreamId,
+        after: StreamVersion,
+        visit: F,
+    ) -> Result<(), LoadError>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<ControlFlow<()>, LoadError> + Send + 'a,
+    {
+        read::fold_stream(&self.inner.readers, stream_id, after, visit).await
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {

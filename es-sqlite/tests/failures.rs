@@ -107,6 +107,17 @@ async fn a_payload_that_is_not_json_is_corrupt_and_names_position_stream_and_ver
         .await
         .unwrap_err();
     check(&error);
+    // The command path's fold: the good event is visited, then the same error.
+    let mut visited = Vec::new();
+    let error = store
+        .fold_stream(&stream, StreamVersion::INITIAL, |event| {
+            visited.push(event.stream_version);
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(visited, [StreamVersion(1)]);
+    check(&error);
 
     // Through the command path: a typed load error, and nothing is appended.
     let app = Registry::new(store.clone())
