@@ -91,15 +91,8 @@ where
         let schema_version: i64 = row.try_get(3).map_err(bad)?;
         let schema_version = u32::try_from(schema_version).map_err(|error| corrupt(at(), error))?;
         let payload: &str = row.try_get(4).map_err(bad)?;
-        let payload: &RawValue = serde_json::from_str(payload).map_err(|error| {
-            corrupt(
-                format!(
-                    "{}: its payload (event type `{event_type}`) is not JSON",
-                    at()
-                ),
-                error,
-            )
-        })?;
+        let payload: &RawValue = serde_json::from_str(payload)
+            .map_err(|error| payload_not_json(&at(), event_type, error))?;
         let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
         if visit(stored)?.is_break() {
             break;
@@ -219,6 +212,14 @@ pub(crate) async fn find_command(
     )))
 }
 
+/// A stored payload that is not JSON: `at` names the event.
+fn payload_not_json(at: &str, event_type: &str, error: serde_json::Error) -> BackendError {
+    corrupt(
+        format!("{at}: its payload (event type `{event_type}`) is not JSON"),
+        error,
+    )
+}
+
 /// A stored row as a [`RecordedEvent`].
 ///
 /// The store only ever writes JSON, so a payload or metadata that is not JSON (a file changed
@@ -255,15 +256,8 @@ fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent, LoadError> {
     let schema_version: i64 = row.try_get(5).map_err(bad)?;
     let schema_version = u32::try_from(schema_version).map_err(|error| corrupt(at(), error))?;
     let payload: String = row.try_get(6).map_err(bad)?;
-    let payload = RawValue::from_string(payload).map_err(|error| {
-        corrupt(
-            format!(
-                "{}: its payload (event type `{event_type}`) is not JSON",
-                at()
-            ),
-            error,
-        )
-    })?;
+    let payload = RawValue::from_string(payload)
+        .map_err(|error| payload_not_json(&at(), &event_type, error))?;
     let metadata: &str = row.try_get(7).map_err(bad)?;
     // Most events carry no metadata: the empty object needs no parser.
     let metadata: Metadata = if metadata == "{}" {
