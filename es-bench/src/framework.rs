@@ -61,6 +61,8 @@ impl Rebuild {
 pub(crate) struct Framework {
     store: PostgresStore,
     app: App<PostgresStore>,
+    /// Whether the store's listener was started (by the first rebuild).
+    listening: std::sync::atomic::AtomicBool,
 }
 
 impl Framework {
@@ -74,7 +76,11 @@ impl Framework {
             .aggregate_with(AggregateSettings::<Order>::new(()).max_attempts(CONTENTION_ATTEMPTS))
             .build()
             .await?;
-        Ok(Self { store, app })
+        Ok(Self {
+            store,
+            app,
+            listening: std::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// S1, the orders of `part`: one task runs each order's six commands, one after the other.
@@ -198,10 +204,15 @@ impl Framework {
         .build()
         .await?;
         // A service that runs projections listens for other processes' commits from its start;
-        // the store starts its listener on the first watch of the log, so start it here,
-        // untimed, and give it the moment it takes to connect.
-        drop(self.store.watch());
-        tokio::time::sleep(LISTENER_SETTLE).await;
+        // the store starts its listener on the first watch of the log, so start it before the
+        // first rebuild, untimed, and give it the moment it takes to connect.
+        if !self
+            .listening
+            .swap(true, std::sync::atomic::Ordering::AcqRel)
+        {
+            drop(self.store.watch());
+            tokio::time::sleep(LISTENER_SETTLE).await;
+        }
         let events = u64::try_from(events)?;
         let applied = |app: &App<PostgresStore>| {
             app.projection_status()

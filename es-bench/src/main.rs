@@ -572,30 +572,32 @@ impl Bench {
         sides: &[Side],
         group: &[Scenario],
     ) -> Result<Vec<(Scenario, System, f64)>> {
-        let mut turns: Vec<(usize, Scenario, &Side, Vec<f64>)> = group
+        let mut turns: Vec<(Scenario, &Side, Vec<f64>)> = group
             .iter()
             .filter(|scenario| scenario.is_rebuild())
             .flat_map(|&scenario| {
                 sides
                     .iter()
                     .filter(move |side| self.runs(side.system, scenario))
-                    .map(move |side| (scenario, side))
+                    .map(move |side| (scenario, side, Vec::new()))
             })
-            .enumerate()
-            .map(|(index, (scenario, side))| (index, scenario, side, Vec::new()))
             .collect();
-        for round in 0..self.sizes.rebuilds.max(1) {
+        let rounds = self.sizes.rebuilds.max(1);
+        for round in 0..rounds {
             if round > 0 {
                 turns.reverse();
             }
-            for (_, scenario, side, seconds) in &mut turns {
+            for (scenario, side, seconds) in &mut turns {
                 seconds.push(self.project_all(side, *scenario).await?.as_secs_f64());
             }
         }
-        turns.sort_by_key(|(index, ..)| *index);
+        // Back in the run's order, so figures are reported as before.
+        if rounds.is_multiple_of(2) {
+            turns.reverse();
+        }
         turns
             .into_iter()
-            .map(|(_, scenario, side, seconds)| {
+            .map(|(scenario, side, seconds)| {
                 let median = report::median(&seconds).ok_or_else(|| {
                     BenchError::incorrect(format!("{scenario} measured no rebuild"))
                 })?;

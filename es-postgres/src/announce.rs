@@ -32,7 +32,10 @@ pub(crate) struct Announcer {
     claimed_at: AtomicU64,
     /// Commits since the last claim that no claim covers yet.
     pending: AtomicBool,
-    /// Wakes the notifier task when a commit becomes pending.
+    /// Set when the store's last handle goes: the notifier announces what is pending at once,
+    /// claim or no claim, and stops.
+    closing: AtomicBool,
+    /// Wakes the notifier task when a commit becomes pending, or the store closes.
     pub(crate) signal: tokio::sync::Notify,
 }
 
@@ -69,6 +72,7 @@ impl Announcer {
             epoch: Instant::now(),
             claimed_at: AtomicU64::new(0),
             pending: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             signal: tokio::sync::Notify::new(),
         }
     }
@@ -111,6 +115,17 @@ impl Announcer {
     #[cfg(test)]
     pub(crate) fn silence(&self) {
         self.claimed_at.store(u64::MAX / 2, Ordering::Release);
+    }
+
+    /// The store's last handle went: the notifier's last round.
+    pub(crate) fn close(&self) {
+        self.closing.store(true, Ordering::Release);
+        self.signal.notify_one();
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Whether commits wait for an announcement.

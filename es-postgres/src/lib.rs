@@ -47,9 +47,10 @@
 //!
 //! One statement, one round trip, for any number of events: it reads the stream's version,
 //! checks the expectation, inserts every event through `UNNEST` of arrays, records the command
-//! id and, when it is the append that announces (see below), calls `pg_notify`, all atomically. The common append (the command path's: an exact
-//! version, no command id) takes a leaner statement with only the version check; a new stream,
-//! or a version the command path has just read from the stream's events
+//! id and, when it is the append that announces (see below), calls `pg_notify`, all
+//! atomically. The common append (the command path's: an exact version, no command id) takes
+//! a leaner statement with only the version check; a new stream, or a version the command
+//! path has just read from the stream's events
 //! ([`es_core::AppendRequest::expected_was_read`]), takes none at all: the stream cannot be
 //! behind it, and the unique key on `(stream_id, stream_version)` is the check.
 //! Two writers that read the same version both try to insert the same
@@ -98,8 +99,8 @@
 //! `NOTIFY` on the store's channel, at most once per 10 ms: the first append of an interval
 //! carries the notification in its own statement (no extra transaction, no delay), and commits
 //! in between are announced by the next such append or, when none comes within 20 ms, by a
-//! `NOTIFY` of the store's own (also sent when the store's last handle is dropped before
-//! then, if a tokio runtime still runs). Once something watches the log (a subscription, a projection
+//! `NOTIFY` of the store's own (sent at once when the store's last handle is dropped, while
+//! its tokio runtime runs). Once something watches the log (a subscription, a projection
 //! runner), the store opens one `LISTEN` connection and wakes its readers on every other
 //! store's notification; a store that only writes listens to nothing. Readers also poll slowly
 //! in case a notification is lost, and the listener reconnects by itself.

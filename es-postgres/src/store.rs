@@ -123,9 +123,8 @@ impl PostgresOptions {
         let quoted_schema = quote_schema(&self.schema)?;
         let (head, _) = watch::channel(0);
         let store = PostgresStore {
-            pool: pool.clone(),
+            pool,
             inner: Arc::new(Inner {
-                pool,
                 queries: Queries::new(&quoted_schema),
                 channel: format!("es_events_{}", self.schema),
                 quoted_schema,
@@ -170,8 +169,6 @@ fn quote_schema(schema: &str) -> Result<String, BackendError> {
 }
 
 struct Inner {
-    /// The handles' pool, for the last announcement when the last handle goes.
-    pool: PgPool,
     queries: Queries,
     quoted_schema: String,
     channel: String,
@@ -192,32 +189,13 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
+        // The notifier announces what it had yet to announce, then stops by itself; other
+        // processes' readers would otherwise only find those commits by polling.
+        self.announcer.close();
         let tasks = self.tasks.get_mut().unwrap_or_else(PoisonError::into_inner);
         for task in tasks.drain(..) {
             task.abort();
         }
-        // The notifier goes with the tasks: commits it had yet to announce are announced now,
-        // or other processes' readers would only find them by polling. Best effort: without
-        // a runtime, or when the runtime is shutting down, they still poll.
-        if !self.announcer.is_pending() {
-            return;
-        }
-        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            tracing::warn!("store dropped outside a runtime: its last commits are not announced");
-            return;
-        };
-        let pool = self.pool.clone();
-        let channel = std::mem::take(&mut self.channel);
-        let instance = std::mem::take(&mut self.instance);
-        runtime.spawn(async move {
-            match send_notify(&pool, &channel, &instance).await {
-                // The application closed the pool first: it is shutting down.
-                Ok(()) | Err(sqlx::Error::PoolClosed) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "announcing a dropped store's last commits failed");
-                }
-            }
-        });
     }
 }
 
@@ -407,13 +385,14 @@ impl PostgresStore {
             );
             return;
         };
-        let notifier = runtime.spawn(notify(
+        // Not kept with the tasks the last handle aborts: it ends by itself once the announcer
+        // closes, after its last announcement.
+        drop(runtime.spawn(notify(
             self.pool.clone(),
             self.inner.channel.clone(),
             self.inner.instance.clone(),
             Arc::clone(&self.inner.announcer),
-        ));
-        self.keep_task(notifier);
+        )));
     }
 
     /// Starts listening for other processes' commits, once, when the first reader watches the
@@ -1034,10 +1013,24 @@ async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<
     loop {
         announcer.signal.notified().await;
         loop {
-            // An append that claims meanwhile moves the deadline, and covers what is pending.
+            if announcer.is_closing() {
+                // The store's last handle went: what is pending is announced now, claimed or not.
+                if announcer.is_pending() {
+                    match send_notify(&pool, &channel, &instance).await {
+                        // The application closed the pool first: it is shutting down.
+                        Ok(()) | Err(sqlx::Error::PoolClosed) => {}
+                        Err(error) => {
+                            tracing::warn!(%error, "a closed store's last NOTIFY failed");
+                        }
+                    }
+                }
+                return;
+            }
+            // An append that claims meanwhile moves the deadline, and covers what is pending;
+            // the store closing ends the wait early.
             let wait = announcer.notifier_wait();
             if !wait.is_zero() {
-                tokio::time::sleep(wait).await;
+                let _ = tokio::time::timeout(wait, announcer.signal.notified()).await;
                 continue;
             }
             if !announcer.is_pending() {
@@ -1047,7 +1040,7 @@ async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<
                 continue;
             };
             match send_notify(&pool, &channel, &instance).await {
-                Ok(_) => {
+                Ok(()) => {
                     claim.carried();
                     backoff = NOTIFY_RETRY_FIRST;
                 }
@@ -1580,28 +1573,37 @@ mod tests {
         .await;
     }
 
+    /// A store on a fresh schema whose appends never announce by themselves (the notifier
+    /// waits as well), and a listener on its channel.
+    async fn silenced_store(
+        pool: &PgPool,
+        schemas: &common::Schemas,
+    ) -> (PostgresStore, PgListener) {
+        let store = PostgresStore::options()
+            .schema(schemas.fresh())
+            .with_pool(pool.clone())
+            .await
+            .unwrap();
+        store.inner.announcer.silence();
+        let mut listener = PgListener::connect_with(pool).await.unwrap();
+        listener.listen(&store.inner.channel).await.unwrap();
+        (store, listener)
+    }
+
     /// The lean statements carry the announcement as a parameter: without a claim they send
     /// nothing. Notifications arrive in commit order, so a marker sent after the appends must
     /// be the first one the listener gets.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn appends_without_the_claim_notify_nobody() {
         common::with_schemas(2, |pool, schemas| async move {
-            let store = PostgresStore::options()
-                .schema(schemas.fresh())
-                .with_pool(pool.clone())
-                .await
-                .unwrap();
-            let channel = store.inner.channel.clone();
-            let mut listener = PgListener::connect_with(&pool).await.unwrap();
-            listener.listen(&channel).await.unwrap();
-            store.inner.announcer.silence();
+            let (store, mut listener) = silenced_store(&pool, &schemas).await;
             for (stream, events) in [("silent-1", 1), ("silent-2", 3)] {
                 let stream = StreamId::new(stream).unwrap();
                 let request = AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
                 store.append(request).await.unwrap();
             }
             sqlx::query("SELECT pg_notify($1, 'marker')")
-                .bind(&channel)
+                .bind(&store.inner.channel)
                 .execute(&pool)
                 .await
                 .unwrap();
@@ -1622,16 +1624,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_last_handle_announces_what_is_pending() {
         common::with_schemas(2, |pool, schemas| async move {
-            let store = PostgresStore::options()
-                .schema(schemas.fresh())
-                .with_pool(pool.clone())
-                .await
-                .unwrap();
-            let (channel, instance) = (store.inner.channel.clone(), store.inner.instance.clone());
-            let mut listener = PgListener::connect_with(&pool).await.unwrap();
-            listener.listen(&channel).await.unwrap();
+            let (store, mut listener) = silenced_store(&pool, &schemas).await;
+            let instance = store.inner.instance.clone();
             // Nothing announces while the store lives: the commit stays pending.
-            store.inner.announcer.silence();
             append(&store, ExpectedVersion::NoStream, 1).await;
             assert!(store.inner.announcer.is_pending());
             drop(store);

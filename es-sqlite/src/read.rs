@@ -81,16 +81,10 @@ where
                 .map_err(|error| corrupt(at_position(), error))?,
             at_position,
         )?;
-        let at = || {
-            format!(
-                "decode the event at position {position} (version {stream_version} of stream `{stream_id}`)"
-            )
-        };
-        let bad = |error: sqlx::Error| corrupt(at(), error);
-        let event_type: &str = row.try_get(2).map_err(bad)?;
-        let schema_version: i64 = row.try_get(3).map_err(bad)?;
-        let schema_version = u32::try_from(schema_version).map_err(|error| corrupt(at(), error))?;
-        let payload: &str = row.try_get(4).map_err(bad)?;
+        let at = || event_at(position, stream_version, stream_id);
+        let event_type: &str = row.try_get(2).map_err(|error| corrupt(at(), error))?;
+        let schema_version = schema_version(&row, 3, at)?;
+        let payload: &str = row.try_get(4).map_err(|error| corrupt(at(), error))?;
         let payload: &RawValue = serde_json::from_str(payload)
             .map_err(|error| payload_not_json(&at(), event_type, error))?;
         let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
@@ -212,6 +206,23 @@ pub(crate) async fn find_command(
     )))
 }
 
+/// What a broken column of an event names: its position, version and stream.
+fn event_at(position: i64, stream_version: StreamVersion, stream_id: &StreamId) -> String {
+    format!(
+        "decode the event at position {position} (version {stream_version} of stream `{stream_id}`)"
+    )
+}
+
+/// The schema version in column `index` of an event row; `at` names the event.
+fn schema_version(
+    row: &SqliteRow,
+    index: usize,
+    at: impl Fn() -> String,
+) -> Result<u32, BackendError> {
+    let stored: i64 = row.try_get(index).map_err(|error| corrupt(at(), error))?;
+    u32::try_from(stored).map_err(|error| corrupt(at(), error))
+}
+
 /// A stored payload that is not JSON: `at` names the event.
 fn payload_not_json(at: &str, event_type: &str, error: serde_json::Error) -> BackendError {
     corrupt(
@@ -245,16 +256,11 @@ fn recorded_event(row: &SqliteRow) -> Result<RecordedEvent, LoadError> {
             .map_err(|error| corrupt(at_position(), error))?,
         at_position,
     )?;
-    let at = || {
-        format!(
-            "decode the event at position {position} (version {stream_version} of stream `{stream_id}`)"
-        )
-    };
+    let at = || event_at(position, stream_version, &stream_id);
     let bad = |error: sqlx::Error| corrupt(at(), error);
     let event_id: Uuid = row.try_get(3).map_err(bad)?;
     let event_type: String = row.try_get(4).map_err(bad)?;
-    let schema_version: i64 = row.try_get(5).map_err(bad)?;
-    let schema_version = u32::try_from(schema_version).map_err(|error| corrupt(at(), error))?;
+    let schema_version = schema_version(row, 5, at)?;
     let payload: String = row.try_get(6).map_err(bad)?;
     let payload = RawValue::from_string(payload)
         .map_err(|error| payload_not_json(&at(), &event_type, error))?;
