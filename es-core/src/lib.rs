@@ -83,7 +83,7 @@ pub use error::{
 };
 pub use event::{Event, EventEnvelope, EventId, NewEvent, RecordedEvent};
 pub use metadata::Metadata;
-pub use projection::{Dispatch, EndBatch, Project, Projection};
+pub use projection::{BeginBatch, Dispatch, EndBatch, Project, Projection};
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
 pub use runner::{ProjectionReport, ProjectionStatus, RebuildProgress, RunnerSettings};
 pub use store::memory::MemoryStore;

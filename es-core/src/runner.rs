@@ -1,9 +1,11 @@
 //! Running projections: catch up from the checkpoint in batches, then follow the log live.
 //!
 //! One batch is: read up to `batch_size` events of the projection's types after its checkpoint,
-//! open the store's unit of work, dispatch each event to its handler, then commit the unit of
-//! work together with the new checkpoint. On a store whose unit of work is a database
-//! transaction, a crash anywhere leaves the batch applied entirely or not at all.
+//! open the store's unit of work, run the projection's [`BeginBatch`](crate::BeginBatch) hook
+//! on all of them (the `begin_batch` flag), dispatch each event to its handler, run its
+//! [`EndBatch`](crate::EndBatch) hook (the `end_batch` flag), then commit the unit of work
+//! together with the new checkpoint. On a store whose unit of work is a database transaction, a
+//! crash anywhere leaves the batch applied entirely or not at all.
 //!
 //! A failing batch is rolled back, recorded in the projection's [`ProjectionStatus`] and retried
 //! with exponential back-off; other projections go on. A poison event is never skipped. (On a
@@ -281,6 +283,17 @@ impl<P> Erased<P> {
             source,
         };
         let mut transaction = store.begin(P::NAME).await.map_err(store_error)?;
+        if let Some(first) = events.first()
+            && let Err(error) = self.projection.begin_batch(events, &mut transaction).await
+        {
+            // The batch is retried whole: nothing of it is dispatched or committed.
+            drop(transaction);
+            return Err(RunnerError::Projection(ProjectionError::handler(
+                P::NAME,
+                first,
+                error,
+            )));
+        }
         for (index, event) in events.iter().enumerate() {
             if let Err(error) = self.projection.dispatch(event, &mut transaction).await {
                 let applied = events.get(..index).unwrap_or_default();

@@ -1,12 +1,15 @@
-//! The end-of-batch hook: handlers buffer, the hook writes once per batch before the commit; a
-//! failing hook retries the whole batch and nothing is written twice.
+//! The batch hooks. End of batch: handlers buffer, the hook writes once per batch before the
+//! commit; a failing hook retries the whole batch and nothing is written twice. Beginning of
+//! batch: the hook sees exactly the batch's events before any is dispatched; a failing hook
+//! dispatches none of them and the batch is retried whole.
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
 
 use std::sync::{Arc, Mutex};
 
 use es_core::{
-    AppendRequest, EndBatch, EventEnvelope, EventStore as _, ExpectedVersion, HandlerError,
-    MemoryStore, NewEvent, Project, Registry, RunnerSettings, StreamId, event,
+    AppendRequest, BeginBatch, EndBatch, EventEnvelope, EventStore as _, ExpectedVersion,
+    HandlerError, MemoryStore, NewEvent, Project, RecordedEvent, Registry, RunnerSettings,
+    StreamId, event,
 };
 
 #[event]
@@ -108,4 +111,164 @@ async fn the_hook_writes_once_per_batch_and_a_failed_hook_retries_the_batch() {
         (0..9).collect::<Vec<_>>(),
         "each event written once"
     );
+}
+
+/// What the framed projection saw, in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Step {
+    /// `begin_batch`, with the ticks of the events it was given.
+    Begin(Vec<u64>),
+    Project(u64),
+    End,
+}
+
+#[derive(Default)]
+pub struct Seen {
+    steps: Vec<Step>,
+    /// How many of the next `begin_batch` calls fail.
+    failing_begins: usize,
+}
+
+#[derive(Clone, es_core::Projection)]
+#[projection(name = "framed_ticks", events(Tick), begin_batch, end_batch)]
+pub struct FramedTicks {
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl FramedTicks {
+    fn steps(&self) -> Vec<Step> {
+        std::mem::take(&mut self.seen.lock().unwrap().steps)
+    }
+}
+
+impl BeginBatch for FramedTicks {
+    async fn begin_batch(
+        &mut self,
+        events: &[RecordedEvent],
+        (): &mut (),
+    ) -> Result<(), HandlerError> {
+        let ticks = events
+            .iter()
+            .map(|event| {
+                assert_eq!(event.event_type, "tick");
+                serde_json::from_str::<Tick>(event.payload.get()).unwrap().n
+            })
+            .collect();
+        let mut seen = self.seen.lock().unwrap();
+        seen.steps.push(Step::Begin(ticks));
+        if seen.failing_begins > 0 {
+            seen.failing_begins -= 1;
+            return Err(HandlerError::msg("loading the batch's rows failed"));
+        }
+        Ok(())
+    }
+}
+
+impl Project<Tick> for FramedTicks {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<Tick>,
+        (): &mut (),
+    ) -> Result<(), HandlerError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .steps
+            .push(Step::Project(event.event.n));
+        Ok(())
+    }
+}
+
+impl EndBatch for FramedTicks {
+    async fn end_batch(&mut self, (): &mut ()) -> Result<(), HandlerError> {
+        self.seen.lock().unwrap().steps.push(Step::End);
+        Ok(())
+    }
+}
+
+async fn framed_app(
+    store: &MemoryStore,
+    batch_size: usize,
+) -> (es_core::App<MemoryStore>, FramedTicks) {
+    let projection = FramedTicks {
+        seen: Arc::default(),
+    };
+    let app = Registry::new(store.clone())
+        .projection(projection.clone())
+        .runner_settings(RunnerSettings::default().batch_size(batch_size))
+        .build()
+        .await
+        .unwrap();
+    (app, projection)
+}
+
+/// The batch's events, then their handlers, then the end of the batch.
+fn batch(ticks: std::ops::Range<u64>) -> Vec<Step> {
+    let mut steps = vec![Step::Begin(ticks.clone().collect())];
+    steps.extend(ticks.map(Step::Project));
+    steps.push(Step::End);
+    steps
+}
+
+#[tokio::test]
+async fn the_begin_hook_sees_each_batch_whole_before_its_events_are_dispatched() {
+    let store = MemoryStore::new();
+    let (app, projection) = framed_app(&store, 3).await;
+    append_ticks(&store, 0..4).await;
+    // An event of a type the projection does not list is not handed to the hook.
+    let tock = NewEvent::new(
+        "tock",
+        1,
+        serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+        es_core::Metadata::new(),
+    );
+    store
+        .append(AppendRequest::new(
+            StreamId::new("clock-0").unwrap(),
+            ExpectedVersion::Any,
+            vec![tock],
+        ))
+        .await
+        .unwrap();
+    append_ticks(&store, 4..7).await;
+    app.catch_up().await.unwrap();
+    let expected: Vec<Step> = [batch(0..3), batch(3..6), batch(6..7)].concat();
+    assert_eq!(projection.steps(), expected, "batches of 3, 3 and 1");
+
+    // Caught up: no empty batch is begun.
+    app.catch_up().await.unwrap();
+    assert_eq!(projection.steps(), []);
+}
+
+#[tokio::test]
+async fn a_failed_begin_hook_dispatches_nothing_and_the_batch_is_retried_whole() {
+    let store = MemoryStore::new();
+    let (app, projection) = framed_app(&store, 3).await;
+    append_ticks(&store, 0..5).await;
+    projection.seen.lock().unwrap().failing_begins = 2;
+
+    for attempt in 1..=2 {
+        let error = app.catch_up().await.unwrap_err();
+        assert!(error.to_string().contains("framed_ticks"), "{error}");
+        let status = &app.projection_status()[0];
+        assert!(
+            status
+                .last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("loading the batch's rows failed"),
+            "{status:?}"
+        );
+        assert_eq!(status.consecutive_failures, attempt);
+        assert_eq!(status.events_applied, 0);
+        assert_eq!(status.checkpoint, es_core::LogPosition::START);
+        // The hook saw the batch; no handler ran and nothing was committed.
+        assert_eq!(projection.steps(), [Step::Begin(vec![0, 1, 2])]);
+    }
+
+    // Once the hook stops failing, the same batch goes through, then the rest.
+    app.catch_up().await.unwrap();
+    let expected: Vec<Step> = [batch(0..3), batch(3..5)].concat();
+    assert_eq!(projection.steps(), expected);
+    assert_eq!(app.projection_status()[0].events_applied, 5);
 }

@@ -96,8 +96,11 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 /// ```
 ///
 /// Keys: `events(A, B, ...)` (required, not empty), `name = "..."` (the checkpoint's stable
-/// name; default `snake_case`), `crate = path`. The projection dispatches in a unit of work
-/// `Tx` for which every listed event has an `impl Project<A, Tx>`.
+/// name; default `snake_case`), the flags `begin_batch` (the runner hands each batch's events
+/// to the projection's `BeginBatch` impl before dispatching them) and `end_batch` (it calls the
+/// `EndBatch` impl before each commit), `crate = path`. The projection dispatches in a unit of
+/// work `Tx` for which every listed event has an `impl Project<A, Tx>`, and each flag its
+/// `impl BeginBatch<Tx>` or `impl EndBatch<Tx>`.
 #[proc_macro_derive(Projection, attributes(projection))]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -54,6 +54,25 @@ fn code(model: &ProjectionModel) -> TokenStream {
         let ty = &listed.ty;
         quote_spanned!(listed.span=> Self: #krate::Project<#ty, #tx>)
     });
+    // With `begin_batch`, the user's `BeginBatch` impl sees each batch's events before they
+    // are dispatched; the bound sits on the flag, so a missing impl is reported there.
+    let (begin_batch_bound, begin_batch) = match &model.begin_batch {
+        Some(flag) => (
+            Some(quote_spanned!(flag.span()=> Self: #krate::BeginBatch<#tx>,)),
+            quote! {
+                fn begin_batch<'__a>(
+                    &'__a mut self,
+                    events: &'__a [#krate::RecordedEvent],
+                    tx: &'__a mut #tx,
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<(), #krate::HandlerError>,
+                > + ::core::marker::Send + '__a {
+                    <Self as #krate::BeginBatch<#tx>>::begin_batch(self, events, tx)
+                }
+            },
+        ),
+        None => (None, TokenStream::new()),
+    };
     // With `end_batch`, the user's `EndBatch` impl runs before each commit; the bound sits on
     // the flag, so a missing impl is reported there.
     let (end_batch_bound, end_batch) = match &model.end_batch {
@@ -119,6 +138,7 @@ fn code(model: &ProjectionModel) -> TokenStream {
                 #(#predicates,)*
                 #tx: ::core::marker::Send,
                 #(#project_bounds,)*
+                #begin_batch_bound
                 #end_batch_bound
             {
                 fn dispatch<'__a>(
@@ -134,6 +154,8 @@ fn code(model: &ProjectionModel) -> TokenStream {
                         ::core::result::Result::Ok(())
                     }
                 }
+
+                #begin_batch
 
                 #end_batch
             }

@@ -112,6 +112,9 @@ pub(crate) struct ProjectionModel {
     pub(crate) name: String,
     /// The consumed events, in the order listed; no two share a type.
     pub(crate) events: Vec<Listed>,
+    /// Set by the `begin_batch` flag: the runner calls `BeginBatch::begin_batch` with each
+    /// batch's events before dispatching them.
+    pub(crate) begin_batch: Option<Ident>,
     /// Set by the `end_batch` flag: the runner calls `EndBatch::end_batch` before each commit.
     pub(crate) end_batch: Option<Ident>,
     pub(crate) crate_path: CratePath,

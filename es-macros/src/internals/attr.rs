@@ -370,6 +370,19 @@ fn value<'a>(
     }
 }
 
+/// A flag such as `end_batch`, written alone; returns its identifier, so that what the flag
+/// requires can be reported on it.
+fn flag(meta: &ParseNestedMeta<'_>, key: &Ident) -> syn::Result<Ident> {
+    if !at_entry_end(meta.input) {
+        let rest = skip_entry(meta.input)?;
+        return Err(Error::new_spanned(
+            quote!(#key #rest),
+            format!("`{key}` is a flag and takes no value: write `{key}` alone"),
+        ));
+    }
+    Ok(key.clone())
+}
+
 /// A string literal value.
 fn lit_str(input: ParseStream<'_>, key: &Ident, example: &str) -> syn::Result<LitStr> {
     if input.peek(LitStr) {
@@ -831,18 +844,19 @@ impl Keys for AggregateKeys {
     }
 }
 
-/// `#[projection(name = "...", events(...), end_batch, crate = path)]`.
+/// `#[projection(name = "...", events(...), begin_batch, end_batch, crate = path)]`.
 #[derive(Default)]
 pub(crate) struct ProjectionKeys {
     pub(crate) name: Option<LitStr>,
     pub(crate) events: Option<KeyList<TypePath>>,
+    pub(crate) begin_batch: Option<Ident>,
     pub(crate) end_batch: Option<Ident>,
     pub(crate) crate_path: Option<Path>,
 }
 
 impl Keys for ProjectionKeys {
     const ATTR: &'static str = "projection";
-    const KEYS: &'static [&'static str] = &["name", "events", "end_batch", "crate"];
+    const KEYS: &'static [&'static str] = &["name", "events", "begin_batch", "end_batch", "crate"];
 
     fn parse_key(&mut self, cx: &Ctxt, key: &Ident, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         const NAME: &str = "name = \"order_summary\"";
@@ -862,15 +876,11 @@ impl Keys for ProjectionKeys {
                     },
                 )?);
             }
+            "begin_batch" => {
+                self.begin_batch = Some(flag(meta, key)?);
+            }
             "end_batch" => {
-                if !at_entry_end(meta.input) {
-                    let rest = skip_entry(meta.input)?;
-                    return Err(Error::new_spanned(
-                        quote!(#key #rest),
-                        "`end_batch` is a flag and takes no value: write `end_batch` alone",
-                    ));
-                }
-                self.end_batch = Some(key.clone());
+                self.end_batch = Some(flag(meta, key)?);
             }
             "crate" => {
                 self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
@@ -931,13 +941,18 @@ mod tests {
         assert!(keys.commands.is_some() && keys.async_commands.is_some());
         assert!(keys.services.is_some() && keys.snapshot.is_some() && keys.crate_path.is_some());
 
-        let (projection, messages) =
-            errors::<ProjectionKeys>(quote!(name = "p", events(A, b::B), end_batch, crate = ::x));
+        let (projection, messages) = errors::<ProjectionKeys>(quote!(
+            name = "p",
+            events(A, b::B),
+            begin_batch,
+            end_batch,
+            crate = ::x,
+        ));
         assert!(messages.is_empty(), "{messages:?}");
         for key in ProjectionKeys::KEYS {
             assert!(projection.written(key), "{key}");
         }
-        assert!(projection.keys.end_batch.is_some());
+        assert!(projection.keys.begin_batch.is_some() && projection.keys.end_batch.is_some());
     }
 
     #[test]

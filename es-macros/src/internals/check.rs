@@ -331,6 +331,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
                 generics: input.generics.clone(),
                 name: default_name,
                 events: Vec::new(),
+                begin_batch: None,
                 end_batch: None,
                 crate_path: CratePath::es_core(),
             };
@@ -358,6 +359,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
         generics: input.generics.clone(),
         name,
         events,
+        begin_batch: keys.begin_batch,
         end_batch: keys.end_batch,
         crate_path: crate_path(keys.crate_path),
     }

@@ -117,6 +117,14 @@ fn main() {
     let refused = recorded(6, "order_paid", 2, json!({ "cents": 0 }));
     let error = runtime.block_on(summary.dispatch(&refused, &mut ())).expect_err("refused");
     assert!(error.to_string().contains("order_paid"), "{error}");
+
+    // Both hooks, reached through `Dispatch` as the runner reaches them.
+    let mut framed = framed::CachedOrders::default();
+    let placed = &events[..1];
+    runtime.block_on(framed.begin_batch(placed, &mut ())).expect("begun");
+    runtime.block_on(framed.dispatch(&placed[0], &mut ())).expect("projected");
+    runtime.block_on(framed.end_batch(&mut ())).expect("ended");
+    assert_eq!(framed.log, ["load order-1", "place ada", "write order-1"]);
 }
 
 /// A projection that buffers rows and writes them once per batch.
@@ -153,4 +161,44 @@ mod bulk {
     fn runs<P: es_core::Dispatch<()>>(_: P) {}
 
     pub const CHECK: fn() = || runs(BulkOrders::default());
+}
+
+/// A projection that loads the rows a batch touches before its events, and writes them after.
+mod framed {
+    use es_core::{BeginBatch, EndBatch, EventEnvelope, HandlerError, Project, RecordedEvent};
+
+    use super::OrderPlaced;
+
+    #[derive(Default, es_core::Projection)]
+    #[projection(name = "cached_orders", events(OrderPlaced), begin_batch, end_batch)]
+    pub struct CachedOrders {
+        pub log: Vec<String>,
+    }
+
+    impl BeginBatch for CachedOrders {
+        async fn begin_batch(&mut self, events: &[RecordedEvent], (): &mut ()) -> Result<(), HandlerError> {
+            for event in events {
+                self.log.push(format!("load {}", event.stream_id));
+            }
+            Ok(())
+        }
+    }
+
+    impl Project<OrderPlaced> for CachedOrders {
+        async fn project(
+            &mut self,
+            event: EventEnvelope<OrderPlaced>,
+            (): &mut (),
+        ) -> Result<(), HandlerError> {
+            self.log.push(format!("place {}", event.event.customer));
+            Ok(())
+        }
+    }
+
+    impl EndBatch for CachedOrders {
+        async fn end_batch(&mut self, (): &mut ()) -> Result<(), HandlerError> {
+            self.log.push("write order-1".to_owned());
+            Ok(())
+        }
+    }
 }
