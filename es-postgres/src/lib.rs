@@ -83,6 +83,14 @@
 //! with plain `sqlx` in it, and the runner commits the checkpoint in the same transaction. A
 //! crash anywhere leaves the batch applied entirely or not at all.
 //!
+//! A handler that runs its own `UPDATE` makes one round trip per event, which bounds a rebuild
+//! at a few thousand events a second. [`TableRows`] keeps the handlers plain Rust over a row
+//! struct instead: the projection's `begin_batch` hook loads every row the batch touches in one
+//! query, the handlers change them in memory, and its `end_batch` hook writes them back in one
+//! upsert, in the same transaction. Rebuilding the benchmark's 12,000-event read model that way
+//! runs at about half the speed of a hand-written plain-`sqlx` rebuild that never commits a
+//! checkpoint, against a fiftieth with per-event statements.
+//!
 //! A batch costs four round trips: `BEGIN` (with the batch's idle timeout), the handlers'
 //! statements, the checkpoint (written only while the worker's lease holds, in the same
 //! statement that checks it) and `COMMIT`. Its events come from one query that also returns
@@ -106,6 +114,7 @@
 //! in case a notification is lost, and the listener reconnects by itself.
 
 mod announce;
+mod rows;
 mod sql;
 mod store;
 
@@ -116,4 +125,5 @@ extern crate self as es_postgres;
 #[path = "../tests/common/mod.rs"]
 mod test_common;
 
+pub use rows::{RowsError, TableRows};
 pub use store::{DEFAULT_SCHEMA, PgTransaction, PostgresOptions, PostgresStore};

@@ -1,0 +1,440 @@
+//! `TableRows`: a read-model table's rows loaded in one query, changed in memory and written
+//! back in one statement, with the table's own types, defaults and generated columns.
+#![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
+
+mod common;
+
+use es_postgres::{RowsError, TableRows};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Row as _};
+
+/// A fresh schema with `table` created in it from `columns`; returns the schema.
+async fn schema_with_table(
+    pool: &PgPool,
+    schemas: &common::Schemas,
+    table: &str,
+    columns: &str,
+) -> String {
+    let schema = schemas.fresh();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "CREATE SCHEMA \"{schema}\"; CREATE TABLE \"{schema}\".{table} ({columns})"
+    )))
+    .execute(pool)
+    .await
+    .unwrap();
+    schema
+}
+
+/// The summary's columns as the row type sees them: not the key, not `placed_at` (defaulted),
+/// not `doubled` (generated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+struct Summary {
+    item_count: i64,
+    total: f64,
+    tags: Vec<String>,
+    paid: bool,
+}
+
+const SUMMARY: &str = "order_id TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'new', \
+     item_count BIGINT NOT NULL, total NUMERIC(12, 2) NOT NULL, tags TEXT[] NOT NULL, \
+     paid BOOLEAN NOT NULL, placed_at TIMESTAMPTZ NOT NULL DEFAULT now(), \
+     doubled BIGINT GENERATED ALWAYS AS (item_count * 2) STORED";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_load_change_and_flush_in_the_tables_own_types() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(&pool, &schemas, "summary", SUMMARY).await;
+        let table = format!("\"{schema}\".summary");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (order_id, status, item_count, total, tags, paid) \
+             VALUES ('a', 'placed', 1, 2.50, '{{x}}', false)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+
+        let mut rows = TableRows::<String, Summary>::in_schema(&schema, "summary", "order_id");
+        let mut tx = pool.begin().await.unwrap();
+        rows.load(&mut tx, ["a", "b", "a"].map(str::to_owned))
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2, "a repeated key is loaded once");
+        assert_eq!(
+            rows.get("a").unwrap(),
+            Some(&Summary {
+                item_count: 1,
+                total: 2.5,
+                tags: vec!["x".to_owned()],
+                paid: false,
+            })
+        );
+        assert_eq!(rows.get("b").unwrap(), None, "b has no row yet");
+        let missing = rows.get("c").unwrap_err();
+        assert!(
+            matches!(&missing, RowsError::NotLoaded { key, .. } if key == "\"c\""),
+            "{missing}"
+        );
+        assert!(missing.to_string().contains("begin_batch"), "{missing}");
+
+        let a = rows.get_mut("a").unwrap().unwrap();
+        a.item_count += 2;
+        a.total += 1.25;
+        a.tags.push("y".to_owned());
+        a.paid = true;
+        rows.get_or_insert_with("b", Summary::default)
+            .unwrap()
+            .item_count = 7;
+        rows.flush(&mut tx).await.unwrap();
+        assert!(rows.is_empty(), "a flush empties the batch");
+        tx.commit().await.unwrap();
+
+        let stored = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT order_id, status, item_count, total::text, tags, paid, doubled, \
+             placed_at IS NOT NULL FROM {table} ORDER BY order_id"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let stored: Vec<_> = stored
+            .iter()
+            .map(|row| {
+                (
+                    row.get::<String, _>(0),
+                    row.get::<String, _>(1),
+                    row.get::<i64, _>(2),
+                    row.get::<String, _>(3),
+                    row.get::<Vec<String>, _>(4),
+                    row.get::<bool, _>(5),
+                    row.get::<i64, _>(6),
+                    row.get::<bool, _>(7),
+                )
+            })
+            .collect();
+        let tags = |tags: &[&str]| tags.iter().map(|tag| (*tag).to_owned()).collect();
+        assert_eq!(
+            stored,
+            vec![
+                // The status the row type does not name keeps its value...
+                (
+                    "a".into(),
+                    "placed".into(),
+                    3,
+                    "3.75".into(),
+                    tags(&["x", "y"]),
+                    true,
+                    6,
+                    true
+                ),
+                // ...or takes its default; the generated column is computed.
+                (
+                    "b".into(),
+                    "new".into(),
+                    7,
+                    "0.00".into(),
+                    tags(&[]),
+                    false,
+                    14,
+                    true
+                ),
+            ]
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_rows_are_deleted_and_rows_only_read_are_not_written() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(&pool, &schemas, "summary", SUMMARY).await;
+        let table = format!("\"{schema}\".summary");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO {table} (order_id, item_count, total, tags, paid) \
+             VALUES ('a', 1, 1, '{{}}', false), ('b', 2, 2, '{{}}', false)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let version = |pool: PgPool, table: String| async move {
+            sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(format!(
+                "SELECT xmin::text FROM {table} WHERE order_id = 'b'"
+            )))
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        };
+        let before = version(pool.clone(), table.clone()).await;
+
+        let mut rows = TableRows::<String, Summary>::in_schema(&schema, "summary", "order_id");
+        let mut tx = pool.begin().await.unwrap();
+        rows.load(&mut tx, ["a".to_owned(), "b".to_owned()])
+            .await
+            .unwrap();
+        assert_eq!(rows.get("b").unwrap().unwrap().item_count, 2);
+        let removed = rows.remove("a".to_owned());
+        assert_eq!(removed.map(|row| row.item_count), Some(1));
+        assert_eq!(rows.get("a").unwrap(), None, "a removed row reads as none");
+        rows.flush(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let left: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT order_id FROM {table} ORDER BY order_id"
+        )))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(left, ["b"]);
+        assert_eq!(
+            version(pool.clone(), table.clone()).await,
+            before,
+            "a row only read is not rewritten"
+        );
+    })
+    .await;
+}
+
+/// A row keyed by a UUID, with a `jsonb` column.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Device {
+    id: uuid::Uuid,
+    settings: serde_json::Value,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inserted_rows_replace_what_is_stored_and_the_key_column_follows_the_key() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "devices",
+            "id UUID PRIMARY KEY, settings JSONB NOT NULL",
+        )
+        .await;
+        let (first, second) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+        let mut rows = TableRows::<uuid::Uuid, Device>::in_schema(&schema, "devices", "id");
+        let mut tx = pool.begin().await.unwrap();
+        // Not loaded: an insert needs no load, and the row's own `id` field is overridden.
+        rows.insert(
+            first,
+            Device {
+                id: second,
+                settings: serde_json::json!({"volume": 3, "tags": ["a"]}),
+            },
+        );
+        rows.flush(&mut tx).await.unwrap();
+        rows.insert(
+            first,
+            Device {
+                id: first,
+                settings: serde_json::json!({"volume": 4}),
+            },
+        );
+        rows.flush(&mut tx).await.unwrap();
+        rows.load(&mut tx, [first, second]).await.unwrap();
+        assert_eq!(
+            rows.get(&first).unwrap(),
+            Some(&Device {
+                id: first,
+                settings: serde_json::json!({"volume": 4}),
+            })
+        );
+        assert_eq!(rows.get(&second).unwrap(), None);
+        tx.commit().await.unwrap();
+    })
+    .await;
+}
+
+/// A row naming a field the table does not have.
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct Misnamed {
+    item_cuont: i64,
+}
+
+/// A row that cannot hold what is stored.
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct Narrow {
+    item_count: u8,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mistakes_name_the_table_and_what_is_wrong() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(&pool, &schemas, "summary", SUMMARY).await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE \"{schema}\".loose (order_id TEXT, item_count BIGINT); \
+             INSERT INTO \"{schema}\".summary (order_id, item_count, total, tags, paid) \
+             VALUES ('big', 1000, 0, '{{}}', false)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let key = || ["big".to_owned()];
+
+        let mut rows = TableRows::<String, Summary>::in_schema(&schema, "nothing", "order_id");
+        let error = rows.load(&mut tx, key()).await.unwrap_err();
+        assert!(matches!(error, RowsError::NoSuchTable { .. }), "{error}");
+        assert!(error.to_string().contains("nothing"), "{error}");
+
+        let mut rows = TableRows::<String, Summary>::in_schema(&schema, "summary", "id");
+        let error = rows.load(&mut tx, key()).await.unwrap_err();
+        assert!(
+            matches!(&error, RowsError::NoSuchColumn { column, .. } if column == "id"),
+            "{error}"
+        );
+
+        let mut rows = TableRows::<String, Summary>::in_schema(&schema, "loose", "order_id");
+        let error = rows.load(&mut tx, key()).await.unwrap_err();
+        assert!(matches!(error, RowsError::KeyNotUnique { .. }), "{error}");
+        assert!(error.to_string().contains("PRIMARY KEY"), "{error}");
+
+        let mut rows = TableRows::<String, Misnamed>::in_schema(&schema, "summary", "order_id");
+        rows.insert("c".to_owned(), Misnamed::default());
+        let error = rows.flush(&mut tx).await.unwrap_err();
+        assert!(
+            matches!(&error, RowsError::NoSuchColumn { column, .. } if column == "item_cuont"),
+            "{error}"
+        );
+
+        let mut rows = TableRows::<String, Narrow>::in_schema(&schema, "summary", "order_id");
+        let error = rows.load(&mut tx, key()).await.unwrap_err();
+        assert!(
+            matches!(&error, RowsError::Decode { key, .. } if key == "\"big\""),
+            "{error}"
+        );
+        assert!(error.to_string().contains("summary"), "{error}");
+    })
+    .await;
+}
+
+/// Each account's deposits in `{schema}.tallies`, kept in `TableRows`; a handler fails on 13
+/// cents while `refuse_thirteen` is set, after it has changed the row.
+#[derive(es_core::Projection)]
+#[projection(name = "tallies", events(common::Deposited), begin_batch, end_batch)]
+struct Tallies {
+    rows: TableRows<String, Tally>,
+    refuse_thirteen: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// Every batch `begin_batch` saw, by its events' count.
+    batches: std::sync::Arc<std::sync::Mutex<Vec<usize>>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+struct Tally {
+    cents: i64,
+    deposits: i64,
+}
+
+impl es_core::BeginBatch<es_postgres::PgTransaction> for Tallies {
+    async fn begin_batch(
+        &mut self,
+        events: &[es_core::RecordedEvent],
+        tx: &mut es_postgres::PgTransaction,
+    ) -> Result<(), es_core::HandlerError> {
+        self.batches.lock().unwrap().push(events.len());
+        let keys = events
+            .iter()
+            .map(|event| event.stream_id.as_str().to_owned());
+        Ok(self.rows.load(tx, keys).await?)
+    }
+}
+
+impl es_core::Project<common::Deposited, es_postgres::PgTransaction> for Tallies {
+    async fn project(
+        &mut self,
+        event: es_core::EventEnvelope<common::Deposited>,
+        _: &mut es_postgres::PgTransaction,
+    ) -> Result<(), es_core::HandlerError> {
+        let tally = self
+            .rows
+            .get_or_insert_with(event.stream_id.as_str(), Tally::default)?;
+        tally.cents += event.event.cents;
+        tally.deposits += 1;
+        if event.event.cents == 13
+            && self
+                .refuse_thirteen
+                .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            return Err(es_core::HandlerError::msg("thirteen is unlucky"));
+        }
+        Ok(())
+    }
+}
+
+impl es_core::EndBatch<es_postgres::PgTransaction> for Tallies {
+    async fn end_batch(
+        &mut self,
+        tx: &mut es_postgres::PgTransaction,
+    ) -> Result<(), es_core::HandlerError> {
+        Ok(self.rows.flush(tx).await?)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_projection_on_table_rows_counts_each_event_once_across_batches_and_a_retry() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    use es_core::{AggregateSettings, CheckpointStore as _, EventStore as _, Registry};
+
+    common::with_schemas(6, |pool, schemas| async move {
+        let (store, schema, table) = schemas
+            .store_with_table(
+                &pool,
+                "tallies",
+                "account TEXT PRIMARY KEY, cents BIGINT NOT NULL, deposits BIGINT NOT NULL",
+            )
+            .await;
+        let refuse_thirteen = Arc::new(AtomicBool::new(true));
+        let batches = Arc::new(Mutex::new(Vec::new()));
+        let app = Registry::new(store.clone())
+            .aggregate_with(AggregateSettings::<common::Account>::new(()))
+            .projection(Tallies {
+                rows: TableRows::in_schema(&schema, "tallies", "account"),
+                refuse_thirteen: Arc::clone(&refuse_thirteen),
+                batches: Arc::clone(&batches),
+            })
+            .runner_settings(es_core::RunnerSettings::default().batch_size(4))
+            .build()
+            .await
+            .unwrap();
+        // Three accounts, ten deposits: batches of four span accounts, so later batches load
+        // rows that earlier ones wrote. The 13 is the sixth deposit, in the second batch.
+        let deposits = [1, 2, 3, 4, 5, 13, 7, 8, 9, 10];
+        for (n, cents) in deposits.into_iter().enumerate() {
+            app.execute::<common::Account>(n % 3, common::Deposit(cents))
+                .await
+                .unwrap();
+        }
+        common::wait_visible(&store, 10).await;
+        assert!(app.catch_up().await.is_err(), "the second batch fails");
+        let tallies = |pool: PgPool, table: String| async move {
+            sqlx::query_as::<_, (String, i64, i64)>(sqlx::AssertSqlSafe(format!(
+                "SELECT account, cents, deposits FROM {table} ORDER BY account"
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        };
+        let first = vec![
+            ("account-0".to_owned(), 1 + 4, 2),
+            ("account-1".to_owned(), 2, 1),
+            ("account-2".to_owned(), 3, 1),
+        ];
+        assert_eq!(tallies(pool.clone(), table.clone()).await, first);
+
+        refuse_thirteen.store(false, Ordering::SeqCst);
+        app.catch_up().await.unwrap();
+        let expected = vec![
+            ("account-0".to_owned(), 1 + 4 + 7 + 10, 4),
+            ("account-1".to_owned(), 2 + 5 + 8, 3),
+            ("account-2".to_owned(), 3 + 13 + 9, 3),
+        ];
+        assert_eq!(tallies(pool.clone(), table.clone()).await, expected);
+        assert_eq!(
+            store.checkpoint("tallies").await.unwrap(),
+            store.head().await.unwrap().unwrap()
+        );
+        // The failed batch was begun again whole.
+        assert_eq!(*batches.lock().unwrap(), [4, 4, 4, 2]);
+    })
+    .await;
+}
