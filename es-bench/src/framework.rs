@@ -7,11 +7,13 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use es_core::{
-    AggregateSettings, App, AppendRequest, CheckpointStore as _, CommandError, EndBatch,
-    Event as _, EventEnvelope, EventStore as _, ExpectedVersion, HandlerError, LogPosition,
-    Metadata, NewEvent, Project, Projection, Registry, RunnerSettings, StreamId,
+    AggregateSettings, App, AppendRequest, BeginBatch, CheckpointStore as _, CommandError,
+    EndBatch, Event as _, EventEnvelope, EventStore as _, ExpectedVersion, HandlerError,
+    LogPosition, Metadata, NewEvent, Project, Projection, RecordedEvent, Registry, RunnerSettings,
+    StreamId,
 };
-use es_postgres::{PgTransaction, PostgresOptions, PostgresStore};
+use es_postgres::{PgTransaction, PostgresOptions, PostgresStore, TableRows};
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use uuid::Uuid;
 
@@ -26,32 +28,45 @@ use crate::{BenchError, Result};
 /// on one order always get through (each retry means another writer committed).
 const CONTENTION_ATTEMPTS: u32 = 10_000;
 
-/// How long S4 and S4b give the store's listener to connect before their clock starts.
+/// How long the rebuilds give the store's listener to connect before their clock starts.
 const LISTENER_SETTLE: Duration = Duration::from_millis(200);
 
-/// How long S4 waits for every event to become readable before it fails.
+/// How long a rebuild waits for every event to become readable before it fails.
 const CATCH_UP_DEADLINE: Duration = Duration::from_secs(120);
 
-/// Events per batch of S4b's runner (the default, S4's, is 500). A batch is one transaction
-/// and one bulk statement, and its reads cost about 20 ms on this log whatever its size (see
-/// the README), so fewer, larger batches are faster: 500, 2,000, 5,000 and 12,000 gave ratios
-/// of 0.08, 0.21, 0.33 and 0.35.
+/// Events per batch of the bulk rebuilds, S4's and S4b's (the default, S4p's, is 500). A batch
+/// is one transaction and a few bulk statements, and its reads cost about 20 ms on this log
+/// whatever its size (see the README), so fewer, larger batches are faster: for S4b, 500,
+/// 2,000, 5,000 and 12,000 gave ratios of 0.08, 0.21, 0.33 and 0.35.
 pub(crate) const BULK_BATCH: usize = 5_000;
 
-/// How S4's projection writes the read model.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// How a rebuild's projection writes the read model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum Rebuild {
-    /// S4: one statement per event, in the handlers.
+    /// S4: handlers change rows in memory; `TableRows` loads and writes each batch's rows.
+    Rows,
+    /// S4p: one statement per event, in the handlers.
     PerEvent,
     /// S4b: handlers fold the batch into per-order deltas, the end-of-batch hook writes them.
     Bulk,
 }
 
 impl Rebuild {
+    /// The rebuild `scenario` measures.
+    pub(crate) fn of(scenario: Scenario) -> Result<Self> {
+        match scenario {
+            Scenario::S4 => Ok(Self::Rows),
+            Scenario::S4p => Ok(Self::PerEvent),
+            Scenario::S4b => Ok(Self::Bulk),
+            other => Err(BenchError::incorrect(format!("{other} is not a rebuild"))),
+        }
+    }
+
     /// The scenario that measures it.
     const fn scenario(self) -> Scenario {
         match self {
-            Self::PerEvent => Scenario::S4,
+            Self::Rows => Scenario::S4,
+            Self::PerEvent => Scenario::S4p,
             Self::Bulk => Scenario::S4b,
         }
     }
@@ -63,6 +78,9 @@ pub(crate) struct Framework {
     app: App<PostgresStore>,
     /// Whether the store's listener was started (by the first rebuild).
     listening: std::sync::atomic::AtomicBool,
+    /// The app running each rebuild's projection, built at its first rebuild and kept for the
+    /// others, as a service keeps its projections while it runs.
+    rebuilders: std::sync::Mutex<HashMap<Rebuild, App<PostgresStore>>>,
 }
 
 impl Framework {
@@ -80,6 +98,7 @@ impl Framework {
             store,
             app,
             listening: std::sync::atomic::AtomicBool::new(false),
+            rebuilders: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -173,10 +192,12 @@ impl Framework {
         Ok(times)
     }
 
-    /// S4 and S4b: rebuilds `order_summary` (the table exists, empty) from the whole log of
-    /// `events` events with the projection runner, per event ([`OrderSummary`]) or in bulk
-    /// ([`BulkOrderSummary`], batches of [`BULK_BATCH`]), from position zero: the projection's
-    /// checkpoint is reset first (untimed), since a run rebuilds several times.
+    /// S4, S4p and S4b: rebuilds `order_summary` (the table exists, empty) from the whole log
+    /// of `events` events with the projection runner, from position zero: with rows changed in
+    /// memory ([`OrderSummary`], batches of [`BULK_BATCH`]), per event
+    /// ([`PerEventOrderSummary`]) or with hand-written bulk SQL ([`BulkOrderSummary`], batches
+    /// of [`BULK_BATCH`]). The projection's checkpoint is reset first (untimed), since a run
+    /// rebuilds several times.
     ///
     /// `catch_up` stops at the last event it may read without skipping one: an event whose
     /// transaction is newer than the oldest transaction still running anywhere on the server
@@ -190,19 +211,20 @@ impl Framework {
         rebuild: Rebuild,
     ) -> Result<Duration> {
         let name = match rebuild {
-            Rebuild::PerEvent => <OrderSummary as Projection>::NAME,
+            Rebuild::Rows => <OrderSummary as Projection>::NAME,
+            Rebuild::PerEvent => <PerEventOrderSummary as Projection>::NAME,
             Rebuild::Bulk => <BulkOrderSummary as Projection>::NAME,
         };
         self.store.reset_checkpoint(name).await?;
-        let registry = Registry::new(self.store.clone());
-        let app = match rebuild {
-            Rebuild::PerEvent => registry.projection(OrderSummary::new(schema)),
-            Rebuild::Bulk => registry
-                .projection(BulkOrderSummary::new(schema))
-                .runner_settings(RunnerSettings::default().batch_size(BULK_BATCH)),
-        }
-        .build()
-        .await?;
+        let built = self
+            .rebuilders
+            .lock()
+            .ok()
+            .and_then(|apps| apps.get(&rebuild).cloned());
+        let app = match built {
+            Some(app) => app,
+            None => self.rebuilder(schema, rebuild).await?,
+        };
         // A service that runs projections listens for other processes' commits from its start;
         // the store starts its listener on the first watch of the log, so start it before the
         // first rebuild, untimed, and give it the moment it takes to connect.
@@ -234,6 +256,27 @@ impl Framework {
             app.catch_up().await?;
         }
         Ok(started.elapsed())
+    }
+
+    /// The app that runs `rebuild`'s projection, built now and kept for the run's other
+    /// rebuilds (the projection keeps what it learnt, such as `TableRows`' table columns).
+    async fn rebuilder(&self, schema: &str, rebuild: Rebuild) -> Result<App<PostgresStore>> {
+        let registry = Registry::new(self.store.clone());
+        let app = match rebuild {
+            Rebuild::Rows => registry
+                .projection(OrderSummary::new(schema))
+                .runner_settings(RunnerSettings::default().batch_size(BULK_BATCH)),
+            Rebuild::PerEvent => registry.projection(PerEventOrderSummary::new(schema)),
+            Rebuild::Bulk => registry
+                .projection(BulkOrderSummary::new(schema))
+                .runner_settings(RunnerSettings::default().batch_size(BULK_BATCH)),
+        }
+        .build()
+        .await?;
+        if let Ok(mut apps) = self.rebuilders.lock() {
+            apps.insert(rebuild, app.clone());
+        }
+        Ok(app)
     }
 
     /// S5 setup: places the contended order.
@@ -335,22 +378,144 @@ async fn execute(app: &App<PostgresStore>, order: Uuid, step: Step) -> Result<()
     outcome.map_err(|error: CommandError<OrderError>| BenchError::Command(Box::new(error)))
 }
 
-/// The `order_summary` read model, written with plain sqlx in the runner's transaction.
+/// One `order_summary` row as S4's handlers see it (the key, `order_id`, is the map's).
+#[derive(Debug, Serialize, Deserialize)]
+struct SummaryRow {
+    status: String,
+    item_count: i64,
+    total_cents: i64,
+}
+
+/// S4's `order_summary` read model, as the framework has a table read model written: the
+/// handlers change rows in memory, [`TableRows`] loads the rows a batch touches before it
+/// (in [`BeginBatch`]) and writes them back after it (in [`EndBatch`]), in the runner's
+/// transaction.
 ///
 /// It consumes the events that change the four columns; `ItemRemoved` would need per-line rows,
 /// which the workload's summary does not have (and its commands never remove items).
 #[derive(Projection)]
 #[projection(
     name = "order_summary",
-    events(OrderPlaced, ItemAdded, OrderPaid, OrderShipped, OrderCancelled)
+    events(OrderPlaced, ItemAdded, OrderPaid, OrderShipped, OrderCancelled),
+    begin_batch,
+    end_batch
 )]
 pub(crate) struct OrderSummary {
+    rows: TableRows<String, SummaryRow>,
+}
+
+impl OrderSummary {
+    /// The projection writing `"{schema}".order_summary`.
+    fn new(schema: &str) -> Self {
+        Self {
+            rows: TableRows::in_schema(schema, "order_summary", "order_id"),
+        }
+    }
+
+    /// Sets the status of the order of `stream_id`, if it was placed.
+    fn status(&mut self, stream_id: &StreamId, status: &str) -> Result<(), HandlerError> {
+        if let Some(row) = self.rows.get_mut(order_id(stream_id))? {
+            status.clone_into(&mut row.status);
+        }
+        Ok(())
+    }
+}
+
+impl BeginBatch<PgTransaction> for OrderSummary {
+    async fn begin_batch(
+        &mut self,
+        events: &[RecordedEvent],
+        tx: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        let keys = events
+            .iter()
+            .map(|event| order_id(&event.stream_id).to_owned());
+        Ok(self.rows.load(tx, keys).await?)
+    }
+}
+
+impl Project<OrderPlaced, PgTransaction> for OrderSummary {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<OrderPlaced>,
+        _: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        let row = SummaryRow {
+            status: "placed".to_owned(),
+            item_count: 0,
+            total_cents: 0,
+        };
+        self.rows.insert(order_id(&event.stream_id).to_owned(), row);
+        Ok(())
+    }
+}
+
+impl Project<ItemAdded, PgTransaction> for OrderSummary {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<ItemAdded>,
+        _: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        let quantity = i64::from(event.event.quantity);
+        let amount = quantity.saturating_mul(i64::try_from(event.event.unit_price_cents)?);
+        if let Some(row) = self.rows.get_mut(order_id(&event.stream_id))? {
+            row.item_count = row.item_count.saturating_add(quantity);
+            row.total_cents = row.total_cents.saturating_add(amount);
+        }
+        Ok(())
+    }
+}
+
+impl Project<OrderPaid, PgTransaction> for OrderSummary {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<OrderPaid>,
+        _: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        self.status(&event.stream_id, "paid")
+    }
+}
+
+impl Project<OrderShipped, PgTransaction> for OrderSummary {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<OrderShipped>,
+        _: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        self.status(&event.stream_id, "shipped")
+    }
+}
+
+impl Project<OrderCancelled, PgTransaction> for OrderSummary {
+    async fn project(
+        &mut self,
+        event: EventEnvelope<OrderCancelled>,
+        _: &mut PgTransaction,
+    ) -> Result<(), HandlerError> {
+        self.status(&event.stream_id, "cancelled")
+    }
+}
+
+impl EndBatch<PgTransaction> for OrderSummary {
+    async fn end_batch(&mut self, tx: &mut PgTransaction) -> Result<(), HandlerError> {
+        Ok(self.rows.flush(tx).await?)
+    }
+}
+
+/// S4p's `order_summary`: the same read model, written with plain sqlx in the runner's
+/// transaction, one statement per event.
+#[derive(Projection)]
+#[projection(
+    name = "order_summary_per_event",
+    events(OrderPlaced, ItemAdded, OrderPaid, OrderShipped, OrderCancelled)
+)]
+pub(crate) struct PerEventOrderSummary {
     insert: String,
     add: String,
     set_status: String,
 }
 
-impl OrderSummary {
+impl PerEventOrderSummary {
     /// The projection writing `"{schema}".order_summary`.
     fn new(schema: &str) -> Self {
         let table = format!("\"{schema}\".order_summary");
@@ -390,7 +555,7 @@ fn order_id(stream_id: &StreamId) -> &str {
         .unwrap_or(stream_id.as_str())
 }
 
-impl Project<OrderPlaced, PgTransaction> for OrderSummary {
+impl Project<OrderPlaced, PgTransaction> for PerEventOrderSummary {
     async fn project(
         &mut self,
         event: EventEnvelope<OrderPlaced>,
@@ -404,7 +569,7 @@ impl Project<OrderPlaced, PgTransaction> for OrderSummary {
     }
 }
 
-impl Project<ItemAdded, PgTransaction> for OrderSummary {
+impl Project<ItemAdded, PgTransaction> for PerEventOrderSummary {
     async fn project(
         &mut self,
         event: EventEnvelope<ItemAdded>,
@@ -422,7 +587,7 @@ impl Project<ItemAdded, PgTransaction> for OrderSummary {
     }
 }
 
-impl Project<OrderPaid, PgTransaction> for OrderSummary {
+impl Project<OrderPaid, PgTransaction> for PerEventOrderSummary {
     async fn project(
         &mut self,
         event: EventEnvelope<OrderPaid>,
@@ -432,7 +597,7 @@ impl Project<OrderPaid, PgTransaction> for OrderSummary {
     }
 }
 
-impl Project<OrderShipped, PgTransaction> for OrderSummary {
+impl Project<OrderShipped, PgTransaction> for PerEventOrderSummary {
     async fn project(
         &mut self,
         event: EventEnvelope<OrderShipped>,
@@ -442,7 +607,7 @@ impl Project<OrderShipped, PgTransaction> for OrderSummary {
     }
 }
 
-impl Project<OrderCancelled, PgTransaction> for OrderSummary {
+impl Project<OrderCancelled, PgTransaction> for PerEventOrderSummary {
     async fn project(
         &mut self,
         event: EventEnvelope<OrderCancelled>,
@@ -452,7 +617,8 @@ impl Project<OrderCancelled, PgTransaction> for OrderSummary {
     }
 }
 
-/// S4b's `order_summary`: the same read model as [`OrderSummary`], written in bulk.
+/// S4b's `order_summary`: the same read model as [`OrderSummary`], written in bulk by SQL of its
+/// own.
 ///
 /// The handlers only fold the batch's events into per-order deltas in memory (status, units,
 /// amount); [`EndBatch::end_batch`] writes them with one `INSERT ... SELECT FROM UNNEST ... ON

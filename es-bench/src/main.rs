@@ -36,9 +36,9 @@ struct Args {
     /// How many times every scenario runs; medians are reported [default: 3, or 1 with --quick]
     #[arg(long)]
     runs: Option<usize>,
-    /// Scenarios to run, comma-separated (S4 and S4b rebuild from S2's log, so S2's commands
-    /// run before them even when S2 is not listed; S4b, the framework's bulk variant of S4, is
-    /// compared with raw-sqlx's S4, which then runs too) [default: all]
+    /// Scenarios to run, comma-separated (S4, S4p and S4b rebuild from S2's log, so S2's
+    /// commands run before them even when S2 is not listed; S4p and S4b, the framework's
+    /// variants of S4, are compared with raw-sqlx's S4, which then runs too) [default: all]
     #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
     scenario: Vec<Scenario>,
     /// Systems to run, comma-separated [default: both]
@@ -47,7 +47,7 @@ struct Args {
     /// A few dozen commands per scenario: proves the bench works and is correct (for CI)
     #[arg(long)]
     quick: bool,
-    /// Cuts each timed scenario but S4 and S4b into this many parts, which the systems run by
+    /// Cuts each timed scenario but the rebuilds (S4, S4p, S4b) into this many parts, which the systems run by
     /// turns, each part's first system alternating; a system's figure covers all its parts.
     /// 1: each system runs the scenario whole, one after the other
     #[arg(long, default_value_t = 10)]
@@ -148,22 +148,19 @@ fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Scenarios that run in one schema, in order: S4 and S4b rebuild from the log S2 wrote, so S2
-/// comes first (S4b after S4, into a fresh table). S4b's baseline is raw-sqlx's S4, so
-/// selecting S4b runs that too. Which of them each system runs: [`Bench::runs`].
+/// Scenarios that run in one schema, in order: S4, S4p and S4b rebuild from the log S2 wrote,
+/// so S2 comes first (each rebuild into a fresh table). The variants' baseline is raw-sqlx's
+/// S4, so selecting one runs that too. Which of them each system runs: [`Bench::runs`].
 fn groups(selected: &[Scenario]) -> Vec<Vec<Scenario>> {
     let wants = |scenario| wanted(selected, scenario);
     let mut groups = Vec::new();
     if wants(Scenario::S1) {
         groups.push(vec![Scenario::S1]);
     }
-    if wants(Scenario::S2) || wants(Scenario::S4) || wants(Scenario::S4b) {
+    let rebuilds = [Scenario::S4, Scenario::S4p, Scenario::S4b];
+    if wants(Scenario::S2) || rebuilds.into_iter().any(wants) {
         let mut group = vec![Scenario::S2];
-        group.extend(
-            [Scenario::S4, Scenario::S4b]
-                .into_iter()
-                .filter(|&scenario| wants(scenario)),
-        );
+        group.extend(rebuilds.into_iter().filter(|&scenario| wants(scenario)));
         groups.push(group);
     }
     for scenario in [Scenario::S3, Scenario::S5, Scenario::S6] {
@@ -175,7 +172,7 @@ fn groups(selected: &[Scenario]) -> Vec<Vec<Scenario>> {
 }
 
 /// Whether `scenario`'s figure is reported: it was selected, or it is the baseline of one that
-/// was (raw-sqlx's S4 for S4b).
+/// was (raw-sqlx's S4 for S4p and S4b).
 fn wanted(selected: &[Scenario], scenario: Scenario) -> bool {
     selected
         .iter()
@@ -291,7 +288,7 @@ struct Side {
     system: System,
     schema: String,
     subject: Subject,
-    /// S1's or S2's orders (S2's are the input of S4 and S4b).
+    /// S1's or S2's orders (S2's are the input of the rebuilds).
     orders: Vec<Uuid>,
     /// S3's long order or S5's contended order.
     order: Uuid,
@@ -366,8 +363,8 @@ impl Bench {
         let mut rebuilt = false;
         for &scenario in group {
             if scenario.is_rebuild() {
-                // S4 and S4b take their turns together, so that S4b's rebuilds lie beside
-                // raw-sqlx's S4, its baseline.
+                // The rebuilds take their turns together, so that the variants' rebuilds lie
+                // beside raw-sqlx's S4, their baseline.
                 if !rebuilt {
                     figures.extend(self.rebuild_in_turns(&sides, group).await?);
                     rebuilt = true;
@@ -410,7 +407,7 @@ impl Bench {
 
     /// Whether `system` runs `scenario`: it was selected (or is the baseline of one that was),
     /// and the framework runs only what was selected (not S4 when just S4b was), plain sqlx no
-    /// framework variant. S2 always runs: S4 and S4b rebuild from its log.
+    /// framework variant. S2 always runs: the rebuilds read its log.
     fn runs(&self, system: System, scenario: Scenario) -> bool {
         let selected = &self.selected;
         match system {
@@ -440,7 +437,7 @@ impl Bench {
         let sizes = &self.sizes;
         match scenario {
             Scenario::S1 => sizes.seq_orders,
-            Scenario::S2 | Scenario::S4 | Scenario::S4b => sizes.par_orders,
+            Scenario::S2 | Scenario::S4 | Scenario::S4p | Scenario::S4b => sizes.par_orders,
             Scenario::S3 => sizes.long_loads,
             Scenario::S5 => sizes.contention_per_task,
             Scenario::S6 => sizes.batch_appends,
@@ -467,7 +464,7 @@ impl Bench {
                     Subject::Raw(raw) => raw.place(side.order).await?,
                 }
             }
-            Scenario::S4 | Scenario::S4b | Scenario::S6 => {}
+            Scenario::S4 | Scenario::S4p | Scenario::S4b | Scenario::S6 => {}
         }
         Ok(())
     }
@@ -500,7 +497,7 @@ impl Bench {
             (Subject::Raw(raw), Scenario::S6) => {
                 one(raw.append_batch(count, sizes.batch_events).await?)
             }
-            (_, Scenario::S4 | Scenario::S4b) => {
+            (_, Scenario::S4 | Scenario::S4p | Scenario::S4b) => {
                 return Err(BenchError::incorrect(format!(
                     "{scenario} is a rebuild, not cut into parts"
                 )));
@@ -555,13 +552,13 @@ impl Bench {
                     .await?;
                 Ok(per_second)
             }
-            Scenario::S4 | Scenario::S4b => Err(BenchError::incorrect(format!(
+            Scenario::S4 | Scenario::S4p | Scenario::S4b => Err(BenchError::incorrect(format!(
                 "{scenario} is a rebuild, not cut into parts"
             ))),
         }
     }
 
-    /// The rebuilds of `group` (S4, S4b) on every side that runs them, each
+    /// The rebuilds of `group` (S4, S4p, S4b) on every side that runs them, each
     /// [`Sizes::rebuilds`] times, by turns: the order of the rebuilds is reversed before each
     /// round but the first, as the parts of the other scenarios are. A rebuild's figure is the
     /// median of its rounds' times. Why: a rebuild takes 20 to 40 ms, so one per run measured
@@ -610,13 +607,13 @@ impl Bench {
             .collect()
     }
 
-    /// One rebuild of S4 or S4b on one side: rebuilds `order_summary` from the log S2 wrote
+    /// One rebuild of S4, S4p or S4b on one side: rebuilds `order_summary` from the log S2 wrote
     /// into a fresh table, checks it, and returns the time it took.
     async fn project_all(&self, side: &Side, scenario: Scenario) -> Result<Duration> {
         let n = self.sizes.n(scenario);
         let schema = side.schema.as_str();
-        // A fresh table for each rebuild (a run rebuilds several times, S4 and S4b in the same
-        // schema, by turns). The log gets its
+        // A fresh table for each rebuild (a run rebuilds several times, the three rebuilds in
+        // the same schema, by turns). The log gets its
         // statistics first, untimed, for both systems: a production log has them (autovacuum
         // analyzes a table within a minute of a large change), and the bench starts its
         // rebuilds a moment after S2 wrote the log.
@@ -627,17 +624,12 @@ impl Bench {
         )))
         .execute(&self.admin)
         .await?;
-        let rebuild = if scenario == Scenario::S4b {
-            Rebuild::Bulk
-        } else {
-            Rebuild::PerEvent
-        };
         let elapsed = match &side.subject {
-            Subject::Es(es) => es.project_all(schema, n, rebuild).await?,
-            Subject::Raw(_) if rebuild == Rebuild::Bulk => {
-                return Err(BenchError::incorrect(
-                    "S4b is the framework's variant of S4; raw-sqlx runs S4",
-                ));
+            Subject::Es(es) => es.project_all(schema, n, Rebuild::of(scenario)?).await?,
+            Subject::Raw(_) if scenario.framework_only() => {
+                return Err(BenchError::incorrect(format!(
+                    "{scenario} is the framework's variant of S4; raw-sqlx runs S4"
+                )));
             }
             Subject::Raw(raw) => raw.project_all().await?,
         };

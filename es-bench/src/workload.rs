@@ -24,9 +24,16 @@ pub(crate) enum Scenario {
     /// `load_long`: rehydrate an order of 10,001 events.
     #[value(name = "S3")]
     S3,
-    /// `project_all`: rebuild `order_summary` from the log S2 wrote.
+    /// `project_all`: rebuild `order_summary` from the log S2 wrote, with the framework's
+    /// table projection: handlers change rows in memory, `TableRows` loads and writes each
+    /// batch's rows in bulk.
     #[value(name = "S4")]
     S4,
+    /// `project_all`, the framework's per-event variant: the same rebuild by a projection whose
+    /// handlers each run their own `INSERT` or `UPDATE`. Framework only; its ratio is against
+    /// raw-sqlx's S4.
+    #[value(name = "S4p")]
+    S4p,
     /// `project_all`, the framework's bulk variant: the same rebuild by a projection whose
     /// handlers fold each batch into per-order deltas and whose end-of-batch hook writes them
     /// in one statement. Framework only; its ratio is against raw-sqlx's S4.
@@ -42,11 +49,12 @@ pub(crate) enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order the workload page lists them.
-    pub(crate) const ALL: [Self; 7] = [
+    pub(crate) const ALL: [Self; 8] = [
         Self::S1,
         Self::S2,
         Self::S3,
         Self::S4,
+        Self::S4p,
         Self::S4b,
         Self::S5,
         Self::S6,
@@ -59,6 +67,7 @@ impl Scenario {
             Self::S2 => "S2",
             Self::S3 => "S3",
             Self::S4 => "S4",
+            Self::S4p => "S4p",
             Self::S4b => "S4b",
             Self::S5 => "S5",
             Self::S6 => "S6",
@@ -72,6 +81,7 @@ impl Scenario {
             Self::S2 => "append_par",
             Self::S3 => "load_long",
             Self::S4 => "project_all",
+            Self::S4p => "project_per_event",
             Self::S4b => "project_bulk",
             Self::S5 => "contention",
             Self::S6 => "append_batch",
@@ -83,7 +93,7 @@ impl Scenario {
         match self {
             Self::S1 | Self::S2 | Self::S5 => "commands/s",
             Self::S3 => "ms",
-            Self::S4 | Self::S4b | Self::S6 => "events/s",
+            Self::S4 | Self::S4p | Self::S4b | Self::S6 => "events/s",
         }
     }
 
@@ -93,24 +103,24 @@ impl Scenario {
     }
 
     /// The scenario whose raw-sqlx figure this one is compared with: itself, except for a
-    /// framework variant, which has no baseline of its own (S4b against S4: plain sqlx already
-    /// writes its rebuild in bulk).
+    /// framework variant, which has no baseline of its own (S4p and S4b against S4: plain sqlx
+    /// has one way to rebuild).
     pub(crate) const fn baseline(self) -> Self {
         match self {
-            Self::S4b => Self::S4,
+            Self::S4p | Self::S4b => Self::S4,
             other => other,
         }
     }
 
     /// Whether only the framework runs it (a variant of a workload scenario).
     pub(crate) const fn framework_only(self) -> bool {
-        matches!(self, Self::S4b)
+        matches!(self, Self::S4p | Self::S4b)
     }
 
-    /// Whether it rebuilds a read model from S2's log (S4, S4b) rather than being cut into
-    /// parts.
+    /// Whether it rebuilds a read model from S2's log (S4, S4p, S4b) rather than being cut
+    /// into parts.
     pub(crate) const fn is_rebuild(self) -> bool {
-        matches!(self, Self::S4 | Self::S4b)
+        matches!(self, Self::S4 | Self::S4p | Self::S4b)
     }
 }
 
@@ -160,7 +170,7 @@ impl fmt::Display for System {
 pub(crate) struct Sizes {
     /// S1: orders, six commands each.
     pub(crate) seq_orders: usize,
-    /// S2 (and so S4 and S4b): orders, six commands each, spread over [`TASKS`] tasks.
+    /// S2 (and so S4, S4p and S4b): orders, six commands each, spread over [`TASKS`] tasks.
     pub(crate) par_orders: usize,
     /// S3: `ItemAdded` events after the `OrderPlaced`.
     pub(crate) long_items: usize,
@@ -172,7 +182,7 @@ pub(crate) struct Sizes {
     pub(crate) batch_appends: usize,
     /// S6: events per append call.
     pub(crate) batch_events: usize,
-    /// S4 and S4b: rebuilds of the read model per run, taken in turns by the systems; the
+    /// S4, S4p and S4b: rebuilds of the read model per run, taken in turns by the systems; the
     /// figure is the median rebuild's.
     pub(crate) rebuilds: usize,
 }
@@ -206,7 +216,9 @@ impl Sizes {
     pub(crate) const fn n(&self, scenario: Scenario) -> usize {
         match scenario {
             Scenario::S1 => self.seq_orders * STEPS_PER_ORDER,
-            Scenario::S2 | Scenario::S4 | Scenario::S4b => self.par_orders * STEPS_PER_ORDER,
+            Scenario::S2 | Scenario::S4 | Scenario::S4p | Scenario::S4b => {
+                self.par_orders * STEPS_PER_ORDER
+            }
             Scenario::S3 => self.long_items + 1,
             Scenario::S5 => self.contention_per_task * TASKS,
             Scenario::S6 => self.batch_appends * self.batch_events,
