@@ -416,7 +416,15 @@ where
                         None
                     };
                     written.push(if count == 0 { b'[' } else { b',' });
-                    self.write_row(&mut written, key, row, fields)?;
+                    let outcome = self.write_row(&mut written, key, row, fields);
+                    if let Err(error @ RowsError::NoSuchColumn { .. }) = outcome {
+                        // The table may have gained the column since its shape was read (a
+                        // migration while the projection runs): the retry reads it again.
+                        self.shape = None;
+                        self.upserts.clear();
+                        return Err(error);
+                    }
+                    outcome?;
                     count += 1;
                 }
                 None => removed.push(key.clone()),

@@ -438,3 +438,55 @@ async fn a_projection_on_table_rows_counts_each_event_once_across_batches_and_a_
     })
     .await;
 }
+
+/// A row with a field its table gains only later.
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct Noted {
+    item_count: i64,
+    note: String,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_added_while_running_is_found_when_the_batch_is_retried() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "notes",
+            "order_id TEXT PRIMARY KEY, item_count BIGINT NOT NULL",
+        )
+        .await;
+        let mut rows = TableRows::<String, Noted>::in_schema(&schema, "notes", "order_id");
+        let noted = || Noted {
+            item_count: 1,
+            note: "fragile".to_owned(),
+        };
+        let mut tx = pool.begin().await.unwrap();
+        rows.insert("a".to_owned(), noted());
+        let error = rows.flush(&mut tx).await.unwrap_err();
+        assert!(
+            matches!(&error, RowsError::NoSuchColumn { column, .. } if column == "note"),
+            "{error}"
+        );
+        drop(tx);
+
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE \"{schema}\".notes ADD COLUMN note TEXT"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        rows.insert("a".to_owned(), noted());
+        rows.flush(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        let note: String = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT note FROM \"{schema}\".notes WHERE order_id = 'a'"
+        )))
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(note, "fragile");
+    })
+    .await;
+}
