@@ -103,7 +103,9 @@ pub enum RowsError {
 /// Rows travel as JSON objects: a row type's fields are the table's columns, by name, and
 /// PostgreSQL converts each value to its column's type (`json_populate_record`). Columns a
 /// row type does not name keep their default on insert and their value on update; generated
-/// columns are never written. A field that names no column is an error, not silently dropped.
+/// columns (and identity columns `GENERATED ALWAYS`) are never written. A field that names no
+/// column is an error, not silently dropped. A row type with `#[serde(deny_unknown_fields)]`
+/// must name every column, since loaded rows carry them all.
 /// A batch writes the columns its first row names, in every row: a field that some rows skip
 /// (`#[serde(skip_serializing_if)]`) is written as NULL in those rows.
 /// The key column must have a unique index of its own (`PRIMARY KEY` or `UNIQUE`); rows are
@@ -175,7 +177,8 @@ struct Slot<R> {
 
 /// A table's columns, as the catalog describes them.
 struct Shape {
-    /// Every column, in table order: its name and whether it is generated.
+    /// Every column, in table order: its name and whether the database makes its value
+    /// (generated, or an identity `GENERATED ALWAYS`), so it is never written (but the key).
     columns: Vec<(String, bool)>,
     /// The position of the key column in `columns`.
     key: usize,
@@ -262,8 +265,18 @@ where
         if ordered.is_empty() {
             return Ok(());
         }
+        let loaded = self.load_rows(tx, &ordered).await;
+        if loaded.is_err() {
+            // Nothing is known of the keys: `get` must not answer "no row" for them.
+            self.rows.clear();
+        }
+        loaded
+    }
+
+    /// Fills the slots of `ordered` (already made, empty) with their stored rows.
+    async fn load_rows(&mut self, tx: &mut PgConnection, ordered: &[K]) -> Result<(), RowsError> {
         let shape = self.shape(tx).await?;
-        let keys = self.keys_json(&ordered)?;
+        let keys = self.keys_json(ordered)?;
         let result = sqlx::query(sqlx::AssertSqlSafe(shape.load.as_str()))
             .bind(keys)
             .fetch_all(&mut *tx)
@@ -506,13 +519,16 @@ where
         Ok(())
     }
 
-    /// The upsert writing the columns marked in `columns` (generated ones left out).
+    /// The upsert writing the key and the columns marked in `columns`, but those the database
+    /// makes.
     fn upsert(&mut self, shape: &Shape, columns: &[bool]) -> Arc<str> {
         let written: Vec<usize> = columns
             .iter()
             .zip(&shape.columns)
             .enumerate()
-            .filter(|(_, (named, (_, generated)))| **named && !*generated)
+            .filter(|(index, (named, (_, generated)))| {
+                *index == shape.key || (**named && !*generated)
+            })
             .map(|(index, _)| index)
             .collect();
         if let Some(statement) = self.upserts.get(&written) {
@@ -568,7 +584,7 @@ where
             return Ok(Arc::clone(shape));
         }
         let result = sqlx::query(
-            "SELECT a.attname::text, a.attgenerated <> '', \
+            "SELECT a.attname::text, a.attgenerated <> '' OR a.attidentity = 'a', \
                  pg_catalog.format_type(a.atttypid, a.atttypmod), EXISTS (\
                  SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid \
                  AND i.indisunique AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum \

@@ -274,6 +274,10 @@ async fn mistakes_name_the_table_and_what_is_wrong() {
         let error = rows.load(&mut tx, key()).await.unwrap_err();
         assert!(matches!(error, RowsError::NoSuchTable { .. }), "{error}");
         assert!(error.to_string().contains("nothing"), "{error}");
+        assert!(
+            matches!(rows.get("big"), Err(RowsError::NotLoaded { .. })),
+            "a failed load knows nothing of its keys"
+        );
 
         let mut rows = TableRows::<String, Summary>::in_schema(&schema, "summary", "id");
         let error = rows.load(&mut tx, key()).await.unwrap_err();
@@ -487,6 +491,50 @@ async fn a_column_added_while_running_is_found_when_the_batch_is_retried() {
         .await
         .unwrap();
         assert_eq!(note, "fragile");
+    })
+    .await;
+}
+
+/// A row naming the columns the database makes: read, never written.
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct Made {
+    item_count: i64,
+    doubled: i64,
+    serial: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn columns_the_database_makes_are_read_but_never_written() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "made",
+            "order_id TEXT PRIMARY KEY, item_count BIGINT NOT NULL, \
+             doubled BIGINT GENERATED ALWAYS AS (item_count * 2) STORED, \
+             serial BIGINT GENERATED ALWAYS AS IDENTITY",
+        )
+        .await;
+        let mut rows = TableRows::<String, Made>::in_schema(&schema, "made", "order_id");
+        let mut tx = pool.begin().await.unwrap();
+        rows.insert(
+            "a".to_owned(),
+            Made {
+                item_count: 4,
+                doubled: 0,
+                serial: 0,
+            },
+        );
+        rows.flush(&mut tx).await.unwrap();
+        rows.load(&mut tx, ["a".to_owned()]).await.unwrap();
+        let made = rows.get_mut("a").unwrap().unwrap();
+        assert_eq!((made.item_count, made.doubled, made.serial), (4, 8, 1));
+        made.item_count = 5;
+        rows.flush(&mut tx).await.unwrap();
+        rows.load(&mut tx, ["a".to_owned()]).await.unwrap();
+        let made = rows.get("a").unwrap().unwrap();
+        assert_eq!((made.item_count, made.doubled, made.serial), (5, 10, 1));
+        tx.commit().await.unwrap();
     })
     .await;
 }
