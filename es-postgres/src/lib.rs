@@ -89,7 +89,7 @@
 //! query, the handlers change them in memory, and its `end_batch` hook writes them back in one
 //! upsert, in the same transaction. Rebuilding the benchmark's 12,000-event read model that way
 //! runs at about half the speed of a hand-written plain-`sqlx` rebuild that never commits a
-//! checkpoint, against a fiftieth with per-event statements.
+//! checkpoint, against a thirtieth with per-event statements.
 //!
 //! A batch costs four round trips: `BEGIN` (with the batch's idle timeout), the handlers'
 //! statements, the checkpoint (written only while the worker's lease holds, in the same

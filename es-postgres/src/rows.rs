@@ -1,16 +1,16 @@
 //! [`TableRows`]: a read-model table's rows that one projection batch touches, loaded in one
-//! query before the batch and written back in one statement after it.
+//! query before the batch and written back in one upsert after it.
 
-use std::borrow::Borrow;
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
 use std::fmt;
 use std::hash::Hash;
 use std::sync::Arc;
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use serde::de::{DeserializeOwned, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 use sqlx::types::Json;
 use sqlx::{PgConnection, Row as _};
 
@@ -35,7 +35,7 @@ pub enum RowsError {
         /// The table.
         table: String,
     },
-    /// The key column is not a column of the table.
+    /// The key column, or a field of a row, is not a column of the table.
     #[error("{table} has no column `{column}`")]
     NoSuchColumn {
         /// The table.
@@ -43,10 +43,11 @@ pub enum RowsError {
         /// The column a row or the key named.
         column: String,
     },
-    /// The key column has no unique index of its own, which the upsert needs.
+    /// The key column has no unique index of its own, which the upsert needs (an index that
+    /// is deferrable, partial or not yet valid does not count: `ON CONFLICT` cannot use it).
     #[error(
-        "{table} has no unique index on `{column}` alone: declare it `PRIMARY KEY` or `UNIQUE`, \
-         the rows are written with `ON CONFLICT ({column})`"
+        "{table} has no unique index on `{column}` alone: declare it `PRIMARY KEY` or `UNIQUE` \
+         (not deferrable), the rows are written with `ON CONFLICT ({column})`"
     )]
     KeyNotUnique {
         /// The table.
@@ -54,18 +55,38 @@ pub enum RowsError {
         /// The key column.
         column: String,
     },
-    /// A row (or a key) could not be serialised, or a row does not serialise as a JSON object.
-    #[error("cannot write row {key} of {table}: {reason}")]
+    /// The key column is a generated column, whose values cannot be written.
+    #[error("the key column `{column}` of {table} is generated: its values cannot be written")]
+    KeyGenerated {
+        /// The table.
+        table: String,
+        /// The key column.
+        column: String,
+    },
+    /// A row or a key could not be serialised.
+    #[error("cannot serialise row {key} of {table}")]
     Encode {
+        /// The table.
+        table: String,
+        /// The key, as `Debug` prints it (`(the batch)` for the batch's keys).
+        key: String,
+        /// The serialisation error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A row does not serialise as a JSON object.
+    #[error(
+        "row {key} of {table} does not serialise as a JSON object: a row type is a struct (or \
+         a map) whose fields are the table's columns"
+    )]
+    NotAnObject {
         /// The table.
         table: String,
         /// The key, as `Debug` prints it.
         key: String,
-        /// What was wrong.
-        reason: String,
     },
     /// A stored row could not be deserialised into the row type.
-    #[error("cannot read row {key} of {table} into the row type: {source}")]
+    #[error("cannot read row {key} of {table} into the row type")]
     Decode {
         /// The table.
         table: String,
@@ -76,7 +97,7 @@ pub enum RowsError {
         source: sqlx::Error,
     },
     /// The database refused a statement.
-    #[error("{action} {table} failed: {source}")]
+    #[error("{action} {table} failed")]
     Database {
         /// The table.
         table: String,
@@ -89,25 +110,31 @@ pub enum RowsError {
 }
 
 /// The rows of one read-model table that a projection batch touches: loaded in one query
-/// before the batch, changed in memory by the handlers, written back with one statement after
-/// it.
+/// before the batch, changed in memory by the handlers, written back with one upsert after it.
 ///
 /// A handler that updated its row with its own `UPDATE` would make one round trip per event,
 /// which bounds a rebuild at a few thousand events a second however fast the database is.
 /// With `TableRows` a projection keeps its handlers plain Rust over a row struct, and a batch
-/// of thousands of events costs three statements: [`load`](Self::load) in the projection's
-/// [`BeginBatch`](es_core::BeginBatch) hook, [`flush`](Self::flush) in its
-/// [`EndBatch`](es_core::EndBatch) hook, both in the runner's transaction, so the rows commit
-/// with the checkpoint.
+/// of thousands of events costs two statements (three when it removes rows):
+/// [`load`](Self::load)'s query in the projection's [`BeginBatch`](es_core::BeginBatch) hook,
+/// and [`flush`](Self::flush)'s upsert (and delete) in its [`EndBatch`](es_core::EndBatch) hook,
+/// both in the runner's transaction, so the rows commit with the checkpoint. The first use
+/// also reads the table's columns from the catalog, once.
 ///
 /// Rows travel as JSON objects: a row type's fields are the table's columns, by name, and
-/// PostgreSQL converts each value to its column's type (`json_populate_record`). Columns a
-/// row type does not name keep their default on insert and their value on update; generated
+/// PostgreSQL converts each value to its column's type (`json_populate_recordset`). Columns
+/// no row of a batch names keep their default on insert and their value on update; generated
 /// columns (and identity columns `GENERATED ALWAYS`) are never written. A field that names no
-/// column is an error, not silently dropped. A row type with `#[serde(deny_unknown_fields)]`
-/// must name every column, since loaded rows carry them all.
-/// A batch writes the columns its first row names, in every row: a field that some rows skip
-/// (`#[serde(skip_serializing_if)]`) is written as NULL in those rows.
+/// column is an error, not silently dropped. A batch writes every column any of its rows
+/// names, in all its rows: a field that some rows skip (`#[serde(skip_serializing_if)]`) is
+/// written as NULL in those rows. A row type with `#[serde(deny_unknown_fields)]` must name
+/// every column, since loaded rows carry them all.
+///
+/// Keys are compared by PostgreSQL as the key column's type: two keys that differ in Rust but
+/// are equal there (`"007"` and `"7"` on a `bigint` key, two spellings of a UUID held as
+/// `String`) are two rows to `TableRows` and one to the table, and a flush that writes both
+/// fails. Give the key its column's type (`i64`, `Uuid`). A column whose type is a `NOT NULL`
+/// domain must be named by the row type; `f64::NAN` is written as NULL.
 /// The key column must have a unique index of its own (`PRIMARY KEY` or `UNIQUE`); rows are
 /// upserted on it, and the key a row is stored under is written to it, whatever the row's
 /// own field says.
@@ -182,6 +209,9 @@ struct Shape {
     columns: Vec<(String, bool)>,
     /// The position of the key column in `columns`.
     key: usize,
+    /// What the upsert says when the key is an identity column `GENERATED ALWAYS`, whose
+    /// values are written only on request.
+    overriding: &'static str,
     /// `SELECT` of the stored rows of a JSON array of keys, with each key's position. The
     /// statements take JSON as `json`, not `jsonb`: PostgreSQL's custom plans fold the cast of
     /// the parameter while planning, and building a `jsonb` of a batch cost 0.7 ms there.
@@ -204,6 +234,19 @@ impl<K, R> fmt::Debug for TableRows<K, R> {
 fn quote_identifier(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+/// Each column of a table (`$1`, its quoted name): name, whether it is generated, whether it is
+/// an identity `GENERATED ALWAYS`, its type (without length or precision: a cast to
+/// `varchar(5)` would cut a longer key down to another row's), and whether a unique index
+/// `ON CONFLICT` can use covers it alone (immediate, valid, not partial).
+const DESCRIBE_TABLE: &str = "SELECT a.attname::text, a.attgenerated <> '', \
+     a.attidentity = 'a', pg_catalog.format_type(a.atttypid, NULL), EXISTS (\
+         SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid \
+         AND i.indisunique AND i.indimmediate AND i.indisvalid AND i.indnkeyatts = 1 \
+         AND i.indkey[0] = a.attnum AND i.indpred IS NULL) \
+     FROM pg_catalog.pg_attribute a \
+     WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
+     ORDER BY a.attnum";
 
 /// The error for a row of `table` the batch does not hold.
 fn not_loaded<Q: fmt::Debug + ?Sized>(table: &str, key: &Q) -> RowsError {
@@ -421,15 +464,8 @@ where
         for (key, slot) in rows.iter().filter(|(_, slot)| slot.changed) {
             match &slot.row {
                 Some(row) => {
-                    // The first row names the columns; checking every row's fields would
-                    // mean parsing each one back.
-                    let fields = if count == 0 {
-                        Some((&*shape, &mut columns[..]))
-                    } else {
-                        None
-                    };
                     written.push(if count == 0 { b'[' } else { b',' });
-                    let outcome = self.write_row(&mut written, key, row, fields);
+                    let outcome = self.write_row(&mut written, key, row, &shape, &mut columns);
                     if let Err(error @ RowsError::NoSuchColumn { .. }) = outcome {
                         // The table may have gained the column since its shape was read (a
                         // migration while the projection runs): the retry reads it again.
@@ -457,7 +493,7 @@ where
             let json = String::from_utf8(written).map_err(|error| RowsError::Encode {
                 table: self.table.clone(),
                 key: "(the batch)".to_owned(),
-                reason: error.to_string(),
+                source: serde::ser::Error::custom(error),
             })?;
             let result = sqlx::query(sqlx::AssertSqlSafe(&*statement))
                 .bind(json)
@@ -470,43 +506,41 @@ where
 
     /// Appends `row` to `out` as the JSON object written for `key`: the row's fields, then the
     /// key column (a JSON object's last value for a name is the one PostgreSQL keeps, so the
-    /// key wins over a field of the same name). With `fields`, checks that each field names a
-    /// column and marks it.
+    /// key wins over a field of the same name). Checks that each field names a column of
+    /// `shape` and marks it in `columns`.
     fn write_row(
         &self,
         out: &mut Vec<u8>,
         key: &K,
         row: &R,
-        fields: Option<(&Shape, &mut [bool])>,
+        shape: &Shape,
+        columns: &mut [bool],
     ) -> Result<(), RowsError> {
-        let encode = |reason: String| RowsError::Encode {
+        let encode = |source| RowsError::Encode {
             table: self.table.clone(),
             key: format!("{key:?}"),
-            reason,
+            source,
         };
         let start = out.len();
-        serde_json::to_writer(&mut *out, row).map_err(|error| encode(error.to_string()))?;
+        serde_json::to_writer(&mut *out, row).map_err(encode)?;
         let object = out.get(start..).unwrap_or_default();
         if object.first() != Some(&b'{') || object.last() != Some(&b'}') {
-            return Err(encode(
-                "the row type does not serialise as a JSON object".to_owned(),
-            ));
+            return Err(RowsError::NotAnObject {
+                table: self.table.clone(),
+                key: format!("{key:?}"),
+            });
         }
-        if let Some((shape, columns)) = fields {
-            let parsed: Map<String, Value> =
-                serde_json::from_slice(object).map_err(|error| encode(error.to_string()))?;
-            for name in parsed.keys() {
-                let Some(index) = shape.columns.iter().position(|(column, _)| column == name)
-                else {
-                    return Err(RowsError::NoSuchColumn {
-                        table: self.table.clone(),
-                        column: name.clone(),
-                    });
-                };
-                if let Some(named) = columns.get_mut(index) {
-                    *named = true;
-                }
-            }
+        // Only the field names are read back (values are skipped): every row's, since a field
+        // may be skipped in some rows and not in others.
+        let fields = FieldNames { shape, columns };
+        let unknown = serde_json::Deserializer::from_slice(object)
+            .deserialize_map(fields)
+            .map_err(encode)?;
+        if let Some(column) = unknown {
+            return Err(RowsError::NoSuchColumn {
+                table: self.table.clone(),
+                column,
+            });
         }
         let empty = object.len() == 2;
         out.pop();
@@ -514,7 +548,7 @@ where
             out.push(b',');
         }
         out.extend_from_slice(self.key_name.as_bytes());
-        serde_json::to_writer(&mut *out, key).map_err(|error| encode(error.to_string()))?;
+        serde_json::to_writer(&mut *out, key).map_err(encode)?;
         out.push(b'}');
         Ok(())
     }
@@ -559,8 +593,9 @@ where
                 .join(", ");
             format!("DO UPDATE SET ({}) = ROW({excluded})", others.join(", "))
         };
+        let overriding = shape.overriding;
         let statement: Arc<str> = format!(
-            "INSERT INTO {table} ({list}) SELECT {list} \
+            "INSERT INTO {table} ({list}){overriding} SELECT {list} \
              FROM json_populate_recordset(NULL::{table}, $1::json) \
              ON CONFLICT ({key}) {on_conflict}"
         )
@@ -571,10 +606,10 @@ where
 
     /// `keys` as a JSON array.
     fn keys_json(&self, keys: &[K]) -> Result<String, RowsError> {
-        serde_json::to_string(keys).map_err(|error| RowsError::Encode {
+        serde_json::to_string(keys).map_err(|source| RowsError::Encode {
             table: self.table.clone(),
             key: "(the batch's keys)".to_owned(),
-            reason: error.to_string(),
+            source,
         })
     }
 
@@ -583,19 +618,10 @@ where
         if let Some(shape) = &self.shape {
             return Ok(Arc::clone(shape));
         }
-        let result = sqlx::query(
-            "SELECT a.attname::text, a.attgenerated <> '' OR a.attidentity = 'a', \
-                 pg_catalog.format_type(a.atttypid, a.atttypmod), EXISTS (\
-                 SELECT 1 FROM pg_catalog.pg_index i WHERE i.indrelid = a.attrelid \
-                 AND i.indisunique AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum \
-                 AND i.indpred IS NULL) \
-             FROM pg_catalog.pg_attribute a \
-             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped \
-             ORDER BY a.attnum",
-        )
-        .bind(&self.table)
-        .fetch_all(&mut *tx)
-        .await;
+        let result = sqlx::query(DESCRIBE_TABLE)
+            .bind(&self.table)
+            .fetch_all(&mut *tx)
+            .await;
         let described = result.map_err(|source| self.refused("reading the columns of", source))?;
         if described.is_empty() {
             return Err(RowsError::NoSuchTable {
@@ -605,6 +631,7 @@ where
         let mut columns = Vec::with_capacity(described.len());
         let mut key = None;
         let mut key_type = String::new();
+        let mut key_identity = false;
         for row in &described {
             let read = |index| {
                 row.try_get::<bool, _>(index)
@@ -613,11 +640,17 @@ where
             let name: String = row
                 .try_get(0)
                 .map_err(|source| self.database("reading the columns of", source))?;
-            let (generated, unique) = (read(1)?, read(3)?);
+            let (generated, identity, unique) = (read(1)?, read(2)?, read(4)?);
             if name == self.key_column {
                 key_type = row
-                    .try_get(2)
+                    .try_get(3)
                     .map_err(|source| self.database("reading the columns of", source))?;
+                if generated {
+                    return Err(RowsError::KeyGenerated {
+                        table: self.table.clone(),
+                        column: name,
+                    });
+                }
                 if !unique {
                     return Err(RowsError::KeyNotUnique {
                         table: self.table.clone(),
@@ -625,8 +658,9 @@ where
                     });
                 }
                 key = Some(columns.len());
+                key_identity = identity;
             }
-            columns.push((name, generated));
+            columns.push((name, generated || identity));
         }
         let Some(key) = key else {
             return Err(RowsError::NoSuchColumn {
@@ -638,14 +672,19 @@ where
         let shape = Arc::new(Shape {
             columns,
             key,
+            overriding: if key_identity {
+                " OVERRIDING SYSTEM VALUE"
+            } else {
+                ""
+            },
             load: format!(
                 "SELECT k.position, row_to_json(t) \
                  FROM json_array_elements_text($1::json) WITH ORDINALITY AS k(key, position) \
                  JOIN {table} AS t ON t.{column} = k.key::{key_type}"
             ),
             delete: format!(
-                "DELETE FROM {table} WHERE {column} IN \
-                 (SELECT k::{key_type} FROM json_array_elements_text($1::json) AS k)"
+                "DELETE FROM {table} AS t USING json_array_elements_text($1::json) AS k(key) \
+                 WHERE t.{column} = k.key::{key_type}"
             ),
         });
         self.shape = Some(Arc::clone(&shape));
@@ -667,5 +706,70 @@ where
             action,
             source,
         }
+    }
+}
+
+/// Reads a serialised row's field names, skipping their values: marks the columns they name in
+/// `columns` and returns the first that names none.
+struct FieldNames<'a> {
+    shape: &'a Shape,
+    columns: &'a mut [bool],
+}
+
+impl<'de> Visitor<'de> for FieldNames<'_> {
+    type Value = Option<String>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a row as a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut unknown = None;
+        while let Some(FieldName(name)) = map.next_key()? {
+            map.next_value::<IgnoredAny>()?;
+            let named = self
+                .shape
+                .columns
+                .iter()
+                .position(|(column, _)| *column == *name);
+            match named.and_then(|index| self.columns.get_mut(index)) {
+                Some(marked) => *marked = true,
+                None => {
+                    unknown.get_or_insert_with(|| name.into_owned());
+                }
+            }
+        }
+        Ok(unknown)
+    }
+}
+
+/// A field name, borrowed from the serialised row unless it holds escapes.
+struct FieldName<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for FieldName<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(FieldNameVisitor)
+    }
+}
+
+struct FieldNameVisitor;
+
+impl<'de> Visitor<'de> for FieldNameVisitor {
+    type Value = FieldName<'de>;
+
+    fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str("a field name")
+    }
+
+    fn visit_borrowed_str<E>(self, name: &'de str) -> Result<Self::Value, E> {
+        Ok(FieldName(Cow::Borrowed(name)))
+    }
+
+    fn visit_str<E>(self, name: &str) -> Result<Self::Value, E> {
+        Ok(FieldName(Cow::Owned(name.to_owned())))
+    }
+
+    fn visit_string<E>(self, name: String) -> Result<Self::Value, E> {
+        Ok(FieldName(Cow::Owned(name)))
     }
 }

@@ -538,3 +538,231 @@ async fn columns_the_database_makes_are_read_but_never_written() {
     })
     .await;
 }
+
+/// A row with only a count, for tables whose other columns the tests set themselves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+struct Count {
+    item_count: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removal_deletes_its_row_alone_whatever_the_columns_are_called() {
+    common::with_schemas(2, |pool, schemas| async move {
+        // The statements alias their JSON of keys; a column of the same name must not stand
+        // in for it.
+        for (table, key, columns) in [
+            (
+                "named_k",
+                "k",
+                "k TEXT PRIMARY KEY, item_count BIGINT NOT NULL",
+            ),
+            (
+                "with_k",
+                "id",
+                "id TEXT PRIMARY KEY, k TEXT, key TEXT, position TEXT, item_count BIGINT NOT NULL",
+            ),
+        ] {
+            let schema = schema_with_table(&pool, &schemas, table, columns).await;
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO \"{schema}\".{table} ({key}, item_count) \
+                 VALUES ('x', 1), ('y', 2), ('z', 3)"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
+            let mut rows = TableRows::<String, Count>::in_schema(&schema, table, key);
+            let mut tx = pool.begin().await.unwrap();
+            let keys = ["x", "y", "z"].map(str::to_owned);
+            rows.load(&mut tx, keys.clone()).await.unwrap();
+            assert_eq!(rows.get("x").unwrap(), Some(&Count { item_count: 1 }));
+            rows.remove("y".to_owned());
+            rows.flush(&mut tx).await.unwrap();
+            tx.commit().await.unwrap();
+            let left: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT {key} FROM \"{schema}\".{table} ORDER BY 1"
+            )))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+            assert_eq!(left, ["x", "z"], "{table}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_longer_than_its_column_matches_no_row() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "short",
+            "code VARCHAR(5) PRIMARY KEY, item_count BIGINT NOT NULL",
+        )
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO \"{schema}\".short VALUES ('abcde', 1)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut rows = TableRows::<String, Count>::in_schema(&schema, "short", "code");
+        let mut tx = pool.begin().await.unwrap();
+        rows.load(&mut tx, ["abcdefgh".to_owned()]).await.unwrap();
+        assert_eq!(rows.get("abcdefgh").unwrap(), None, "no row is cut down to");
+        rows.remove("abcdefgh".to_owned());
+        rows.flush(&mut tx).await.unwrap();
+        rows.load(&mut tx, ["abcde".to_owned()]).await.unwrap();
+        assert_eq!(rows.get("abcde").unwrap(), Some(&Count { item_count: 1 }));
+        tx.commit().await.unwrap();
+    })
+    .await;
+}
+
+/// A row whose note is skipped when it has none.
+#[derive(Debug, Serialize, Deserialize, Default)]
+struct Sparse {
+    item_count: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nodes: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_row_of_a_batch_names_the_columns_it_writes() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "sparse",
+            "order_id TEXT PRIMARY KEY, item_count BIGINT NOT NULL, note TEXT",
+        )
+        .await;
+        let mut rows = TableRows::<String, Sparse>::in_schema(&schema, "sparse", "order_id");
+        // Whichever row the batch's map yields first: many batches, so many orders.
+        for attempt in 0..20 {
+            let mut tx = pool.begin().await.unwrap();
+            for n in 0..4 {
+                let note = (n == 2).then(|| format!("kept {attempt}"));
+                rows.insert(
+                    format!("o{n}"),
+                    Sparse {
+                        item_count: n,
+                        note,
+                        nodes: None,
+                    },
+                );
+            }
+            rows.flush(&mut tx).await.unwrap();
+            let note: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT note FROM \"{schema}\".sparse WHERE order_id = 'o2'"
+            )))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+            assert_eq!(note, Some(format!("kept {attempt}")), "attempt {attempt}");
+
+            for n in 0..4 {
+                let nodes = (n == 2).then(|| "misspelt".to_owned());
+                rows.insert(
+                    format!("o{n}"),
+                    Sparse {
+                        item_count: n,
+                        note: None,
+                        nodes,
+                    },
+                );
+            }
+            let error = rows.flush(&mut tx).await.unwrap_err();
+            assert!(
+                matches!(&error, RowsError::NoSuchColumn { column, .. } if column == "nodes"),
+                "attempt {attempt}: {error}"
+            );
+        }
+    })
+    .await;
+}
+
+/// A row holding a float.
+#[derive(Debug, Serialize, Deserialize)]
+struct Measured {
+    weight: f64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn floats_come_back_to_the_bit() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "measured",
+            "id BIGINT PRIMARY KEY, weight DOUBLE PRECISION NOT NULL",
+        )
+        .await;
+        let mut rows = TableRows::<i64, Measured>::in_schema(&schema, "measured", "id");
+        let weights = [123_456_789.123_456_79, 0.1 + 0.2, f64::MAX, 5e-324];
+        let mut tx = pool.begin().await.unwrap();
+        for (id, weight) in (0..).zip(weights) {
+            rows.insert(id, Measured { weight });
+        }
+        rows.flush(&mut tx).await.unwrap();
+        rows.load(&mut tx, 0..4).await.unwrap();
+        for (id, weight) in (0..).zip(weights) {
+            let loaded = rows.get(&id).unwrap().unwrap().weight;
+            assert_eq!(loaded.to_bits(), weight.to_bits(), "{weight}");
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_the_upsert_cannot_use_are_refused_when_the_table_is_read() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "deferred",
+            "id TEXT UNIQUE DEFERRABLE, item_count BIGINT NOT NULL",
+        )
+        .await;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "CREATE TABLE \"{schema}\".computed (item_count BIGINT NOT NULL, \
+             id BIGINT GENERATED ALWAYS AS (item_count * 10) STORED UNIQUE)"
+        )))
+        .execute(&pool)
+        .await
+        .unwrap();
+        let mut tx = pool.begin().await.unwrap();
+        let mut rows = TableRows::<String, Count>::in_schema(&schema, "deferred", "id");
+        let error = rows.load(&mut tx, ["a".to_owned()]).await.unwrap_err();
+        assert!(matches!(error, RowsError::KeyNotUnique { .. }), "{error}");
+        let mut rows = TableRows::<i64, Count>::in_schema(&schema, "computed", "id");
+        let error = rows.load(&mut tx, [10]).await.unwrap_err();
+        assert!(matches!(error, RowsError::KeyGenerated { .. }), "{error}");
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_key_is_written_from_the_events() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(
+            &pool,
+            &schemas,
+            "numbered",
+            "id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, item_count BIGINT NOT NULL",
+        )
+        .await;
+        let mut rows = TableRows::<i64, Count>::in_schema(&schema, "numbered", "id");
+        let mut tx = pool.begin().await.unwrap();
+        rows.insert(42, Count { item_count: 1 });
+        rows.flush(&mut tx).await.unwrap();
+        rows.load(&mut tx, [42]).await.unwrap();
+        rows.get_mut(&42).unwrap().unwrap().item_count = 2;
+        rows.flush(&mut tx).await.unwrap();
+        rows.load(&mut tx, [42]).await.unwrap();
+        assert_eq!(rows.get(&42).unwrap(), Some(&Count { item_count: 2 }));
+    })
+    .await;
+}
