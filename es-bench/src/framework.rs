@@ -236,11 +236,19 @@ impl Framework {
             tokio::time::sleep(LISTENER_SETTLE).await;
         }
         let events = u64::try_from(events)?;
+        // The app is kept for the run, and its count of applied events with it: this rebuild's
+        // events are what the count gains from here.
+        let applied_before: u64 = app
+            .projection_status()
+            .iter()
+            .map(|status| status.events_applied)
+            .sum();
         let applied = |app: &App<PostgresStore>| {
             app.projection_status()
                 .iter()
                 .map(|status| status.events_applied)
                 .sum::<u64>()
+                .saturating_sub(applied_before)
         };
         let started = Instant::now();
         app.catch_up().await?;
