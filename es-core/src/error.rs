@@ -184,7 +184,7 @@ pub enum LoadError {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunnerError {
-    /// An event could not be decoded or its handler failed.
+    /// An event could not be decoded, its handler failed, or a batch hook failed.
     #[error(transparent)]
     Projection(ProjectionError),
     /// Reading the log failed.
@@ -392,6 +392,10 @@ impl fmt::Display for HandlerError {
 }
 
 /// A projection stopped at an event; the event was not applied and the checkpoint did not move.
+///
+/// When a batch hook failed ([`ProjectionFailure::BeginBatch`] or
+/// [`ProjectionFailure::EndBatch`]), the event is the batch's first or last one, and the whole
+/// batch is retried.
 #[derive(Debug, thiserror::Error)]
 #[error(
     "projection `{projection}` failed at event {event_id} (`{event_type}`, position {position}): {reason}"
@@ -411,7 +415,7 @@ pub struct ProjectionError {
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
 
-/// Which step of projecting an event failed.
+/// Which step of projecting an event, or of its batch, failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ProjectionFailure {
@@ -419,6 +423,12 @@ pub enum ProjectionFailure {
     Decode,
     /// The user's handler returned an error.
     Handler,
+    /// The projection's [`BeginBatch`](crate::BeginBatch) hook returned an error before any
+    /// event of the batch was dispatched; the event is the batch's first.
+    BeginBatch,
+    /// The projection's [`EndBatch`](crate::EndBatch) hook returned an error after the batch's
+    /// events were dispatched; the event is the batch's last.
+    EndBatch,
 }
 
 impl fmt::Display for ProjectionFailure {
@@ -426,6 +436,8 @@ impl fmt::Display for ProjectionFailure {
         f.write_str(match self {
             Self::Decode => "the event does not decode",
             Self::Handler => "the handler failed",
+            Self::BeginBatch => "the `begin_batch` hook failed on the batch starting at this event",
+            Self::EndBatch => "the `end_batch` hook failed on the batch ending at this event",
         })
     }
 }
@@ -457,6 +469,38 @@ impl ProjectionError {
             projection,
             event,
             ProjectionFailure::Handler,
+            source.into_inner(),
+        )
+    }
+
+    /// A failure of the projection's [`BeginBatch`](crate::BeginBatch) hook on the batch that
+    /// starts at `first_event`.
+    #[must_use]
+    pub fn begin_batch(
+        projection: &'static str,
+        first_event: &crate::RecordedEvent,
+        source: HandlerError,
+    ) -> Self {
+        Self::at(
+            projection,
+            first_event,
+            ProjectionFailure::BeginBatch,
+            source.into_inner(),
+        )
+    }
+
+    /// A failure of the projection's [`EndBatch`](crate::EndBatch) hook on the batch that ends
+    /// at `last_event`.
+    #[must_use]
+    pub fn end_batch(
+        projection: &'static str,
+        last_event: &crate::RecordedEvent,
+        source: HandlerError,
+    ) -> Self {
+        Self::at(
+            projection,
+            last_event,
+            ProjectionFailure::EndBatch,
             source.into_inner(),
         )
     }

@@ -288,7 +288,7 @@ impl<P> Erased<P> {
         {
             // The batch is retried whole: nothing of it is dispatched or committed.
             drop(transaction);
-            return Err(RunnerError::Projection(ProjectionError::handler(
+            return Err(RunnerError::Projection(ProjectionError::begin_batch(
                 P::NAME,
                 first,
                 error,
@@ -306,7 +306,7 @@ impl<P> Erased<P> {
         {
             // The batch is retried whole: nothing of it is committed.
             drop(transaction);
-            return Err(RunnerError::Projection(ProjectionError::handler(
+            return Err(RunnerError::Projection(ProjectionError::end_batch(
                 P::NAME,
                 last,
                 error,

@@ -1,15 +1,17 @@
 //! The batch hooks. End of batch: handlers buffer, the hook writes once per batch before the
 //! commit; a failing hook retries the whole batch and nothing is written twice. Beginning of
-//! batch: the hook sees exactly the batch's events before any is dispatched; a failing hook
-//! dispatches none of them and the batch is retried whole.
+//! batch: the hook sees exactly the batch's events before any is dispatched, and never an empty
+//! batch; a failing hook dispatches none of them and the batch is retried whole. A failing hook
+//! is reported as that hook's failure, not as a handler's.
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
 
 use std::sync::{Arc, Mutex};
 
+use es_core::error::ProjectionFailure;
 use es_core::{
-    AppendRequest, BeginBatch, EndBatch, EventEnvelope, EventStore as _, ExpectedVersion,
-    HandlerError, MemoryStore, NewEvent, Project, RecordedEvent, Registry, RunnerSettings,
-    StreamId, event,
+    AppendRequest, BeginBatch, CheckpointStore as _, EndBatch, EventEnvelope, EventFilter,
+    EventStore as _, ExpectedVersion, HandlerError, LogPosition, MemoryStore, NewEvent, Project,
+    ProjectionError, RecordedEvent, Registry, RunnerError, RunnerSettings, StreamId, event,
 };
 
 #[event]
@@ -71,6 +73,47 @@ async fn append_ticks(store: &MemoryStore, range: std::ops::Range<u64>) {
     }
 }
 
+/// An event of a type no projection here consumes.
+async fn append_tock(store: &MemoryStore) {
+    let tock = NewEvent::new(
+        "tock",
+        1,
+        serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
+        es_core::Metadata::new(),
+    );
+    store
+        .append(AppendRequest::new(
+            StreamId::new("clock-0").unwrap(),
+            ExpectedVersion::Any,
+            vec![tock],
+        ))
+        .await
+        .unwrap();
+}
+
+/// The recorded `tick` event numbered `n`.
+async fn recorded_tick(store: &MemoryStore, n: u64) -> RecordedEvent {
+    store
+        .read_all(
+            LogPosition::START,
+            usize::MAX,
+            EventFilter::Types(&["tick"]),
+        )
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|event| serde_json::from_str::<Tick>(event.payload.get()).unwrap().n == n)
+        .expect("the tick was appended")
+}
+
+/// The projection failure a failed batch reports.
+fn projection_error(error: &RunnerError) -> &ProjectionError {
+    match error {
+        RunnerError::Projection(error) => error,
+        other => panic!("expected a projection failure, got {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn the_hook_writes_once_per_batch_and_a_failed_hook_retries_the_batch() {
     let store = MemoryStore::new();
@@ -96,13 +139,16 @@ async fn the_hook_writes_once_per_batch_and_a_failed_hook_retries_the_batch() {
     written.lock().unwrap().fail_next_flush = true;
     let error = app.catch_up().await.unwrap_err();
     assert!(error.to_string().contains("ticks"), "{error}");
+    // The hook failed, not a handler; the error names the batch's last event.
+    let failure = projection_error(&error);
+    assert_eq!(failure.reason, ProjectionFailure::EndBatch, "{error}");
+    assert_eq!(failure.event_id, recorded_tick(&store, 8).await.id);
     let status = &app.projection_status()[0];
+    let last_error = status.last_error.as_deref().unwrap_or_default();
+    assert!(last_error.contains("bulk insert failed"), "{last_error}");
     assert!(
-        status
-            .last_error
-            .as_deref()
-            .unwrap_or_default()
-            .contains("bulk insert failed")
+        last_error.contains("the `end_batch` hook failed on the batch ending at this event"),
+        "{last_error}"
     );
     app.catch_up().await.unwrap();
     let written = written.lock().unwrap();
@@ -216,20 +262,7 @@ async fn the_begin_hook_sees_each_batch_whole_before_its_events_are_dispatched()
     let (app, projection) = framed_app(&store, 3).await;
     append_ticks(&store, 0..4).await;
     // An event of a type the projection does not list is not handed to the hook.
-    let tock = NewEvent::new(
-        "tock",
-        1,
-        serde_json::value::to_raw_value(&serde_json::json!({})).unwrap(),
-        es_core::Metadata::new(),
-    );
-    store
-        .append(AppendRequest::new(
-            StreamId::new("clock-0").unwrap(),
-            ExpectedVersion::Any,
-            vec![tock],
-        ))
-        .await
-        .unwrap();
+    append_tock(&store).await;
     append_ticks(&store, 4..7).await;
     app.catch_up().await.unwrap();
     let expected: Vec<Step> = [batch(0..3), batch(3..6), batch(6..7)].concat();
@@ -238,6 +271,35 @@ async fn the_begin_hook_sees_each_batch_whole_before_its_events_are_dispatched()
     // Caught up: no empty batch is begun.
     app.catch_up().await.unwrap();
     assert_eq!(projection.steps(), []);
+}
+
+#[tokio::test]
+async fn only_events_the_projection_does_not_consume_begin_no_batch_but_move_the_checkpoint() {
+    let store = MemoryStore::new();
+    let (app, projection) = framed_app(&store, 3).await;
+    append_ticks(&store, 0..2).await;
+    app.catch_up().await.unwrap();
+    assert_eq!(projection.steps(), batch(0..2));
+
+    // After the checkpoint there are events, but none the projection consumes: the batch is
+    // empty, so no hook runs, yet the checkpoint moves past them to the head.
+    append_tock(&store).await;
+    append_tock(&store).await;
+    let head = store.head().await.unwrap().expect("the log is not empty");
+    let before = store.checkpoint("framed_ticks").await.unwrap();
+    assert!(before < head, "the tocks lie after the checkpoint");
+    app.catch_up().await.unwrap();
+    assert_eq!(projection.steps(), []);
+    assert_eq!(store.checkpoint("framed_ticks").await.unwrap(), head);
+    let status = &app.projection_status()[0];
+    assert_eq!(status.checkpoint, head);
+    assert_eq!(status.caught_up_to, Some(head));
+    assert_eq!(status.events_applied, 2);
+
+    // The next event it consumes is a batch of its own, as usual.
+    append_ticks(&store, 2..3).await;
+    app.catch_up().await.unwrap();
+    assert_eq!(projection.steps(), batch(2..3));
 }
 
 #[tokio::test]
@@ -250,13 +312,19 @@ async fn a_failed_begin_hook_dispatches_nothing_and_the_batch_is_retried_whole()
     for attempt in 1..=2 {
         let error = app.catch_up().await.unwrap_err();
         assert!(error.to_string().contains("framed_ticks"), "{error}");
+        // The hook failed, not a handler; the error names the batch's first event.
+        let failure = projection_error(&error);
+        assert_eq!(failure.reason, ProjectionFailure::BeginBatch, "{error}");
+        assert_eq!(failure.event_id, recorded_tick(&store, 0).await.id);
         let status = &app.projection_status()[0];
+        let last_error = status.last_error.as_deref().unwrap_or_default();
         assert!(
-            status
-                .last_error
-                .as_deref()
-                .unwrap_or_default()
-                .contains("loading the batch's rows failed"),
+            last_error.contains("loading the batch's rows failed"),
+            "{status:?}"
+        );
+        assert!(
+            last_error
+                .contains("the `begin_batch` hook failed on the batch starting at this event"),
             "{status:?}"
         );
         assert_eq!(status.consecutive_failures, attempt);
