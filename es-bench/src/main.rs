@@ -559,11 +559,15 @@ impl Bench {
     }
 
     /// The rebuilds of `group` (S4, S4p, S4b) on every side that runs them, each
-    /// [`Sizes::rebuilds`] times, by turns: the order of the rebuilds is reversed before each
-    /// round but the first, as the parts of the other scenarios are. A rebuild's figure is the
-    /// median of its rounds' times. Why: a rebuild takes 20 to 40 ms, so one per run measured
-    /// the machine's spell more than the systems (S4b's per-run ratios 0.37 to 1.00 in one
-    /// run of five).
+    /// [`Sizes::rebuilds`] times after [`Sizes::warm_up_rebuilds`] untimed ones, by turns: the
+    /// order of the rebuilds is reversed before each round but the first, as the parts of the
+    /// other scenarios are. A rebuild's figure is the median of its timed rounds' times. Why: a
+    /// rebuild takes 20 to 40 ms, so one per run measured the machine's spell more than the
+    /// systems (S4b's per-run ratios 0.37 to 1.00 in one run of five). Why the warm-up: sqlx
+    /// prepares a statement once per pooled connection, and its pool hands out the connection
+    /// idle longest, so a run's first rebuilds ran on connections that had never prepared
+    /// their statements (S4's first ten of sixteen rebuilds 36 to 44 ms, the last six 28 to
+    /// 31; raw-sqlx's, with two statements, 16 to 20 and 14 to 16).
     async fn rebuild_in_turns(
         &self,
         sides: &[Side],
@@ -579,13 +583,18 @@ impl Bench {
                     .map(move |side| (scenario, side, Vec::new()))
             })
             .collect();
-        let rounds = self.sizes.rebuilds.max(1);
+        let warm_up = self.sizes.warm_up_rebuilds;
+        let rounds = warm_up + self.sizes.rebuilds.max(1);
         for round in 0..rounds {
             if round > 0 {
                 turns.reverse();
             }
             for (scenario, side, seconds) in &mut turns {
-                seconds.push(self.project_all(side, *scenario).await?.as_secs_f64());
+                // A warm-up rebuild is checked like the others, only not timed.
+                let elapsed = self.project_all(side, *scenario).await?;
+                if round >= warm_up {
+                    seconds.push(elapsed.as_secs_f64());
+                }
             }
         }
         // Back in the run's order, so figures are reported as before.
