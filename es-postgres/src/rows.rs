@@ -325,6 +325,7 @@ where
             .fetch_all(&mut *tx)
             .await;
         let found = result.map_err(|source| self.refused("loading rows of", source))?;
+        tracing::debug!(table = %self.table, keys = ordered.len(), found = found.len(), "rows loaded");
         for row in found {
             let index = row
                 .try_get::<i64, _>(0)
@@ -501,6 +502,7 @@ where
                 .await;
             result.map_err(|source| self.refused("writing rows of", source))?;
         }
+        tracing::debug!(table = %self.table, written = count, removed = removed.len(), "rows flushed");
         Ok(())
     }
 
