@@ -62,6 +62,15 @@ impl Rebuild {
         }
     }
 
+    /// The checkpoint name of its projection.
+    const fn checkpoint(self) -> &'static str {
+        match self {
+            Self::Rows => <OrderSummary as Projection>::NAME,
+            Self::PerEvent => <PerEventOrderSummary as Projection>::NAME,
+            Self::Bulk => <BulkOrderSummary as Projection>::NAME,
+        }
+    }
+
     /// The scenario that measures it.
     const fn scenario(self) -> Scenario {
         match self {
@@ -210,12 +219,7 @@ impl Framework {
         events: usize,
         rebuild: Rebuild,
     ) -> Result<Duration> {
-        let name = match rebuild {
-            Rebuild::Rows => <OrderSummary as Projection>::NAME,
-            Rebuild::PerEvent => <PerEventOrderSummary as Projection>::NAME,
-            Rebuild::Bulk => <BulkOrderSummary as Projection>::NAME,
-        };
-        self.store.reset_checkpoint(name).await?;
+        self.store.reset_checkpoint(rebuild.checkpoint()).await?;
         let built = self
             .rebuilders
             .lock()
@@ -238,18 +242,8 @@ impl Framework {
         let events = u64::try_from(events)?;
         // The app is kept for the run, and its count of applied events with it: this rebuild's
         // events are what the count gains from here.
-        let applied_before: u64 = app
-            .projection_status()
-            .iter()
-            .map(|status| status.events_applied)
-            .sum();
-        let applied = |app: &App<PostgresStore>| {
-            app.projection_status()
-                .iter()
-                .map(|status| status.events_applied)
-                .sum::<u64>()
-                .saturating_sub(applied_before)
-        };
+        let before = events_applied(&app);
+        let applied = |app: &App<PostgresStore>| events_applied(app).saturating_sub(before);
         let started = Instant::now();
         app.catch_up().await?;
         while applied(&app) < events {
@@ -359,6 +353,14 @@ fn new_item_added(item: &Item) -> Result<NewEvent> {
     ))
 }
 
+/// The events `app`'s projections have applied since it was built.
+fn events_applied(app: &App<PostgresStore>) -> u64 {
+    app.projection_status()
+        .iter()
+        .map(|status| status.events_applied)
+        .sum()
+}
+
 /// Runs one workload step through the command path.
 async fn execute(app: &App<PostgresStore>, order: Uuid, step: Step) -> Result<()> {
     let outcome = match step {
@@ -464,8 +466,7 @@ impl Project<ItemAdded, PgTransaction> for OrderSummary {
         event: EventEnvelope<ItemAdded>,
         _: &mut PgTransaction,
     ) -> Result<(), HandlerError> {
-        let quantity = i64::from(event.event.quantity);
-        let amount = quantity.saturating_mul(i64::try_from(event.event.unit_price_cents)?);
+        let (quantity, amount) = units_and_cents(&event.event)?;
         if let Some(row) = self.rows.get_mut(order_id(&event.stream_id))? {
             row.item_count = row.item_count.saturating_add(quantity);
             row.total_cents = row.total_cents.saturating_add(amount);
@@ -555,6 +556,15 @@ impl PerEventOrderSummary {
     }
 }
 
+/// The units an `ItemAdded` adds and what they cost, in cents.
+fn units_and_cents(item: &ItemAdded) -> Result<(i64, i64), HandlerError> {
+    let quantity = i64::from(item.quantity);
+    Ok((
+        quantity,
+        quantity.saturating_mul(i64::try_from(item.unit_price_cents)?),
+    ))
+}
+
 /// The order id in an order's stream id.
 fn order_id(stream_id: &StreamId) -> &str {
     stream_id
@@ -583,8 +593,7 @@ impl Project<ItemAdded, PgTransaction> for PerEventOrderSummary {
         event: EventEnvelope<ItemAdded>,
         tx: &mut PgTransaction,
     ) -> Result<(), HandlerError> {
-        let quantity = i64::from(event.event.quantity);
-        let amount = quantity.saturating_mul(i64::try_from(event.event.unit_price_cents)?);
+        let (quantity, amount) = units_and_cents(&event.event)?;
         sqlx::query(sqlx::AssertSqlSafe(self.add.as_str()))
             .bind(order_id(&event.stream_id))
             .bind(quantity)
@@ -716,8 +725,7 @@ impl Project<ItemAdded, PgTransaction> for BulkOrderSummary {
         event: EventEnvelope<ItemAdded>,
         _: &mut PgTransaction,
     ) -> Result<(), HandlerError> {
-        let quantity = i64::from(event.event.quantity);
-        let amount = quantity.saturating_mul(i64::try_from(event.event.unit_price_cents)?);
+        let (quantity, amount) = units_and_cents(&event.event)?;
         let delta = self.delta(event.stream_id, event.log_position);
         delta.item_count = delta.item_count.saturating_add(quantity);
         delta.total_cents = delta.total_cents.saturating_add(amount);

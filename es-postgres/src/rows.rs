@@ -470,8 +470,7 @@ where
                     if let Err(error @ RowsError::NoSuchColumn { .. }) = outcome {
                         // The table may have gained the column since its shape was read (a
                         // migration while the projection runs): the retry reads it again.
-                        self.shape = None;
-                        self.upserts.clear();
+                        self.forget_shape();
                         return Err(error);
                     }
                     outcome?;
@@ -634,19 +633,13 @@ where
         let mut key = None;
         let mut key_type = String::new();
         let mut key_identity = false;
+        let unreadable = |source| self.database("reading the columns of", source);
         for row in &described {
-            let read = |index| {
-                row.try_get::<bool, _>(index)
-                    .map_err(|source| self.database("reading the columns of", source))
-            };
-            let name: String = row
-                .try_get(0)
-                .map_err(|source| self.database("reading the columns of", source))?;
+            let read = |index| row.try_get::<bool, _>(index).map_err(unreadable);
+            let name: String = row.try_get(0).map_err(unreadable)?;
             let (generated, identity, unique) = (read(1)?, read(2)?, read(4)?);
             if name == self.key_column {
-                key_type = row
-                    .try_get(3)
-                    .map_err(|source| self.database("reading the columns of", source))?;
+                key_type = row.try_get(3).map_err(unreadable)?;
                 if generated {
                     return Err(RowsError::KeyGenerated {
                         table: self.table.clone(),
@@ -696,9 +689,14 @@ where
     /// A refused statement. The table's shape is read again next time, in case it changed
     /// (a migration while the projection runs), or every retry would fail the same way.
     fn refused(&mut self, action: &'static str, source: sqlx::Error) -> RowsError {
+        self.forget_shape();
+        self.database(action, source)
+    }
+
+    /// Forgets the table's shape and the statements built on it; the next use reads it again.
+    fn forget_shape(&mut self) {
         self.shape = None;
         self.upserts.clear();
-        self.database(action, source)
     }
 
     /// A database error while `action`.
