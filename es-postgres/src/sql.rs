@@ -10,7 +10,9 @@
 /// Parameters: 1 stream id, 2 expectation kind (0 any, 1 no stream, 2 exists, 3 exact),
 /// 3 exact version, 4..8 event arrays (ids, types, schema versions, payloads, metadata; a NULL
 /// metadata array stores `{}` for every event), 9 command id (nullable), 10 notification
-/// channel (nullable: no notification), 11 notification payload.
+/// channel (nullable: no notification), 11 notification payload, 12 and 13 the type and schema
+/// version of every event when they share them (then the arrays 5 and 6 are NULL: see `Columns`
+/// in the store).
 pub(crate) const APPEND: &str = r#"
 WITH current AS (
     SELECT COALESCE(MAX(stream_version), 0) AS version
@@ -26,8 +28,8 @@ WITH current AS (
 ), inserted AS (
     INSERT INTO {schema}.events
         (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-    SELECT $1, allowed.version + e.ord, e.event_id, e.event_type, e.schema_version, e.payload,
-           COALESCE(e.metadata, '{}'::jsonb)
+    SELECT $1, allowed.version + e.ord, e.event_id, COALESCE(e.event_type, $12::text),
+           COALESCE(e.schema_version, $13::bigint), e.payload, COALESCE(e.metadata, '{}'::jsonb)
     FROM allowed,
          UNNEST($4::uuid[], $5::text[], $6::bigint[], $7::jsonb[], $8::jsonb[])
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
@@ -81,7 +83,8 @@ pub(crate) fn append_one(guarded: bool) -> String {
 
 /// [`append_one`] for several events. Parameters: 1 stream id, 2 version before, 3..7 event
 /// arrays (ids, types, schema versions, payloads, metadata; a NULL metadata array stores `{}`
-/// for every event), and 8, 9 as there.
+/// for every event), 8 and 9 as there, 10 and 11 the type and schema version of every event
+/// when they share them (then the arrays 4 and 5 are NULL: see `Columns` in the store).
 ///
 /// Returns one row: the last position written and the transaction id, both NULL when the
 /// version check failed. A row per event cost the server and the client more than the
@@ -89,7 +92,8 @@ pub(crate) fn append_one(guarded: bool) -> String {
 pub(crate) fn append_many(guarded: bool) -> String {
     format!(
         "WITH {ANNOUNCE}, written AS ({INSERT_EVENTS} \
-         SELECT $1, $2 + e.ord, e.event_id, e.event_type, e.schema_version, e.payload, \
+         SELECT $1, $2 + e.ord, e.event_id, COALESCE(e.event_type, $10::text), \
+                COALESCE(e.schema_version, $11::bigint), e.payload, \
                 COALESCE(e.metadata, '{{}}'::jsonb) \
          FROM announce, UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[]) \
               WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord) \

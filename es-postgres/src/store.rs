@@ -519,6 +519,7 @@ impl PostgresStore {
             ids,
             types,
             versions,
+            shared_type,
             payloads,
             metadata,
         } = &columns;
@@ -538,6 +539,8 @@ impl PostgresStore {
             } else {
                 self.inner.instance.as_str()
             })
+            .bind(shared_type.map(|(event_type, _)| event_type))
+            .bind(shared_type.map(|(_, schema_version)| schema_version))
             .fetch_one(&mut *connection)
             .await;
         let row = match result {
@@ -600,6 +603,7 @@ impl PostgresStore {
         let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read);
         // Built only for a batch; declared here so the query can borrow it.
         let columns;
+        let channel = announce.then_some(self.inner.channel.as_str());
         let query = if let [event] = &request.events[..] {
             let metadata = (event.metadata != Metadata::default())
                 .then(|| metadata_json(&event.metadata, context))
@@ -612,6 +616,8 @@ impl PostgresStore {
                 .bind(i64::from(event.schema_version))
                 .bind(Json(event.payload.as_ref()))
                 .bind(metadata)
+                .bind(channel)
+                .bind(self.inner.instance.as_str())
         } else {
             columns = Columns::of(request, context)?;
             sqlx::query(sqlx::AssertSqlSafe(queries.append_many[guarded].as_str()))
@@ -622,12 +628,16 @@ impl PostgresStore {
                 .bind(&columns.versions)
                 .bind(&columns.payloads)
                 .bind(&columns.metadata)
+                .bind(channel)
+                .bind(self.inner.instance.as_str())
+                .bind(columns.shared_type.map(|(event_type, _)| event_type))
+                .bind(
+                    columns
+                        .shared_type
+                        .map(|(_, schema_version)| schema_version),
+                )
         };
-        let result = query
-            .bind(announce.then_some(self.inner.channel.as_str()))
-            .bind(self.inner.instance.as_str())
-            .fetch_all(&mut *connection)
-            .await;
+        let result = query.fetch_all(&mut *connection).await;
         let rows = match result {
             Ok(rows) => rows,
             Err(error) => return Err(self.append_failed(connection, false, request, error).await),
@@ -758,10 +768,22 @@ fn first_repeated(ids: &[Uuid]) -> Option<Uuid> {
 }
 
 /// An append request's events as the column arrays the append statements bind.
+///
+/// When every event has the same type and schema version (a batch import, most commands'
+/// events), those are sent once, as two scalar parameters, and their arrays as NULL: `UNNEST`
+/// pads a NULL array's column with NULLs, which the statements replace by the scalars. Two
+/// arrays of a hundred elements cost the server about 10 µs per append to receive and unnest
+/// (the bind of S6's 100-event append: median 0.093 ms instead of 0.106 in the server's log,
+/// 1,400 appends), and the client their encoding. One statement text serves both forms, so a
+/// pooled connection parses and plans it once.
 struct Columns<'r> {
     ids: Vec<Uuid>,
-    types: Vec<&'r str>,
-    versions: Vec<i64>,
+    /// `None` when the events share [`shared_type`](Self::shared_type).
+    types: Option<Vec<&'r str>>,
+    /// `None` when the events share [`shared_type`](Self::shared_type).
+    versions: Option<Vec<i64>>,
+    /// The type and schema version of every event, if they share them.
+    shared_type: Option<(&'r str, i64)>,
     /// Sent as `jsonb` (binary: a version byte and the text), which the server parses once.
     payloads: Vec<Json<&'r RawValue>>,
     /// `None` when no event carries metadata, the common case: nothing is serialised or sent,
@@ -776,17 +798,30 @@ impl<'r> Columns<'r> {
             .events
             .iter()
             .any(|event| event.metadata != Metadata::default());
+        let shared_type = request.events.split_first().and_then(|(first, rest)| {
+            rest.iter()
+                .all(|event| {
+                    event.event_type == first.event_type
+                        && event.schema_version == first.schema_version
+                })
+                .then(|| (first.event_type.as_ref(), i64::from(first.schema_version)))
+        });
         let mut columns = Self {
             ids: Vec::with_capacity(count),
-            types: Vec::with_capacity(count),
-            versions: Vec::with_capacity(count),
+            types: shared_type.is_none().then(|| Vec::with_capacity(count)),
+            versions: shared_type.is_none().then(|| Vec::with_capacity(count)),
+            shared_type,
             payloads: Vec::with_capacity(count),
             metadata: any_metadata.then(|| Vec::with_capacity(count)),
         };
         for event in &request.events {
             columns.ids.push(event.id.0);
-            columns.types.push(event.event_type.as_ref());
-            columns.versions.push(i64::from(event.schema_version));
+            if let Some(types) = &mut columns.types {
+                types.push(event.event_type.as_ref());
+            }
+            if let Some(versions) = &mut columns.versions {
+                versions.push(i64::from(event.schema_version));
+            }
             columns.payloads.push(Json(event.payload.as_ref()));
             if let Some(metadata) = &mut columns.metadata {
                 metadata.push(metadata_json(&event.metadata, context)?);

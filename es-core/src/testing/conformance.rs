@@ -121,6 +121,7 @@ macro_rules! __es_core_conformance_cases {
             awkward_payloads_round_trip,
             metadata_round_trips,
             awkward_event_types_round_trip,
+            batches_keep_each_events_type_and_schema_version,
             old_schema_versions_upcast_on_load,
             corrupt_payload_fails_to_decode,
             future_schema_version_is_unsupported,
@@ -2513,6 +2514,108 @@ pub async fn awkward_event_types_round_trip<S: EventStore + CheckpointStore>(sto
         let found: Vec<&str> = only.iter().map(|e| e.event_type.as_str()).collect();
         assert_eq!(found, [event_type], "filtering on {event_type:?}");
     }
+}
+
+/// Every event of a batch keeps its own type and schema version, whether the batch's events
+/// share both, only the type, or only the version, and whichever way the batch is appended (an
+/// exact version, `Any`, with a command id). A store may send a type or version the events share
+/// once per batch instead of once per event.
+pub async fn batches_keep_each_events_type_and_schema_version<S: EventStore + CheckpointStore>(
+    store: S,
+) {
+    let ids = Ids::new("batches_keep_each_events_type_and_schema_version");
+    let stream_id = stream("conformance-batch-types");
+    let event = |n: u64, event_type: &'static str, schema_version: u32| NewEvent {
+        id: ids.event(n),
+        event_type: Cow::Borrowed(event_type),
+        schema_version,
+        payload: raw(&json!({ "n": n })),
+        metadata: Metadata::new(),
+    };
+    let batches: [(ExpectedVersion, Option<Uuid>, Vec<NewEvent>); 5] = [
+        // Type and version shared, at a version other than 1.
+        (
+            ExpectedVersion::NoStream,
+            None,
+            vec![event(1, "a", 3), event(2, "a", 3), event(3, "a", 3)],
+        ),
+        // The type shared, not the version.
+        (
+            ExpectedVersion::Exact(StreamVersion(3)),
+            None,
+            vec![event(4, "a", 1), event(5, "a", 2)],
+        ),
+        // The version shared, not the type.
+        (
+            ExpectedVersion::Any,
+            None,
+            vec![event(6, "a", 2), event(7, "b", 2)],
+        ),
+        // Both shared, with a command id.
+        (
+            ExpectedVersion::Exact(StreamVersion(7)),
+            Some(ids.command(1)),
+            vec![event(8, "c", 4), event(9, "c", 4)],
+        ),
+        // Neither shared, with a command id; the last event alone differs.
+        (
+            ExpectedVersion::StreamExists,
+            Some(ids.command(2)),
+            vec![event(10, "c", 4), event(11, "c", 4), event(12, "d", 5)],
+        ),
+    ];
+    for (expected, command_id, events) in batches {
+        let count = events.len();
+        let mut request = AppendRequest::new(stream_id.clone(), expected, events);
+        if let Some(command_id) = command_id {
+            request = request.with_command_id(command_id);
+        }
+        let committed = store.append(request).await.or_fail(format_args!(
+            "appending {count} event(s) to `{stream_id}` expecting {expected}"
+        ));
+        settle(&store, committed.last_position).await;
+    }
+    let expected = [
+        ("a", 3),
+        ("a", 3),
+        ("a", 3),
+        ("a", 1),
+        ("a", 2),
+        ("a", 2),
+        ("b", 2),
+        ("c", 4),
+        ("c", 4),
+        ("c", 4),
+        ("c", 4),
+        ("d", 5),
+    ];
+    let summary = |events: &[RecordedEvent]| -> Vec<(String, u32)> {
+        events
+            .iter()
+            .map(|e| (e.event_type.clone(), e.schema_version))
+            .collect()
+    };
+    let expected: Vec<(String, u32)> = expected
+        .iter()
+        .map(|&(event_type, version)| (event_type.to_owned(), version))
+        .collect();
+    let loaded = load_all(&store, &stream_id).await;
+    assert_eq!(
+        summary(&loaded),
+        expected,
+        "load returned other types or schema versions than were appended"
+    );
+    assert_eq!(
+        id_list(&loaded),
+        (1..=12).map(|n| ids.event(n)).collect::<Vec<_>>(),
+        "load returned other events than were appended"
+    );
+    let read = read_log(&store, EventFilter::All).await;
+    assert_eq!(
+        summary(&read),
+        expected,
+        "read_all returned other types or schema versions than were appended"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
