@@ -47,9 +47,9 @@ struct Args {
     /// A few dozen commands per scenario: proves the bench works and is correct (for CI)
     #[arg(long)]
     quick: bool,
-    /// Cuts each timed scenario but the rebuilds (S4, S4p, S4b) into this many parts, which the systems run by
-    /// turns, each part's first system alternating; a system's figure covers all its parts.
-    /// 1: each system runs the scenario whole, one after the other
+    /// Cuts each of S1, S2, S3 and S5 into this many parts, which the systems run by turns, each
+    /// part's first system alternating; a system's figure covers all its parts. 1: each system
+    /// runs the scenario whole, one after the other. (The rebuilds and S6 run whole, in rounds.)
     #[arg(long, default_value_t = 10)]
     slices: usize,
     /// The PostgreSQL server; each scenario works in a fresh schema there
@@ -371,6 +371,10 @@ impl Bench {
                 }
                 continue;
             }
+            if scenario == Scenario::S6 {
+                figures.extend(self.append_batches_in_turns(&sides).await?);
+                continue;
+            }
             let mut running: Vec<&mut Side> = sides
                 .iter_mut()
                 .filter(|side| self.runs(side.system, scenario))
@@ -491,15 +495,9 @@ impl Bench {
             }
             (Subject::Es(es), Scenario::S5) => one(es.contention(order, count).await?),
             (Subject::Raw(raw), Scenario::S5) => one(raw.contention(order, count).await?),
-            (Subject::Es(es), Scenario::S6) => {
-                one(es.append_batch(count, sizes.batch_events).await?)
-            }
-            (Subject::Raw(raw), Scenario::S6) => {
-                one(raw.append_batch(count, sizes.batch_events).await?)
-            }
-            (_, Scenario::S4 | Scenario::S4p | Scenario::S4b) => {
+            (_, Scenario::S4 | Scenario::S4p | Scenario::S4b | Scenario::S6) => {
                 return Err(BenchError::incorrect(format!(
-                    "{scenario} is a rebuild, not cut into parts"
+                    "{scenario} runs in rounds, not cut into parts"
                 )));
             }
         })
@@ -547,14 +545,9 @@ impl Bench {
                 self.check_counts(schema, scenario, n + 1, 1).await?;
                 Ok(per_second)
             }
-            Scenario::S6 => {
-                self.check_counts(schema, scenario, n, sizes.batch_appends)
-                    .await?;
-                Ok(per_second)
-            }
-            Scenario::S4 | Scenario::S4p | Scenario::S4b => Err(BenchError::incorrect(format!(
-                "{scenario} is a rebuild, not cut into parts"
-            ))),
+            Scenario::S4 | Scenario::S4p | Scenario::S4b | Scenario::S6 => Err(
+                BenchError::incorrect(format!("{scenario} runs in rounds, not cut into parts")),
+            ),
         }
     }
 
@@ -614,6 +607,64 @@ impl Bench {
                 ))
             })
             .collect()
+    }
+
+    /// S6 on every side that runs it: [`Sizes::batch_rounds`] rounds of
+    /// [`Sizes::batch_appends`] appends each, after [`Sizes::warm_up_batch_rounds`] untimed
+    /// ones, by turns (the order reversed before each round but the first). A side's figure is
+    /// its median round's. Why rounds: a round takes about 0.1 s, and a stall of the machine's
+    /// disk adds 30 to 80 ms to whichever append meets it (about one in three hundred), so with
+    /// one round per run S6's per-run ratios spread from 0.60 to 1.29. Why the warm-up: as for
+    /// the rebuilds, a connection's first appends parse the statement and plan it anew (the
+    /// first twenty of a run's appends took twice as long as the rest, on both sides), which a
+    /// running service's connections have long done.
+    async fn append_batches_in_turns(
+        &self,
+        sides: &[Side],
+    ) -> Result<Vec<(Scenario, System, f64)>> {
+        let scenario = Scenario::S6;
+        let sizes = &self.sizes;
+        let mut turns: Vec<(&Side, Vec<f64>)> = sides
+            .iter()
+            .filter(|side| self.runs(side.system, scenario))
+            .map(|side| (side, Vec::new()))
+            .collect();
+        let warm_up = sizes.warm_up_batch_rounds;
+        let rounds = warm_up + sizes.batch_rounds.max(1);
+        for round in 0..rounds {
+            if round > 0 {
+                turns.reverse();
+            }
+            for (side, seconds) in &mut turns {
+                let (appends, events) = (sizes.batch_appends, sizes.batch_events);
+                let elapsed = match &side.subject {
+                    Subject::Es(es) => es.append_batch(appends, events).await?,
+                    Subject::Raw(raw) => raw.append_batch(appends, events).await?,
+                };
+                if round >= warm_up {
+                    seconds.push(elapsed.as_secs_f64());
+                }
+            }
+        }
+        // Back in the run's order, so figures are reported as before.
+        if rounds.is_multiple_of(2) {
+            turns.reverse();
+        }
+        let mut figures = Vec::with_capacity(turns.len());
+        for (side, seconds) in turns {
+            // Every round, warm-up or timed, appended to streams of its own.
+            self.check_counts(
+                &side.schema,
+                scenario,
+                sizes.n(scenario) * rounds,
+                sizes.batch_appends * rounds,
+            )
+            .await?;
+            let median = report::median(&seconds)
+                .ok_or_else(|| BenchError::incorrect(format!("{scenario} measured no round")))?;
+            figures.push((scenario, side.system, sizes.n(scenario) as f64 / median));
+        }
+        Ok(figures)
     }
 
     /// One rebuild of S4, S4p or S4b on one side: rebuilds `order_summary` from the log S2 wrote

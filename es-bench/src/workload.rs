@@ -178,7 +178,7 @@ pub(crate) struct Sizes {
     pub(crate) long_loads: usize,
     /// S5: `AddItem` commands per task.
     pub(crate) contention_per_task: usize,
-    /// S6: append calls.
+    /// S6: append calls per round.
     pub(crate) batch_appends: usize,
     /// S6: events per append call.
     pub(crate) batch_events: usize,
@@ -188,6 +188,12 @@ pub(crate) struct Sizes {
     /// S4, S4p and S4b: untimed rebuilds before those, in the same turns, so that the pool's
     /// connections have prepared the rebuilds' statements, as a running service's have.
     pub(crate) warm_up_rebuilds: usize,
+    /// S6: rounds of [`batch_appends`](Self::batch_appends) appends per run, taken in turns by
+    /// the systems; the figure is the median round's.
+    pub(crate) batch_rounds: usize,
+    /// S6: untimed rounds before those, in the same turns, for the reason of
+    /// [`warm_up_rebuilds`](Self::warm_up_rebuilds).
+    pub(crate) warm_up_batch_rounds: usize,
 }
 
 impl Sizes {
@@ -202,6 +208,8 @@ impl Sizes {
         batch_events: 100,
         rebuilds: 5,
         warm_up_rebuilds: 6,
+        batch_rounds: 5,
+        warm_up_batch_rounds: 2,
     };
 
     /// A few dozen commands per scenario: proves the bench works and checks its results.
@@ -215,6 +223,8 @@ impl Sizes {
         batch_events: 100,
         rebuilds: 1,
         warm_up_rebuilds: 0,
+        batch_rounds: 1,
+        warm_up_batch_rounds: 0,
     };
 
     /// The figure's `n`: commands or events measured (S3: events per load).
