@@ -601,41 +601,49 @@ impl PostgresStore {
         // the unique key of version `before + 1` refuses a writer that came first, which
         // saves an index scan (about 20 µs of server time per append).
         let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read);
+        let announcing = usize::from(announce);
         // Built only for a batch; declared here so the query can borrow it.
         let columns;
-        let channel = announce.then_some(self.inner.channel.as_str());
         let query = if let [event] = &request.events[..] {
             let metadata = (event.metadata != Metadata::default())
                 .then(|| metadata_json(&event.metadata, context))
                 .transpose()?;
-            sqlx::query(sqlx::AssertSqlSafe(queries.append_one[guarded].as_str()))
-                .bind(request.stream_id.as_str())
-                .bind(version)
-                .bind(event.id.0)
-                .bind(event.event_type.as_ref())
-                .bind(i64::from(event.schema_version))
-                .bind(Json(event.payload.as_ref()))
-                .bind(metadata)
-                .bind(channel)
-                .bind(self.inner.instance.as_str())
+            sqlx::query(sqlx::AssertSqlSafe(
+                queries.append_one[guarded][announcing].as_str(),
+            ))
+            .bind(request.stream_id.as_str())
+            .bind(version)
+            .bind(event.id.0)
+            .bind(event.event_type.as_ref())
+            .bind(i64::from(event.schema_version))
+            .bind(Json(event.payload.as_ref()))
+            .bind(metadata)
         } else {
             columns = Columns::of(request, context)?;
-            sqlx::query(sqlx::AssertSqlSafe(queries.append_many[guarded].as_str()))
-                .bind(request.stream_id.as_str())
-                .bind(version)
-                .bind(&columns.ids)
-                .bind(&columns.types)
-                .bind(&columns.versions)
-                .bind(&columns.payloads)
-                .bind(&columns.metadata)
-                .bind(channel)
+            sqlx::query(sqlx::AssertSqlSafe(
+                queries.append_many[guarded][announcing].as_str(),
+            ))
+            .bind(request.stream_id.as_str())
+            .bind(version)
+            .bind(&columns.ids)
+            .bind(&columns.types)
+            .bind(&columns.versions)
+            .bind(&columns.payloads)
+            .bind(&columns.metadata)
+            .bind(columns.shared_type.map(|(event_type, _)| event_type))
+            .bind(
+                columns
+                    .shared_type
+                    .map(|(_, schema_version)| schema_version),
+            )
+        };
+        // The announcing statements take the channel and the payload last.
+        let query = if announce {
+            query
+                .bind(self.inner.channel.as_str())
                 .bind(self.inner.instance.as_str())
-                .bind(columns.shared_type.map(|(event_type, _)| event_type))
-                .bind(
-                    columns
-                        .shared_type
-                        .map(|(_, schema_version)| schema_version),
-                )
+        } else {
+            query
         };
         let result = query.fetch_all(&mut *connection).await;
         let rows = match result {
@@ -646,8 +654,10 @@ impl PostgresStore {
         // event) or NULLs (a batch) when the version check failed.
         let last = match rows.first() {
             Some(row) => {
+                // The transaction id comes as `xid8`, eight bytes like an `int8`: read
+                // unchecked, as the event rows' is.
                 let get = |index: usize| {
-                    row.try_get::<Option<i64>, _>(index)
+                    row.try_get_unchecked::<Option<i64>, _>(index)
                         .map_err(|error| Attempt::Failed(corrupt(context(), error).into()))
                 };
                 get(0)?.zip(get(1)?)
