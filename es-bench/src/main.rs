@@ -27,7 +27,7 @@ use uuid::Uuid;
 use crate::framework::{Framework, Rebuild};
 use crate::raw::Raw;
 use crate::report::Figures;
-use crate::workload::{Scenario, Sizes, System, TASKS};
+use crate::workload::{STEPS_PER_ORDER, Scenario, Sizes, System, TASKS};
 
 /// The orders-v1 benchmark: the es framework against plain sqlx on one PostgreSQL.
 #[derive(Debug, Parser)]
@@ -451,8 +451,19 @@ impl Bench {
     /// Untimed setup of a scenario on one side: its orders, S3's long order, S5's placed order.
     async fn prepare(&self, side: &mut Side, scenario: Scenario) -> Result<()> {
         match scenario {
-            Scenario::S1 => side.orders = workload::order_ids(self.sizes.seq_orders),
-            Scenario::S2 => side.orders = workload::order_ids(self.sizes.par_orders),
+            Scenario::S1 | Scenario::S2 => {
+                // The warm-up orders come first in `orders`, so that every order keeps one
+                // index (its items) in the commands and in the rebuilds' expected summary.
+                let (timed, warm_up) = (self.total(scenario), self.sizes.warm_up_orders);
+                side.orders = workload::order_ids(warm_up + timed);
+                let (orders, warm_up) = (&side.orders, 0..warm_up);
+                let _untimed = match (&side.subject, scenario) {
+                    (Subject::Es(es), Scenario::S1) => es.append_seq(orders, warm_up).await?,
+                    (Subject::Raw(raw), Scenario::S1) => raw.append_seq(orders, warm_up).await?,
+                    (Subject::Es(es), _) => es.append_par(orders, warm_up).await?,
+                    (Subject::Raw(raw), _) => raw.append_par(orders, warm_up).await?,
+                };
+            }
             Scenario::S3 => {
                 side.order = Uuid::now_v7();
                 let items = self.sizes.long_items;
@@ -483,6 +494,13 @@ impl Bench {
         let sizes = &self.sizes;
         let count = part.len();
         let (orders, order) = (&side.orders, side.order);
+        // S1's and S2's timed orders come after their warm-up orders.
+        let part = match scenario {
+            Scenario::S1 | Scenario::S2 => {
+                part.start + sizes.warm_up_orders..part.end + sizes.warm_up_orders
+            }
+            _ => part,
+        };
         let one = |elapsed: Duration| vec![elapsed];
         Ok(match (&side.subject, scenario) {
             (Subject::Es(es), Scenario::S1) => one(es.append_seq(orders, part).await?),
@@ -512,13 +530,10 @@ impl Bench {
         let total: Duration = times.iter().sum();
         let per_second = n as f64 / total.as_secs_f64();
         match scenario {
-            Scenario::S1 => {
-                self.check_counts(schema, scenario, n, sizes.seq_orders)
-                    .await?;
-                Ok(per_second)
-            }
-            Scenario::S2 => {
-                self.check_counts(schema, scenario, n, sizes.par_orders)
+            Scenario::S1 | Scenario::S2 => {
+                // The warm-up orders' events are stored too.
+                let orders = side.orders.len();
+                self.check_counts(schema, scenario, orders * STEPS_PER_ORDER, orders)
                     .await?;
                 Ok(per_second)
             }

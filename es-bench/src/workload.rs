@@ -188,6 +188,10 @@ pub(crate) struct Sizes {
     /// S4, S4p and S4b: untimed rebuilds before those, in the same turns, so that the pool's
     /// connections have prepared the rebuilds' statements, as a running service's have.
     pub(crate) warm_up_rebuilds: usize,
+    /// S1 and S2: untimed orders before the timed ones, run the same way (S1 by one task, S2
+    /// by [`TASKS`]), so that the pool's connections have prepared and planned the command
+    /// path's statements, as a running service's have. S2's are in the log S4 rebuilds.
+    pub(crate) warm_up_orders: usize,
     /// S6: rounds of [`batch_appends`](Self::batch_appends) appends per run, taken in turns by
     /// the systems; the figure is the median round's.
     pub(crate) batch_rounds: usize,
@@ -208,6 +212,7 @@ impl Sizes {
         batch_events: 100,
         rebuilds: 5,
         warm_up_rebuilds: 6,
+        warm_up_orders: 32,
         batch_rounds: 5,
         warm_up_batch_rounds: 2,
     };
@@ -223,6 +228,7 @@ impl Sizes {
         batch_events: 100,
         rebuilds: 1,
         warm_up_rebuilds: 0,
+        warm_up_orders: 0,
         batch_rounds: 1,
         warm_up_batch_rounds: 0,
     };
@@ -231,8 +237,10 @@ impl Sizes {
     pub(crate) const fn n(&self, scenario: Scenario) -> usize {
         match scenario {
             Scenario::S1 => self.seq_orders * STEPS_PER_ORDER,
-            Scenario::S2 | Scenario::S4 | Scenario::S4p | Scenario::S4b => {
-                self.par_orders * STEPS_PER_ORDER
+            Scenario::S2 => self.par_orders * STEPS_PER_ORDER,
+            // The rebuilds apply S2's whole log, its warm-up orders' events included.
+            Scenario::S4 | Scenario::S4p | Scenario::S4b => {
+                (self.par_orders + self.warm_up_orders) * STEPS_PER_ORDER
             }
             Scenario::S3 => self.long_items + 1,
             Scenario::S5 => self.contention_per_task * TASKS,
