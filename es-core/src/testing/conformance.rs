@@ -2533,7 +2533,7 @@ pub async fn batches_keep_each_events_type_and_schema_version<S: EventStore + Ch
         metadata: Metadata::new(),
     };
     let batches: [(ExpectedVersion, Option<Uuid>, Vec<NewEvent>); 5] = [
-        // Type and version shared, at a version other than 1.
+        // Type and schema version shared, the schema version not 1.
         (
             ExpectedVersion::NoStream,
             None,
