@@ -168,9 +168,10 @@ async fn check(pool: &sqlx::PgPool, schema: &str, outcomes: &Outcomes) {
 }
 
 /// Runs `disrupt` while writers append and a projection runs, then checks everything.
+/// `disrupt` gets a pool of its own and the writers' outcomes so far.
 async fn under_disruption<F, Fut>(url: &str, disrupt: F)
 where
-    F: FnOnce(sqlx::PgPool) -> Fut,
+    F: FnOnce(sqlx::PgPool, Arc<Mutex<Outcomes>>) -> Fut,
     Fut: Future<Output = ()>,
 {
     common::with_schemas_at(url, 4, |pool, schemas| async move {
@@ -208,7 +209,7 @@ where
         let tasks = writers(&store, &stop, &disrupted, &outcomes);
         tokio::time::sleep(Duration::from_millis(300)).await;
 
-        disrupt(pool.clone()).await;
+        disrupt(pool.clone(), Arc::clone(&outcomes)).await;
         disrupted.store(true, Ordering::SeqCst);
 
         // The store reconnects by itself: appends succeed again.
@@ -244,7 +245,7 @@ async fn terminated_connections_fail_typed_and_lose_nothing_acknowledged() {
         eprintln!("no initdb: cannot start a server of our own; skipping");
         return;
     };
-    under_disruption(&cluster.url, |pool| async move {
+    under_disruption(&cluster.url, |pool, outcomes| async move {
         // Terminate every other connection to the database, ten times over a second.
         for _ in 0..10 {
             sqlx::query(
@@ -257,21 +258,19 @@ async fn terminated_connections_fail_typed_and_lose_nothing_acknowledged() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         // An idle connection cut off is replaced unseen (the pool tests it before handing it
-        // out), so those rounds may all miss the appends: also cut one in the middle of an
-        // append statement, watching for one for up to ten seconds.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            let cut: Option<i64> = sqlx::query_scalar(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+        // out), so those rounds may all miss the appends; and an append seen active may have
+        // finished before its backend gets the signal. So keep cutting connections in the
+        // middle of an append statement until an append has failed, for up to twenty seconds.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while outcomes.lock().unwrap().unavailable == 0 && Instant::now() < deadline {
+            sqlx::query(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
                  WHERE datname = current_database() AND pid <> pg_backend_pid() \
                    AND state = 'active' AND query LIKE '%INSERT INTO%events%'",
             )
-            .fetch_one(&pool)
+            .execute(&pool)
             .await
             .ok();
-            if cut.unwrap_or(0) > 0 {
-                break;
-            }
         }
     })
     .await;
@@ -285,7 +284,7 @@ async fn a_server_restart_fails_calls_typed_and_loses_nothing_acknowledged() {
     };
     let cluster = Arc::new(cluster);
     let url = cluster.url.clone();
-    under_disruption(&url, |_| {
+    under_disruption(&url, |_, _| {
         let cluster = Arc::clone(&cluster);
         async move {
             // Down for longer than the store's connect timeout, so calls meanwhile fail.
