@@ -137,6 +137,37 @@ fn main() -> ExitCode {
 }
 
 /// An error with its causes, on one line.
+/// Runs `run` on each of `entries`, `warm_up` untimed rounds and then `timed` (at least one)
+/// timed ones. Each round runs every entry once: in order in the first round, and in the order
+/// reversed before each round after it, so that a slow or fast spell of a shared machine falls
+/// on all of them. Returns each entry's timed rounds' times in seconds, in `entries`' order.
+async fn in_rounds<T, F, Fut>(
+    entries: &[T],
+    warm_up: usize,
+    timed: usize,
+    mut run: F,
+) -> Result<Vec<Vec<f64>>>
+where
+    T: Copy,
+    F: FnMut(T) -> Fut,
+    Fut: std::future::Future<Output = Result<Duration>>,
+{
+    let mut seconds = vec![Vec::new(); entries.len()];
+    for round in 0..warm_up + timed.max(1) {
+        let mut turns: Vec<_> = entries.iter().zip(&mut seconds).collect();
+        if round % 2 == 1 {
+            turns.reverse();
+        }
+        for (&entry, times) in turns {
+            let elapsed = run(entry).await?;
+            if round >= warm_up {
+                times.push(elapsed.as_secs_f64());
+            }
+        }
+    }
+    Ok(seconds)
+}
+
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -582,37 +613,28 @@ impl Bench {
         sides: &[Side],
         group: &[Scenario],
     ) -> Result<Vec<(Scenario, System, f64)>> {
-        let mut turns: Vec<(Scenario, &Side, Vec<f64>)> = group
+        let turns: Vec<(Scenario, &Side)> = group
             .iter()
             .filter(|scenario| scenario.is_rebuild())
             .flat_map(|&scenario| {
                 sides
                     .iter()
                     .filter(move |side| self.runs(side.system, scenario))
-                    .map(move |side| (scenario, side, Vec::new()))
+                    .map(move |side| (scenario, side))
             })
             .collect();
-        let warm_up = self.sizes.warm_up_rebuilds;
-        let rounds = warm_up + self.sizes.rebuilds.max(1);
-        for round in 0..rounds {
-            if round > 0 {
-                turns.reverse();
-            }
-            for (scenario, side, seconds) in &mut turns {
-                // A warm-up rebuild is checked like the others, only not timed.
-                let elapsed = self.project_all(side, *scenario).await?;
-                if round >= warm_up {
-                    seconds.push(elapsed.as_secs_f64());
-                }
-            }
-        }
-        // Back in the run's order, so figures are reported as before.
-        if rounds.is_multiple_of(2) {
-            turns.reverse();
-        }
+        // A warm-up rebuild is checked like the others, only not timed.
+        let seconds = in_rounds(
+            &turns,
+            self.sizes.warm_up_rebuilds,
+            self.sizes.rebuilds,
+            |(scenario, side)| self.project_all(side, scenario),
+        )
+        .await?;
         turns
             .into_iter()
-            .map(|(scenario, side, seconds)| {
+            .zip(seconds)
+            .map(|((scenario, side), seconds)| {
                 let median = report::median(&seconds).ok_or_else(|| {
                     BenchError::incorrect(format!("{scenario} measured no rebuild"))
                 })?;
@@ -640,34 +662,26 @@ impl Bench {
     ) -> Result<Vec<(Scenario, System, f64)>> {
         let scenario = Scenario::S6;
         let sizes = &self.sizes;
-        let mut turns: Vec<(&Side, Vec<f64>)> = sides
+        let turns: Vec<&Side> = sides
             .iter()
             .filter(|side| self.runs(side.system, scenario))
-            .map(|side| (side, Vec::new()))
             .collect();
-        let warm_up = sizes.warm_up_batch_rounds;
-        let rounds = warm_up + sizes.batch_rounds.max(1);
-        for round in 0..rounds {
-            if round > 0 {
-                turns.reverse();
-            }
-            for (side, seconds) in &mut turns {
-                let (appends, events) = (sizes.batch_appends, sizes.batch_events);
-                let elapsed = match &side.subject {
-                    Subject::Es(es) => es.append_batch(appends, events).await?,
-                    Subject::Raw(raw) => raw.append_batch(appends, events).await?,
-                };
-                if round >= warm_up {
-                    seconds.push(elapsed.as_secs_f64());
+        let (appends, events) = (sizes.batch_appends, sizes.batch_events);
+        let seconds = in_rounds(
+            &turns,
+            sizes.warm_up_batch_rounds,
+            sizes.batch_rounds,
+            |side: &Side| async move {
+                match &side.subject {
+                    Subject::Es(es) => es.append_batch(appends, events).await,
+                    Subject::Raw(raw) => raw.append_batch(appends, events).await,
                 }
-            }
-        }
-        // Back in the run's order, so figures are reported as before.
-        if rounds.is_multiple_of(2) {
-            turns.reverse();
-        }
+            },
+        )
+        .await?;
+        let rounds = sizes.warm_up_batch_rounds + sizes.batch_rounds.max(1);
         let mut figures = Vec::with_capacity(turns.len());
-        for (side, seconds) in turns {
+        for (side, seconds) in turns.into_iter().zip(seconds) {
             // Every round, warm-up or timed, appended to streams of its own.
             self.check_counts(
                 &side.schema,

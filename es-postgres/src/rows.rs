@@ -207,6 +207,9 @@ struct Shape {
     /// Every column, in table order: its name and whether the database makes its value
     /// (generated, or an identity `GENERATED ALWAYS`), so it is never written (but the key).
     columns: Vec<(String, bool)>,
+    /// Each column's position in `columns`, by name: every field of every written row is
+    /// looked up here.
+    positions: HashMap<String, usize>,
     /// The position of the key column in `columns`.
     key: usize,
     /// What the upsert says when the key is an identity column `GENERATED ALWAYS`, whose
@@ -664,8 +667,14 @@ where
             });
         };
         let (table, column) = (&self.table, quote_identifier(&self.key_column));
+        let positions = columns
+            .iter()
+            .enumerate()
+            .map(|(index, (name, _))| (name.clone(), index))
+            .collect();
         let shape = Arc::new(Shape {
             columns,
+            positions,
             key,
             overriding: if key_identity {
                 " OVERRIDING SYSTEM VALUE"
@@ -727,12 +736,8 @@ impl<'de> Visitor<'de> for FieldNames<'_> {
         let mut unknown = None;
         while let Some(FieldName(name)) = map.next_key()? {
             map.next_value::<IgnoredAny>()?;
-            let named = self
-                .shape
-                .columns
-                .iter()
-                .position(|(column, _)| *column == *name);
-            match named.and_then(|index| self.columns.get_mut(index)) {
+            let named = self.shape.positions.get(&*name);
+            match named.and_then(|&index| self.columns.get_mut(index)) {
                 Some(marked) => *marked = true,
                 None => {
                     unknown.get_or_insert_with(|| name.into_owned());

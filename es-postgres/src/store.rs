@@ -519,9 +519,9 @@ impl PostgresStore {
             ids,
             types,
             versions,
-            shared_type,
             payloads,
             metadata,
+            ..
         } = &columns;
         let result = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.append.as_str()))
             .bind(request.stream_id.as_str())
@@ -539,8 +539,8 @@ impl PostgresStore {
             } else {
                 self.inner.instance.as_str()
             })
-            .bind(shared_type.map(|(event_type, _)| event_type))
-            .bind(shared_type.map(|(_, schema_version)| schema_version))
+            .bind(columns.shared_event_type())
+            .bind(columns.shared_schema_version())
             .fetch_one(&mut *connection)
             .await;
         let row = match result {
@@ -630,12 +630,8 @@ impl PostgresStore {
             .bind(&columns.versions)
             .bind(&columns.payloads)
             .bind(&columns.metadata)
-            .bind(columns.shared_type.map(|(event_type, _)| event_type))
-            .bind(
-                columns
-                    .shared_type
-                    .map(|(_, schema_version)| schema_version),
-            )
+            .bind(columns.shared_event_type())
+            .bind(columns.shared_schema_version())
         };
         // The announcing statements take the channel and the payload last.
         let query = if announce {
@@ -837,6 +833,17 @@ impl<'r> Columns<'r> {
             }
         }
         Ok(columns)
+    }
+
+    /// The type of every event, bound in place of the type array, if they share one.
+    fn shared_event_type(&self) -> Option<&'r str> {
+        self.shared_type.map(|(event_type, _)| event_type)
+    }
+
+    /// The schema version of every event, bound in place of the version array, if they share
+    /// their type and version.
+    fn shared_schema_version(&self) -> Option<i64> {
+        self.shared_type.map(|(_, schema_version)| schema_version)
     }
 }
 
@@ -1634,9 +1641,28 @@ mod tests {
         (store, listener)
     }
 
+    /// Sends a marker on `store`'s channel and checks that it is the next notification
+    /// `listener` gets: notifications arrive in commit order, so nothing was sent before it
+    /// (else fails with `failure`).
+    async fn nothing_notified_before_a_marker(
+        pool: &PgPool,
+        store: &PostgresStore,
+        listener: &mut PgListener,
+        failure: &str,
+    ) {
+        sqlx::query("SELECT pg_notify($1, 'marker')")
+            .bind(&store.inner.channel)
+            .execute(pool)
+            .await
+            .unwrap();
+        let next = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+            .await
+            .expect("the marker arrived")
+            .unwrap();
+        assert_eq!(next.payload(), "marker", "{failure}");
+    }
+
     /// Without the claim the lean appends take their plain form, which sends nothing.
-    /// Notifications arrive in commit order, so a marker sent after the appends must be the
-    /// first one the listener gets.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn appends_without_the_claim_notify_nobody() {
         common::with_schemas(2, |pool, schemas| async move {
@@ -1646,20 +1672,13 @@ mod tests {
                 let request = AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
                 store.append(request).await.unwrap();
             }
-            sqlx::query("SELECT pg_notify($1, 'marker')")
-                .bind(&store.inner.channel)
-                .execute(&pool)
-                .await
-                .unwrap();
-            let first = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
-                .await
-                .expect("the marker arrived")
-                .unwrap();
-            assert_eq!(
-                first.payload(),
-                "marker",
-                "an append without the claim notified"
-            );
+            nothing_notified_before_a_marker(
+                &pool,
+                &store,
+                &mut listener,
+                "an append without the claim notified",
+            )
+            .await;
         })
         .await;
     }
@@ -1705,16 +1724,13 @@ mod tests {
                 !store.inner.announcer.is_pending(),
                 "a failed append left a commit to announce"
             );
-            sqlx::query("SELECT pg_notify($1, 'marker')")
-                .bind(&store.inner.channel)
-                .execute(&pool)
-                .await
-                .unwrap();
-            let next = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
-                .await
-                .expect("the marker arrived")
-                .unwrap();
-            assert_eq!(next.payload(), "marker", "a conflicting append notified");
+            nothing_notified_before_a_marker(
+                &pool,
+                &store,
+                &mut listener,
+                "a conflicting append notified",
+            )
+            .await;
             assert_eq!(
                 store.stream_version(&stream).await.unwrap(),
                 StreamVersion(1)
