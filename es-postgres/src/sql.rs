@@ -158,9 +158,10 @@ pub(crate) const FIND_EVENT_ID: &str =
 /// Empty metadata (most events carry none) is sent as NULL: converting `{}` to text cost the
 /// server about a quarter of a global read (`COPY` of the read to `/dev/null` in binary, 12,000
 /// rows: 13.8 ms with the conversion, 11.7 ms with `NULLIF`, 10.6 ms without the column).
+/// Schema version 1, most events', is sent as NULL too (see [`FOLD_STREAM`]).
 const EVENT_COLUMNS: &str = "position, transaction_id, \
-    stream_version, event_id, event_type, schema_version, payload::text AS payload, \
-    NULLIF(metadata, '{}'::jsonb)::text AS metadata, recorded_at";
+    stream_version, event_id, event_type, NULLIF(schema_version, 1) AS schema_version, \
+    payload::text AS payload, NULLIF(metadata, '{}'::jsonb)::text AS metadata, recorded_at";
 
 /// One stream's events after a version. The stream id is not selected: the caller has it.
 pub(crate) fn load_stream() -> String {
@@ -174,8 +175,13 @@ pub(crate) fn load_stream() -> String {
 /// every column sent costs the server and the client per row. The payload comes as `jsonb`
 /// (its binary form is a version byte and the JSON text), which costs the server less than a
 /// cast to `text`.
-pub(crate) const FOLD_STREAM: &str = "SELECT stream_version, event_type, schema_version, \
-     payload FROM {schema}.events \
+///
+/// Schema version 1, which most events have, comes as NULL: a NULL is four bytes on the wire
+/// and nothing to decode, an `int8` twelve and a conversion. Loading a stream of 10,001 events
+/// 100 times by turns, the median load took 2 to 3% less than with the version sent as it is
+/// (and 1 to 2% more than with no version column at all).
+pub(crate) const FOLD_STREAM: &str = "SELECT stream_version, event_type, \
+     NULLIF(schema_version, 1), payload FROM {schema}.events \
      WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version";
 
 /// The gap-free global read: only rows whose transaction is older than every transaction still

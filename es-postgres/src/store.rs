@@ -914,6 +914,21 @@ fn log_position(
     ))
 }
 
+/// The schema version in column `index` of an event row, which the reads send as NULL when it
+/// is 1 (see `sql::FOLD_STREAM`).
+fn schema_version_at(
+    row: &PgRow,
+    index: usize,
+    context: &impl Fn() -> String,
+) -> Result<u32, BackendError> {
+    let sent: Option<i64> = row
+        .try_get_unchecked(index)
+        .map_err(|error| corrupt(context(), error))?;
+    sent.map_or(Ok(1), |version| {
+        u32::try_from(version).map_err(|error| corrupt(context(), error))
+    })
+}
+
 fn corrupt(context: String, error: impl std::error::Error + Send + Sync + 'static) -> BackendError {
     BackendError::new(BACKEND, BackendErrorKind::Corrupt, context).with_source(error)
 }
@@ -1025,9 +1040,7 @@ fn recorded_event_of(
     let stream_version = from_i64(row.try_get_unchecked(2).map_err(bad)?, &context)?;
     let event_id = EventId(row.try_get_unchecked(3).map_err(bad)?);
     let event_type: String = row.try_get_unchecked(4).map_err(bad)?;
-    let schema_version: i64 = row.try_get_unchecked(5).map_err(bad)?;
-    let schema_version =
-        u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
+    let schema_version = schema_version_at(row, 5, &context)?;
     let payload: String = row.try_get_unchecked(6).map_err(bad)?;
     let payload = RawValue::from_string(payload).map_err(|error| corrupt(context(), error))?;
     // Most events carry no metadata, which the query sends as NULL: nothing to parse.
@@ -1234,9 +1247,7 @@ impl EventStore for PostgresStore {
             // Borrowed from the row: nothing is allocated per event before it is decoded.
             let stream_version = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?;
             let event_type: &str = row.try_get_unchecked(1).map_err(bad)?;
-            let schema_version: i64 = row.try_get_unchecked(2).map_err(bad)?;
-            let schema_version =
-                u32::try_from(schema_version).map_err(|error| corrupt(context(), error))?;
+            let schema_version = schema_version_at(&row, 2, &context)?;
             let Json(payload): Json<&RawValue> = row.try_get_unchecked(3).map_err(bad)?;
             let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
             if visit(stored)?.is_break() {

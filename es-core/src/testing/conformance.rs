@@ -2519,7 +2519,8 @@ pub async fn awkward_event_types_round_trip<S: EventStore + CheckpointStore>(sto
 /// Every event of a batch keeps its own type and schema version, whether the batch's events
 /// share both, only the type, or only the version, and whichever way the batch is appended (an
 /// exact version, `Any`, with a command id). A store may send a type or version the events share
-/// once per batch instead of once per event.
+/// once per batch instead of once per event. Load, the global read and `fold_stream` all return
+/// them.
 pub async fn batches_keep_each_events_type_and_schema_version<S: EventStore + CheckpointStore>(
     store: S,
 ) {
@@ -2615,6 +2616,18 @@ pub async fn batches_keep_each_events_type_and_schema_version<S: EventStore + Ch
         summary(&read),
         expected,
         "read_all returned other types or schema versions than were appended"
+    );
+    let mut folded = Vec::new();
+    store
+        .fold_stream(&stream_id, StreamVersion::INITIAL, |event| {
+            folded.push((event.event_type.to_owned(), event.schema_version));
+            Ok(std::ops::ControlFlow::Continue(()))
+        })
+        .await
+        .or_fail(format_args!("folding `{stream_id}`"));
+    assert_eq!(
+        folded, expected,
+        "fold_stream gave other types or schema versions than were appended"
     );
 }
 
