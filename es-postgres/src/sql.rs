@@ -158,10 +158,12 @@ pub(crate) const FIND_EVENT_ID: &str =
 /// Empty metadata (most events carry none) is sent as NULL: converting `{}` to text cost the
 /// server about a quarter of a global read (`COPY` of the read to `/dev/null` in binary, 12,000
 /// rows: 13.8 ms with the conversion, 11.7 ms with `NULLIF`, 10.6 ms without the column).
-/// Schema version 1, most events', is sent as NULL too (see [`FOLD_STREAM`]).
+/// Schema version 1, most events', is sent as NULL too (see [`FOLD_STREAM`]). The payload
+/// comes as `jsonb`, as in [`FOLD_STREAM`]: reading 12,192 events in batches of 5,000 took 2 to
+/// 4% less than with the payload cast to `text` (medians of 60 reads by turns).
 const EVENT_COLUMNS: &str = "position, transaction_id, \
     stream_version, event_id, event_type, NULLIF(schema_version, 1) AS schema_version, \
-    payload::text AS payload, NULLIF(metadata, '{}'::jsonb)::text AS metadata, recorded_at";
+    payload, NULLIF(metadata, '{}'::jsonb)::text AS metadata, recorded_at";
 
 /// One stream's events after a version. The stream id is not selected: the caller has it.
 pub(crate) fn load_stream() -> String {
@@ -203,7 +205,7 @@ pub(crate) fn read_all() -> String {
 pub(crate) fn read_with_head() -> String {
     format!(
         "(SELECT position, transaction_id, NULL::bigint, NULL::uuid, NULL::text, NULL::bigint, \
-           NULL::text, NULL::text, NULL::timestamptz, NULL::text FROM {{schema}}.events \
+           NULL::jsonb, NULL::text, NULL::timestamptz, NULL::text FROM {{schema}}.events \
          WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot()) \
          ORDER BY events.transaction_id DESC, events.position DESC LIMIT 1) \
          UNION ALL ({})",

@@ -1041,8 +1041,8 @@ fn recorded_event_of(
     let event_id = EventId(row.try_get_unchecked(3).map_err(bad)?);
     let event_type: String = row.try_get_unchecked(4).map_err(bad)?;
     let schema_version = schema_version_at(row, 5, &context)?;
-    let payload: String = row.try_get_unchecked(6).map_err(bad)?;
-    let payload = RawValue::from_string(payload).map_err(|error| corrupt(context(), error))?;
+    let Json(payload): Json<&RawValue> = row.try_get_unchecked(6).map_err(bad)?;
+    let payload = payload.to_owned();
     // Most events carry no metadata, which the query sends as NULL: nothing to parse.
     let metadata: Option<&str> = row.try_get_unchecked(7).map_err(bad)?;
     let metadata = match metadata {
