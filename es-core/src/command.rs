@@ -383,6 +383,8 @@ where
         // first attempt: a retry means the stream is contended, and there a refused insert
         // (an error in the server's log, a dead row) costs more than reading the version.
         request.expected_was_read = version_was_read && attempts == 1;
+        // `Executed` carries no log position, so the store need not find it.
+        request.without_position = true;
         match store.append(request).await {
             Ok(committed) => {
                 for event in &decided {

@@ -54,40 +54,49 @@ SELECT (SELECT version FROM current) AS version_before,
 /// The common appends are lean: at an exact version, with no command id and no notification in
 /// the caller's transaction. [`APPEND`]'s bookkeeping costs the server about 40 µs per
 /// statement when warm, and its planning more on a connection's first uses (PostgreSQL plans
-/// each of a connection's first five executions anew). Each lean statement is one insert that
-/// returns the position and transaction id of the event it wrote.
+/// each of a connection's first five executions anew). Each lean statement is one insert.
 ///
-/// `guarded`: the insert happens only if the stream is at version `$2`, and returns nothing
+/// `guarded`: the insert happens only if the stream is at version `$2`, and writes nothing
 /// otherwise (the caller then reads the actual version: a conflict is the rare case, and a
 /// statement that also returned it cost every append). Unguarded, for a stream that cannot be
 /// behind `$2` (a new stream, or a version the caller just read from it: see
 /// `AppendRequest::expected_was_read`): a writer that came first fails the insert on the unique
 /// key of version `$2 + 1`, so no version is read.
 ///
-/// Each lean statement comes in two forms, by `announcing`: the announcing one also queues the
+/// `announcing`: the announcing form also queues the
 /// store's announcement (see `crate::announce`), sent at its commit, once however many events
 /// it writes; its last two parameters are the channel and the payload. At most one append per
 /// announcement interval takes it (in S1, 156 of 3,000). The plain form spares every other
 /// append the common table expression and the two parameters: in S1, the single-event append's
 /// bind and execute took the server 0.049 ms against plain sqlx's insert's 0.043 (medians of
 /// 3,000 in the server's log), where one form for both had taken 0.067 against 0.053. A
-/// connection parses each text once in its life and plans it anew only for its first five
-/// executions, so four texts instead of two cost a running service nothing that lasts.
+/// connection parses each text it runs once in its life and plans it anew only for its first
+/// five executions, so more texts cost a running service nothing that lasts.
 ///
-/// Both forms return the transaction id as it is: `xid8` is an unsigned 64-bit integer on the
-/// wire, read as an `i64`, as [`EVENT_COLUMNS`] does.
+/// `returning`: the statement returns the position and transaction id of the event it wrote
+/// (the transaction id as it is: `xid8` is an unsigned 64-bit integer on the wire, read as an
+/// `i64`, as [`EVENT_COLUMNS`] does). Not returning, for an append made without a position
+/// (`AppendRequest::without_position`, the command path's): the caller counts the rows
+/// written. A returned row cost PostgreSQL a tuple store and the client a row to decode; by
+/// turns, S1 and S2 went from 0.95-0.97 and 0.94-0.97 to 0.98-0.99 and 0.97-1.00 without it
+/// (`--runs 3 --scenario S1,S2`, five each).
 ///
 /// One event: parameters 1 stream id, 2 version before, 3 event id, 4 type, 5 schema version,
 /// 6 payload, 7 metadata (NULL stores `{}`); announcing, 8 channel and 9 payload.
-pub(crate) fn append_one(guarded: bool, announcing: bool) -> String {
+pub(crate) fn append_one(guarded: bool, announcing: bool, returning: bool) -> String {
     let (with, from) = match announce(announcing, 8) {
         Some(announce) => (format!("WITH {announce}"), "FROM announce"),
         None => (String::new(), ""),
     };
+    let returning = if returning {
+        "RETURNING position, transaction_id"
+    } else {
+        ""
+    };
     format!(
         "{with} {INSERT_EVENTS} \
          SELECT $1, $2 + 1, $3, $4, $5, $6::jsonb, COALESCE($7::jsonb, '{{}}'::jsonb) \
-         {from} {} RETURNING position, transaction_id",
+         {from} {} {returning}",
         version_guard(guarded)
     )
 }
@@ -98,26 +107,40 @@ pub(crate) fn append_one(guarded: bool, announcing: bool) -> String {
 /// (then the arrays 4 and 5 are NULL: see `Columns` in the store); announcing, 10 channel and
 /// 11 payload.
 ///
-/// Returns one row: the last position written and the transaction id, both NULL when the
-/// version check failed. A row per event cost the server and the client more than the
-/// aggregate (about 40 µs for 100 events).
-pub(crate) fn append_many(guarded: bool, announcing: bool) -> String {
-    let (with, join) = match announce(announcing, 10) {
-        Some(announce) => (format!("WITH {announce},"), "CROSS JOIN announce"),
-        None => ("WITH".to_owned(), ""),
+/// `returning`: returns one row, the last position written and the transaction id, both NULL
+/// when the version check failed (a row per event cost the server and the client more than
+/// the aggregate, about 40 µs for 100 events). Not returning: nothing; the caller counts the
+/// rows written.
+pub(crate) fn append_many(guarded: bool, announcing: bool, returning: bool) -> String {
+    let announce = announce(announcing, 10);
+    let join = if announce.is_some() {
+        "CROSS JOIN announce"
+    } else {
+        ""
     };
-    format!(
-        "{with} written AS ({INSERT_EVENTS} \
+    let insert = format!(
+        "{INSERT_EVENTS} \
          SELECT $1, $2 + e.ord, e.event_id, COALESCE(e.event_type, $8::text), \
                 COALESCE(e.schema_version, $9::bigint), e.payload, \
                 COALESCE(e.metadata, '{{}}'::jsonb) \
          FROM UNNEST($3::uuid[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[]) \
               WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord) \
               {join} \
-         {} RETURNING position) \
-         SELECT MAX(position), pg_current_xact_id_if_assigned() FROM written",
+         {}",
         version_guard(guarded)
-    )
+    );
+    match (announce, returning) {
+        (Some(announce), true) => format!(
+            "WITH {announce}, written AS ({insert} RETURNING position) \
+             SELECT MAX(position), pg_current_xact_id_if_assigned() FROM written"
+        ),
+        (None, true) => format!(
+            "WITH written AS ({insert} RETURNING position) \
+             SELECT MAX(position), pg_current_xact_id_if_assigned() FROM written"
+        ),
+        (Some(announce), false) => format!("WITH {announce} {insert}"),
+        (None, false) => insert,
+    }
 }
 
 /// For an announcing statement whose channel and payload are parameters `first` and
@@ -281,10 +304,10 @@ pub(crate) const LEASE_OWNER: &str = "SELECT owner, expires_at > clock_timestamp
 #[derive(Debug)]
 pub(crate) struct Queries {
     pub(crate) append: String,
-    /// [`append_one`], by `[guarded][announcing]`.
-    pub(crate) append_one: [[String; 2]; 2],
-    /// [`append_many`], by `[guarded][announcing]`.
-    pub(crate) append_many: [[String; 2]; 2],
+    /// [`append_one`], by `[guarded][announcing][returning]`.
+    pub(crate) append_one: [[[String; 2]; 2]; 2],
+    /// [`append_many`], by `[guarded][announcing][returning]`.
+    pub(crate) append_many: [[[String; 2]; 2]; 2],
     pub(crate) stream_version: String,
     pub(crate) find_event_id: String,
     pub(crate) load_stream: String,
@@ -312,11 +335,11 @@ impl Queries {
         let render = |template: &str| template.replace("{schema}", quoted_schema);
         Self {
             append: render(APPEND),
-            append_one: [false, true].map(|guarded| {
-                [false, true].map(|announcing| render(&append_one(guarded, announcing)))
+            append_one: lean_forms(|guarded, announcing, returning| {
+                render(&append_one(guarded, announcing, returning))
             }),
-            append_many: [false, true].map(|guarded| {
-                [false, true].map(|announcing| render(&append_many(guarded, announcing)))
+            append_many: lean_forms(|guarded, announcing, returning| {
+                render(&append_many(guarded, announcing, returning))
             }),
             stream_version: render(STREAM_VERSION),
             find_event_id: render(FIND_EVENT_ID),
@@ -339,4 +362,12 @@ impl Queries {
             lease_owner: render(LEASE_OWNER),
         }
     }
+}
+
+/// A lean statement's eight forms, by `[guarded][announcing][returning]`.
+fn lean_forms(form: impl Fn(bool, bool, bool) -> String) -> [[[String; 2]; 2]; 2] {
+    [false, true].map(|guarded| {
+        [false, true]
+            .map(|announcing| [false, true].map(|returning| form(guarded, announcing, returning)))
+    })
 }

@@ -602,6 +602,7 @@ impl PostgresStore {
         // saves an index scan (about 20 µs of server time per append).
         let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read);
         let announcing = usize::from(announce);
+        let returning = usize::from(!request.without_position);
         // Built only for a batch; declared here so the query can borrow it.
         let columns;
         let query = if let [event] = &request.events[..] {
@@ -609,7 +610,7 @@ impl PostgresStore {
                 .then(|| metadata_json(&event.metadata, context))
                 .transpose()?;
             sqlx::query(sqlx::AssertSqlSafe(
-                queries.append_one[guarded][announcing].as_str(),
+                queries.append_one[guarded][announcing][returning].as_str(),
             ))
             .bind(request.stream_id.as_str())
             .bind(version)
@@ -621,7 +622,7 @@ impl PostgresStore {
         } else {
             columns = Columns::of(request, context)?;
             sqlx::query(sqlx::AssertSqlSafe(
-                queries.append_many[guarded][announcing].as_str(),
+                queries.append_many[guarded][announcing][returning].as_str(),
             ))
             .bind(request.stream_id.as_str())
             .bind(version)
@@ -641,25 +642,45 @@ impl PostgresStore {
         } else {
             query
         };
-        let result = query.fetch_all(&mut *connection).await;
-        let rows = match result {
-            Ok(rows) => rows,
-            Err(error) => return Err(self.append_failed(connection, false, request, error).await),
-        };
-        // The last written event's position and the transaction id: one row, or none (one
-        // event) or NULLs (a batch) when the version check failed.
-        let last = match rows.first() {
-            Some(row) => {
-                let bad = |error| Attempt::Failed(corrupt(context(), error).into());
-                let position: Option<i64> = row.try_get(0).map_err(bad)?;
-                // The transaction id comes as `xid8`, eight bytes like an `int8`: read
-                // unchecked, as the event rows' is.
-                let transaction: Option<i64> = row.try_get_unchecked(1).map_err(bad)?;
-                position.zip(transaction)
+        let appended = u64::try_from(request.events.len()).unwrap_or(u64::MAX);
+        // The statement wrote versions up to this one, so it fits.
+        let after = StreamVersion(before.get().saturating_add(appended));
+        let written = if request.without_position {
+            match query.execute(&mut *connection).await {
+                // Every event or, when the version check failed, none.
+                Ok(done) => (done.rows_affected() == appended).then_some(None),
+                Err(error) => {
+                    return Err(self.append_failed(connection, false, request, error).await);
+                }
             }
-            None => None,
+        } else {
+            let rows = match query.fetch_all(&mut *connection).await {
+                Ok(rows) => rows,
+                Err(error) => {
+                    return Err(self.append_failed(connection, false, request, error).await);
+                }
+            };
+            // The last written event's position and the transaction id: one row, or none (one
+            // event) or NULLs (a batch) when the version check failed.
+            let last = match rows.first() {
+                Some(row) => {
+                    let bad = |error| Attempt::Failed(corrupt(context(), error).into());
+                    let position: Option<i64> = row.try_get(0).map_err(bad)?;
+                    // The transaction id comes as `xid8`, eight bytes like an `int8`: read
+                    // unchecked, as the event rows' is.
+                    let transaction: Option<i64> = row.try_get_unchecked(1).map_err(bad)?;
+                    position.zip(transaction)
+                }
+                None => None,
+            };
+            match last {
+                Some((position, transaction)) => {
+                    Some(Some(log_position(transaction, position, context)?))
+                }
+                None => None,
+            }
         };
-        let Some((position, transaction)) = last else {
+        let Some(last_position) = written else {
             let actual = self
                 .version_on(&mut *connection, &request.stream_id)
                 .await
@@ -670,13 +691,7 @@ impl PostgresStore {
                 actual,
             }));
         };
-        let appended = u64::try_from(request.events.len()).unwrap_or(u64::MAX);
-        Ok(Committed::new(
-            before,
-            // The statement wrote versions up to this one, so it fits.
-            StreamVersion(before.get().saturating_add(appended)),
-            Some(log_position(transaction, position, context)?),
-        ))
+        Ok(Committed::new(before, after, last_position))
     }
 
     /// Classifies a failed append statement by the constraint it violated.
@@ -1196,7 +1211,8 @@ impl EventStore for PostgresStore {
         // dropped.
         let claim = self.inner.announcer.claim();
         let committed = self.append_alone(&request, claim.is_some()).await?;
-        if committed.last_position.is_some() {
+        // Events were written (an append made without a position has none to show for it).
+        if committed.version_after != committed.version_before {
             self.committed_elsewhere(claim);
         }
         Ok(committed)
@@ -1599,13 +1615,23 @@ mod tests {
     }
 
     async fn append(store: &PostgresStore, expected: ExpectedVersion, events: usize) -> EventId {
+        append_as(store, expected, events, false).await
+    }
+
+    /// [`append`], made [`without_position`](AppendRequest::without_position) (as the command
+    /// path's) or not.
+    async fn append_as(
+        store: &PostgresStore,
+        expected: ExpectedVersion,
+        events: usize,
+        without_position: bool,
+    ) -> EventId {
         let events = ticks(events);
         let id = events[0].id;
         let stream = StreamId::new("quiet-1").unwrap();
-        store
-            .append(AppendRequest::new(stream, expected, events))
-            .await
-            .unwrap();
+        let mut request = AppendRequest::new(stream, expected, events);
+        request.without_position = without_position;
+        store.append(request).await.unwrap();
         id
     }
 
@@ -1623,6 +1649,23 @@ mod tests {
     async fn a_lone_append_of_a_batch_announces_itself() {
         announced_to_another_process(|store| async move {
             append(&store, ExpectedVersion::NoStream, 3).await
+        })
+        .await;
+    }
+
+    /// The command path's appends return no position; they announce all the same.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_append_without_position_announces_itself() {
+        announced_to_another_process(|store| async move {
+            append_as(&store, ExpectedVersion::NoStream, 1, true).await
+        })
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lone_batch_without_position_announces_itself() {
+        announced_to_another_process(|store| async move {
+            append_as(&store, ExpectedVersion::NoStream, 3, true).await
         })
         .await;
     }
@@ -1678,9 +1721,17 @@ mod tests {
     async fn appends_without_the_claim_notify_nobody() {
         common::with_schemas(2, |pool, schemas| async move {
             let (store, mut listener) = silenced_store(&pool, &schemas).await;
-            for (stream, events) in [("silent-1", 1), ("silent-2", 3)] {
+            let appends = [
+                ("silent-1", 1, false),
+                ("silent-2", 3, false),
+                ("silent-3", 1, true),
+                ("silent-4", 3, true),
+            ];
+            for (stream, events, without_position) in appends {
                 let stream = StreamId::new(stream).unwrap();
-                let request = AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
+                let mut request =
+                    AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
+                request.without_position = without_position;
                 store.append(request).await.unwrap();
             }
             nothing_notified_before_a_marker(
@@ -1715,15 +1766,16 @@ mod tests {
                 .expect("the first append announced itself")
                 .unwrap();
             assert_eq!(first.payload(), store.inner.instance);
-            for events in [1, 3] {
+            for (events, without_position) in [(1, false), (3, false), (1, true), (3, true)] {
                 // Past the interval, so this append claims the announcement.
                 tokio::time::sleep(crate::announce::INTERVAL * 5).await;
                 // Behind the stream and not read from it: the guarded statement.
-                let behind = AppendRequest::new(
+                let mut behind = AppendRequest::new(
                     stream.clone(),
                     ExpectedVersion::Exact(StreamVersion(5)),
                     ticks(events),
                 );
+                behind.without_position = without_position;
                 match store.append(behind).await {
                     Err(AppendError::Conflict { actual, .. }) => {
                         assert_eq!(actual, StreamVersion(1));
@@ -1750,21 +1802,24 @@ mod tests {
         .await;
     }
 
-    /// Commits the notifier had yet to announce when the last handle went are announced then.
+    /// Commits the notifier had yet to announce when the last handle went are announced then,
+    /// whether they returned a position or not.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_last_handle_announces_what_is_pending() {
-        common::with_schemas(2, |pool, schemas| async move {
-            let (store, mut listener) = silenced_store(&pool, &schemas).await;
-            let instance = store.inner.instance.clone();
-            // Nothing announces while the store lives: the commit stays pending.
-            append(&store, ExpectedVersion::NoStream, 1).await;
-            assert!(store.inner.announcer.is_pending());
-            drop(store);
-            let announced = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
-                .await
-                .expect("the dropped store announced its pending commit")
-                .unwrap();
-            assert_eq!(announced.payload(), instance);
+        common::with_schemas(3, |pool, schemas| async move {
+            for without_position in [false, true] {
+                let (store, mut listener) = silenced_store(&pool, &schemas).await;
+                let instance = store.inner.instance.clone();
+                // Nothing announces while the store lives: the commit stays pending.
+                append_as(&store, ExpectedVersion::NoStream, 1, without_position).await;
+                assert!(store.inner.announcer.is_pending());
+                drop(store);
+                let announced = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+                    .await
+                    .expect("the dropped store announced its pending commit")
+                    .unwrap();
+                assert_eq!(announced.payload(), instance);
+            }
         })
         .await;
     }

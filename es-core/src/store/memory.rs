@@ -132,6 +132,8 @@ impl State {
             command_id,
             // The version is read under the lock anyway: nothing to save.
             expected_was_read: _,
+            // The position costs nothing here: always returned.
+            without_position: _,
         } = request;
 
         if let Some(record) = command_id.and_then(|id| self.commands.get(&id)) {

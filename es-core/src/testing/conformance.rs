@@ -90,6 +90,7 @@ macro_rules! __es_core_conformance_cases {
             read_expected_version_conflicts_when_behind,
             stream_exists_conflicts_on_empty_stream,
             expected_versions_that_hold_append,
+            appends_without_position_keep_versions_and_conflicts,
             any_always_appends,
             conflict_writes_nothing,
             concurrent_appends_to_one_stream_have_one_winner_per_version,
@@ -1073,6 +1074,89 @@ pub async fn stream_exists_conflicts_on_empty_stream<S: EventStore + CheckpointS
         None,
         "the failed append wrote to the log"
     );
+}
+
+/// An append made [`without_position`](AppendRequest::without_position), as the command path
+/// makes them, reports its versions and conflicts and writes exactly as any other: one event
+/// and batches, at exact versions read from the stream (`expected_was_read`) or not, and
+/// `NoStream`. Its `last_position` is `None` or the last event's true position.
+pub async fn appends_without_position_keep_versions_and_conflicts<
+    S: EventStore + CheckpointStore,
+>(
+    store: S,
+) {
+    let ids = Ids::new("appends_without_position_keep_versions_and_conflicts");
+    let stream_id = stream("conformance-without-position");
+    let request = |expected, numbers: std::ops::RangeInclusive<u64>, was_read: bool| {
+        let mut request = AppendRequest::new(stream_id.clone(), expected, numbered(ids, numbers))
+            .without_position();
+        request.expected_was_read = was_read;
+        request
+    };
+    let exact = |version| ExpectedVersion::Exact(StreamVersion(version));
+    let appends = [
+        (ExpectedVersion::NoStream, 1..=1, false),
+        (exact(1), 2..=3, true),
+        (exact(3), 4..=4, false),
+        (exact(4), 5..=6, false),
+        (exact(6), 7..=7, true),
+    ];
+    let mut committed = Vec::new();
+    for (expected, numbers, was_read) in appends {
+        let (first, last) = (*numbers.start(), *numbers.end());
+        let done = store
+            .append(request(expected, numbers, was_read))
+            .await
+            .or_fail(format_args!(
+                "appending events {first} to {last} without a position expecting {expected}"
+            ));
+        assert_eq!(
+            (done.version_before, done.version_after),
+            (StreamVersion(first - 1), StreamVersion(last)),
+            "an append without a position reported other versions"
+        );
+        committed.push(done);
+    }
+    // Behind the stream (at 7): refused whether the version was read or not, for one event
+    // and a batch, and `NoStream` too.
+    let behind = [
+        (exact(2), false, 1),
+        (exact(2), false, 2),
+        (exact(2), true, 1),
+        (exact(2), true, 2),
+        (ExpectedVersion::NoStream, false, 1),
+        (ExpectedVersion::NoStream, false, 2),
+    ];
+    for (expected, was_read, count) in behind {
+        match append_err(&store, request(expected, 100..=99 + count, was_read)).await {
+            AppendError::Conflict { actual, .. } => assert_eq!(
+                actual,
+                StreamVersion(7),
+                "a conflict without a position reported another actual version"
+            ),
+            other => panic!(
+                "{count} event(s) without a position expecting {expected} (read: {was_read}) \
+                 should conflict, got {other}"
+            ),
+        }
+    }
+    let loaded = load_all(&store, &stream_id).await;
+    assert_eq!(
+        id_list(&loaded),
+        (1..=7).map(|n| ids.event(n)).collect::<Vec<_>>(),
+        "appends without a position wrote other events than were committed"
+    );
+    assert_eq!(version_list(&loaded), versions(1..=7));
+    for done in committed {
+        if let Some(position) = done.last_position {
+            let last = &loaded[usize::try_from(done.version_after.get() - 1).or_fail("an index")];
+            assert_eq!(
+                position,
+                last.log_position(),
+                "an append without a position reported a wrong one"
+            );
+        }
+    }
 }
 
 /// Each expectation appends when it holds: `NoStream` and `Exact(0)` on new streams,
