@@ -136,7 +136,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// An error with its causes, on one line.
 /// Runs `run` on each of `entries`, `warm_up` untimed rounds and then `timed` (at least one)
 /// timed ones. Each round runs every entry once: in order in the first round, and in the order
 /// reversed before each round after it, so that a slow or fast spell of a shared machine falls
@@ -153,7 +152,7 @@ where
     Fut: std::future::Future<Output = Result<Duration>>,
 {
     let mut seconds = vec![Vec::new(); entries.len()];
-    for round in 0..warm_up + timed.max(1) {
+    for round in 0..rounds(warm_up, timed) {
         let mut turns: Vec<_> = entries.iter().zip(&mut seconds).collect();
         if round % 2 == 1 {
             turns.reverse();
@@ -168,6 +167,12 @@ where
     Ok(seconds)
 }
 
+/// How many rounds [`in_rounds`] runs: the warm-up ones and at least one timed.
+const fn rounds(warm_up: usize, timed: usize) -> usize {
+    warm_up + if timed == 0 { 1 } else { timed }
+}
+
+/// An error with its causes, on one line.
 fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -679,7 +684,7 @@ impl Bench {
             },
         )
         .await?;
-        let rounds = sizes.warm_up_batch_rounds + sizes.batch_rounds.max(1);
+        let rounds = rounds(sizes.warm_up_batch_rounds, sizes.batch_rounds);
         let mut figures = Vec::with_capacity(turns.len());
         for (side, seconds) in turns.into_iter().zip(seconds) {
             // Every round, warm-up or timed, appended to streams of its own.

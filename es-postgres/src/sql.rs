@@ -129,17 +129,17 @@ pub(crate) fn append_many(guarded: bool, announcing: bool, returning: bool) -> S
          {}",
         version_guard(guarded)
     );
-    match (announce, returning) {
-        (Some(announce), true) => format!(
-            "WITH {announce}, written AS ({insert} RETURNING position) \
-             SELECT MAX(position), pg_current_xact_id_if_assigned() FROM written"
-        ),
-        (None, true) => format!(
-            "WITH written AS ({insert} RETURNING position) \
-             SELECT MAX(position), pg_current_xact_id_if_assigned() FROM written"
-        ),
-        (Some(announce), false) => format!("WITH {announce} {insert}"),
-        (None, false) => insert,
+    let mut ctes: Vec<String> = announce.into_iter().collect();
+    let statement = if returning {
+        ctes.push(format!("written AS ({insert} RETURNING position)"));
+        "SELECT MAX(position), pg_current_xact_id_if_assigned() FROM written".to_owned()
+    } else {
+        insert
+    };
+    if ctes.is_empty() {
+        statement
+    } else {
+        format!("WITH {} {statement}", ctes.join(", "))
     }
 }
 

@@ -645,42 +645,27 @@ impl PostgresStore {
         let appended = u64::try_from(request.events.len()).unwrap_or(u64::MAX);
         // The statement wrote versions up to this one, so it fits.
         let after = StreamVersion(before.get().saturating_add(appended));
-        let written = if request.without_position {
+        // Whether the statement wrote the events (every one or, when the version check
+        // failed, none), and where the last one stands if the request wants it.
+        let (wrote, last_position) = if request.without_position {
             match query.execute(&mut *connection).await {
-                // Every event or, when the version check failed, none.
-                Ok(done) => (done.rows_affected() == appended).then_some(None),
+                Ok(done) => (done.rows_affected() == appended, None),
                 Err(error) => {
                     return Err(self.append_failed(connection, false, request, error).await);
                 }
             }
         } else {
-            let rows = match query.fetch_all(&mut *connection).await {
-                Ok(rows) => rows,
+            match query.fetch_all(&mut *connection).await {
+                Ok(rows) => {
+                    let last = last_written(rows.first(), context)?;
+                    (last.is_some(), last)
+                }
                 Err(error) => {
                     return Err(self.append_failed(connection, false, request, error).await);
                 }
-            };
-            // The last written event's position and the transaction id: one row, or none (one
-            // event) or NULLs (a batch) when the version check failed.
-            let last = match rows.first() {
-                Some(row) => {
-                    let bad = |error| Attempt::Failed(corrupt(context(), error).into());
-                    let position: Option<i64> = row.try_get(0).map_err(bad)?;
-                    // The transaction id comes as `xid8`, eight bytes like an `int8`: read
-                    // unchecked, as the event rows' is.
-                    let transaction: Option<i64> = row.try_get_unchecked(1).map_err(bad)?;
-                    position.zip(transaction)
-                }
-                None => None,
-            };
-            match last {
-                Some((position, transaction)) => {
-                    Some(Some(log_position(transaction, position, context)?))
-                }
-                None => None,
             }
         };
-        let Some(last_position) = written else {
+        if !wrote {
             let actual = self
                 .version_on(&mut *connection, &request.stream_id)
                 .await
@@ -690,7 +675,7 @@ impl PostgresStore {
                 expected: request.expected,
                 actual,
             }));
-        };
+        }
         Ok(Committed::new(before, after, last_position))
     }
 
@@ -927,6 +912,27 @@ fn log_position(
         from_i64(transaction, context)?.get(),
         GlobalPosition(from_i64(position, context)?.get()),
     ))
+}
+
+/// The last written event's position from a returning lean append's row: its position and
+/// transaction id, or no row (one event) or NULLs (a batch) when the version check failed.
+fn last_written(
+    row: Option<&PgRow>,
+    context: &impl Fn() -> String,
+) -> Result<Option<LogPosition>, Attempt> {
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let bad = |error| Attempt::Failed(corrupt(context(), error).into());
+    let position: Option<i64> = row.try_get(0).map_err(bad)?;
+    // The transaction id comes as `xid8`, eight bytes like an `int8`: read unchecked, as the
+    // event rows' is.
+    let transaction: Option<i64> = row.try_get_unchecked(1).map_err(bad)?;
+    position
+        .zip(transaction)
+        .map(|(position, transaction)| log_position(transaction, position, context))
+        .transpose()
+        .map_err(Attempt::from)
 }
 
 /// The schema version in column `index` of an event row, which the reads send as NULL when it
