@@ -89,7 +89,8 @@
 //! at a few thousand events a second. [`TableRows`] keeps the handlers plain Rust over a row
 //! struct instead: the projection's `begin_batch` hook loads every row the batch touches in one
 //! query, the handlers change them in memory, and its `end_batch` hook writes them back in one
-//! upsert, in the same transaction. Rebuilding the benchmark's 12,000-event read model that way
+//! statement (rows it loaded and found absent inserted, the others upserted), in the same
+//! transaction. Rebuilding the benchmark's 12,000-event read model that way
 //! runs at about half the speed of a hand-written plain-`sqlx` rebuild that never commits a
 //! checkpoint, against a thirtieth with per-event statements.
 //!

@@ -1,5 +1,5 @@
 //! [`TableRows`]: a read-model table's rows that one projection batch touches, loaded in one
-//! query before the batch and written back in one upsert after it.
+//! query before the batch and written back in one statement after it.
 
 use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
@@ -110,14 +110,15 @@ pub enum RowsError {
 }
 
 /// The rows of one read-model table that a projection batch touches: loaded in one query
-/// before the batch, changed in memory by the handlers, written back with one upsert after it.
+/// before the batch, changed in memory by the handlers, written back with one statement after
+/// it.
 ///
 /// A handler that updated its row with its own `UPDATE` would make one round trip per event,
 /// which bounds a rebuild at a few thousand events a second however fast the database is.
 /// With `TableRows` a projection keeps its handlers plain Rust over a row struct, and a batch
 /// of thousands of events costs two statements (three when it removes rows):
 /// [`load`](Self::load)'s query in the projection's [`BeginBatch`](es_core::BeginBatch) hook,
-/// and [`flush`](Self::flush)'s upsert (and delete) in its [`EndBatch`](es_core::EndBatch) hook,
+/// and [`flush`](Self::flush)'s write (and delete) in its [`EndBatch`](es_core::EndBatch) hook,
 /// both in the runner's transaction, so the rows commit with the checkpoint. The first use
 /// also reads the table's columns from the catalog, once.
 ///
@@ -137,7 +138,10 @@ pub enum RowsError {
 /// domain must be named by the row type; `f64::NAN` is written as NULL.
 /// The key column must have a unique index of its own (`PRIMARY KEY` or `UNIQUE`); rows are
 /// upserted on it, and the key a row is stored under is written to it, whatever the row's
-/// own field says.
+/// own field says. A row whose key [`load`](Self::load) looked for and did not find is
+/// inserted, not upserted, which is cheaper; should another session store that key before
+/// the batch commits, the flush fails on the unique index and the runner's retry of the batch
+/// loads the stored row.
 ///
 /// The rows are not kept between batches: another worker may take the projection over and
 /// change them. [`load`](Self::load) starts each batch afresh (also when a failed batch is
@@ -191,8 +195,8 @@ pub struct TableRows<K, R> {
     shape: Option<Arc<Shape>>,
     /// The batch's rows by key: `None` for a key whose row does not exist (or was removed).
     rows: HashMap<K, Slot<R>>,
-    /// Upsert statements by the set of columns they write.
-    upserts: HashMap<Vec<usize>, Arc<str>>,
+    /// Write statements by the set of columns they write and the kinds of rows they take.
+    writes: HashMap<(Vec<usize>, Writes), Arc<str>>,
 }
 
 /// A row the batch knows the state of.
@@ -200,6 +204,21 @@ struct Slot<R> {
     row: Option<R>,
     /// Whether the batch may have changed it (handed out mutably, inserted or removed).
     changed: bool,
+    /// Whether [`TableRows::load`] looked for its stored row and found none: a row written for
+    /// the key is then inserted without `ON CONFLICT`.
+    absent: bool,
+}
+
+/// The kinds of rows one flush writes, which decide its statement.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Writes {
+    /// Only rows whose keys the batch loaded and found absent: a plain `INSERT`.
+    Fresh,
+    /// Only rows that may be stored: an upsert.
+    Stored,
+    /// Both: the plain `INSERT` of the fresh rows in a `WITH` clause of the upsert, so one
+    /// statement still writes the batch.
+    Both,
 }
 
 /// A table's columns, as the catalog describes them.
@@ -274,7 +293,7 @@ where
             key_name: format!("{}:", Value::String(key_column.to_owned())),
             shape: None,
             rows: HashMap::new(),
-            upserts: HashMap::new(),
+            writes: HashMap::new(),
         }
     }
 
@@ -305,6 +324,7 @@ where
                 vacant.insert(Slot {
                     row: None,
                     changed: false,
+                    absent: true,
                 });
             }
         }
@@ -348,6 +368,7 @@ where
                 })?;
             if let Some(slot) = self.rows.get_mut(key) {
                 slot.row = Some(decoded.0);
+                slot.absent = false;
             }
         }
         Ok(())
@@ -410,26 +431,33 @@ where
 
     /// Sets the row of `key`, replacing any (loaded or not: the stored one is overwritten).
     pub fn insert(&mut self, key: K, row: R) {
-        self.rows.insert(
-            key,
-            Slot {
-                row: Some(row),
-                changed: true,
-            },
-        );
+        self.set(key, Some(row));
     }
 
     /// Removes the row of `key` (loaded or not: the stored one is deleted), returning it if
     /// the batch held it.
     pub fn remove(&mut self, key: K) -> Option<R> {
-        let slot = self.rows.insert(
-            key,
-            Slot {
-                row: None,
-                changed: true,
-            },
-        );
-        slot.and_then(|slot| slot.row)
+        self.set(key, None)
+    }
+
+    /// Sets the slot of `key` to `row`, changed, returning the row it held. What `load` learnt
+    /// of the stored row stays: a key loaded and found absent is still absent from the table.
+    fn set(&mut self, key: K, row: Option<R>) -> Option<R> {
+        match self.rows.entry(key) {
+            Entry::Occupied(mut occupied) => {
+                let slot = occupied.get_mut();
+                slot.changed = true;
+                std::mem::replace(&mut slot.row, row)
+            }
+            Entry::Vacant(vacant) => {
+                vacant.insert(Slot {
+                    row,
+                    changed: true,
+                    absent: false,
+                });
+                None
+            }
+        }
     }
 
     /// The number of rows the batch holds (loaded, inserted or removed).
@@ -444,7 +472,7 @@ where
         self.rows.is_empty()
     }
 
-    /// Writes back every row the batch may have changed (one upsert, and one delete if rows
+    /// Writes back every row the batch may have changed (one statement, and one delete if rows
     /// were removed) and empties the batch, also when it fails: the runner then retries the
     /// batch from [`load`](Self::load).
     ///
@@ -458,29 +486,28 @@ where
             return Ok(());
         }
         let shape = self.shape(tx).await?;
-        let mut written = Vec::new();
+        // Rows whose keys were loaded and found absent, and the others, as two JSON arrays.
+        let (mut fresh, mut stored) = (Vec::new(), Vec::new());
         let mut removed = Vec::new();
         let mut columns = vec![false; shape.columns.len()];
         if let Some(key) = columns.get_mut(shape.key) {
             *key = true;
         }
-        let mut count = 0;
         for (key, slot) in rows.iter().filter(|(_, slot)| slot.changed) {
-            match &slot.row {
-                Some(row) => {
-                    written.push(if count == 0 { b'[' } else { b',' });
-                    let outcome = self.write_row(&mut written, key, row, &shape, &mut columns);
-                    if let Err(error @ RowsError::NoSuchColumn { .. }) = outcome {
-                        // The table may have gained the column since its shape was read (a
-                        // migration while the projection runs): the retry reads it again.
-                        self.forget_shape();
-                        return Err(error);
-                    }
-                    outcome?;
-                    count += 1;
-                }
-                None => removed.push(key.clone()),
+            let Some(row) = &slot.row else {
+                removed.push(key.clone());
+                continue;
+            };
+            let out = if slot.absent { &mut fresh } else { &mut stored };
+            out.push(if out.is_empty() { b'[' } else { b',' });
+            let outcome = self.write_row(out, key, row, &shape, &mut columns);
+            if let Err(error @ RowsError::NoSuchColumn { .. }) = outcome {
+                // The table may have gained the column since its shape was read (a
+                // migration while the projection runs): the retry reads it again.
+                self.forget_shape();
+                return Err(error);
             }
+            outcome?;
         }
         if !removed.is_empty() {
             let keys = self.keys_json(&removed)?;
@@ -490,22 +517,37 @@ where
                 .await;
             result.map_err(|source| self.refused("deleting rows of", source))?;
         }
-        if count > 0 {
-            written.push(b']');
-            let statement = self.upsert(&shape, &columns);
-            let json = String::from_utf8(written).map_err(|error| RowsError::Encode {
-                table: self.table.clone(),
-                key: "(the batch)".to_owned(),
-                source: serde::ser::Error::custom(error),
-            })?;
-            let result = sqlx::query(sqlx::AssertSqlSafe(&*statement))
-                .bind(json)
-                .execute(&mut *tx)
-                .await;
+        let writes = match (fresh.is_empty(), stored.is_empty()) {
+            (true, true) => None,
+            (false, true) => Some(Writes::Fresh),
+            (true, false) => Some(Writes::Stored),
+            (false, false) => Some(Writes::Both),
+        };
+        if let Some(writes) = writes {
+            let statement = self.write_statement(&shape, &columns, writes);
+            // `$1` is the upsert's rows, `$2` the plain insert's (`$1` when only it runs).
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(&*statement));
+            for rows in [stored, fresh] {
+                if !rows.is_empty() {
+                    query = query.bind(self.json_array(rows)?);
+                }
+            }
+            let result = query.execute(&mut *tx).await;
             result.map_err(|source| self.refused("writing rows of", source))?;
         }
-        tracing::debug!(table = %self.table, written = count, removed = removed.len(), "rows flushed");
+        tracing::debug!(table = %self.table, ?writes, removed = removed.len(), "rows flushed");
         Ok(())
+    }
+
+    /// Closes `rows`, a JSON array written by [`write_row`](Self::write_row) up to its last
+    /// element, and makes it text.
+    fn json_array(&self, mut rows: Vec<u8>) -> Result<String, RowsError> {
+        rows.push(b']');
+        String::from_utf8(rows).map_err(|error| RowsError::Encode {
+            table: self.table.clone(),
+            key: "(the batch)".to_owned(),
+            source: serde::ser::Error::custom(error),
+        })
     }
 
     /// Appends `row` to `out` as the JSON object written for `key`: the row's fields, then the
@@ -557,9 +599,13 @@ where
         Ok(())
     }
 
-    /// The upsert writing the key and the columns marked in `columns`, but those the database
-    /// makes.
-    fn upsert(&mut self, shape: &Shape, columns: &[bool]) -> Arc<str> {
+    /// The statement writing the key and the columns marked in `columns`, but those the
+    /// database makes, of the rows `writes` says: rows that may be stored are upserted, rows
+    /// known absent plainly inserted, which spares the speculative insertion `ON CONFLICT`
+    /// makes per row (850 new rows: 2.5 ms inserted, 3.6 ms upserted). Should another session
+    /// insert such a row after the batch loaded, the insert fails on the key's unique index
+    /// and the runner retries the batch, which then loads it.
+    fn write_statement(&mut self, shape: &Shape, columns: &[bool], writes: Writes) -> Arc<str> {
         let written: Vec<usize> = columns
             .iter()
             .zip(&shape.columns)
@@ -569,9 +615,11 @@ where
             })
             .map(|(index, _)| index)
             .collect();
-        if let Some(statement) = self.upserts.get(&written) {
+        let cached = (written, writes);
+        if let Some(statement) = self.writes.get(&cached) {
             return Arc::clone(statement);
         }
+        let written = &cached.0;
         let name = |index: &usize| {
             shape
                 .columns
@@ -598,13 +646,25 @@ where
             format!("DO UPDATE SET ({}) = ROW({excluded})", others.join(", "))
         };
         let overriding = shape.overriding;
-        let statement: Arc<str> = format!(
-            "INSERT INTO {table} ({list}){overriding} SELECT {list} \
-             FROM json_populate_recordset(NULL::{table}, $1::json) \
-             ON CONFLICT ({key}) {on_conflict}"
-        )
+        let insert = |rows: &str| {
+            format!(
+                "INSERT INTO {table} ({list}){overriding} SELECT {list} \
+                 FROM json_populate_recordset(NULL::{table}, {rows}::json)"
+            )
+        };
+        let statement: Arc<str> = match writes {
+            Writes::Fresh => insert("$1"),
+            Writes::Stored => format!("{} ON CONFLICT ({key}) {on_conflict}", insert("$1")),
+            // The two sets of keys are disjoint, so the sub-statements, which do not see each
+            // other's rows, cannot meet on the key.
+            Writes::Both => format!(
+                "WITH fresh AS ({}) {} ON CONFLICT ({key}) {on_conflict}",
+                insert("$2"),
+                insert("$1")
+            ),
+        }
         .into();
-        self.upserts.insert(written, Arc::clone(&statement));
+        self.writes.insert(cached, Arc::clone(&statement));
         statement
     }
 
@@ -705,7 +765,7 @@ where
     /// Forgets the table's shape and the statements built on it; the next use reads it again.
     fn forget_shape(&mut self) {
         self.shape = None;
-        self.upserts.clear();
+        self.writes.clear();
     }
 
     /// A database error while `action`.

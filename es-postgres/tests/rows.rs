@@ -192,6 +192,90 @@ async fn removed_rows_are_deleted_and_rows_only_read_are_not_written() {
     .await;
 }
 
+/// The rows of `table`: each key with its item count, in key order.
+async fn item_counts(pool: &PgPool, table: &str) -> Vec<(String, i64)> {
+    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT order_id, item_count FROM {table} ORDER BY order_id"
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_loaded_absent_are_inserted_so_one_stored_meanwhile_fails_the_flush() {
+    common::with_schemas(2, |pool, schemas| async move {
+        let schema = schema_with_table(&pool, &schemas, "summary", SUMMARY).await;
+        let table = format!("\"{schema}\".summary");
+        let stored = |key: &str, count: i64| {
+            format!(
+                "INSERT INTO {table} (order_id, item_count, total, tags, paid) \
+                 VALUES ('{key}', {count}, 0, '{{}}', false)"
+            )
+        };
+        sqlx::raw_sql(sqlx::AssertSqlSafe(stored("s", 1)))
+            .execute(&pool)
+            .await
+            .unwrap();
+        let count = |item_count| Summary {
+            item_count,
+            ..Summary::default()
+        };
+
+        let mut rows = TableRows::<String, Summary>::in_schema(&schema, "summary", "order_id");
+        let mut tx = pool.begin().await.unwrap();
+        rows.load(&mut tx, ["a", "b"].map(str::to_owned))
+            .await
+            .unwrap();
+        // Another session stores `b` after the batch found it absent.
+        sqlx::raw_sql(sqlx::AssertSqlSafe(stored("b", 50)))
+            .execute(&pool)
+            .await
+            .unwrap();
+        rows.insert("a".to_owned(), count(2));
+        // Removed and inserted again, `b` is still known absent; `s`, never loaded, may be
+        // stored, so it is upserted in the same statement.
+        rows.remove("b".to_owned());
+        rows.insert("b".to_owned(), count(3));
+        rows.insert("s".to_owned(), count(4));
+        let error = rows.flush(&mut tx).await.unwrap_err();
+        let RowsError::Database {
+            source: sqlx::Error::Database(refused),
+            ..
+        } = &error
+        else {
+            panic!("expected the database's refusal, got {error}");
+        };
+        assert_eq!(refused.code().as_deref(), Some("23505"), "{error}");
+        drop(tx);
+        assert_eq!(
+            item_counts(&pool, &table).await,
+            [("b".to_owned(), 50), ("s".to_owned(), 1)],
+            "the failed batch wrote nothing"
+        );
+
+        // The retry loads `b`, and writes all three.
+        let mut tx = pool.begin().await.unwrap();
+        rows.load(&mut tx, ["a", "b"].map(str::to_owned))
+            .await
+            .unwrap();
+        rows.insert("a".to_owned(), count(2));
+        rows.get_mut("b").unwrap().unwrap().item_count += 3;
+        rows.insert("s".to_owned(), count(4));
+        rows.flush(&mut tx).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            item_counts(&pool, &table).await,
+            [
+                ("a".to_owned(), 2),
+                ("b".to_owned(), 53),
+                ("s".to_owned(), 4)
+            ]
+        );
+    })
+    .await;
+}
+
 /// A row keyed by a UUID, with a `jsonb` column.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Device {
