@@ -630,8 +630,7 @@ impl Bench {
             .collect();
         // A warm-up rebuild is checked like the others, only not timed. The bulk rebuilds
         // settle their plans first; S4p's statements run per event, so its first rebuild
-        // settles them, and forty of its rebuilds would write gigabytes of WAL, whose
-        // checkpoints then slowed the scenarios after them.
+        // settles them (and each of its rebuilds takes most of a second).
         for _ in 0..self.sizes.settling_rebuilds {
             for &(scenario, side) in turns
                 .iter()
