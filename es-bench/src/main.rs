@@ -628,17 +628,7 @@ impl Bench {
                     .map(move |side| (scenario, side))
             })
             .collect();
-        // A warm-up rebuild is checked like the others, only not timed. The bulk rebuilds
-        // settle their plans first; S4p's statements run per event, so its first rebuild
-        // settles them (and each of its rebuilds takes most of a second).
-        for _ in 0..self.sizes.settling_rebuilds {
-            for &(scenario, side) in turns
-                .iter()
-                .filter(|(scenario, _)| *scenario != Scenario::S4p)
-            {
-                self.project_all(side, scenario).await?;
-            }
-        }
+        // A warm-up rebuild is checked like the others, only not timed.
         let seconds = in_rounds(
             &turns,
             self.sizes.warm_up_rebuilds,

@@ -188,17 +188,6 @@ pub(crate) struct Sizes {
     /// S4, S4p and S4b: untimed rebuilds before those, in the same turns, so that the pool's
     /// connections have prepared the rebuilds' statements, as a running service's have.
     pub(crate) warm_up_rebuilds: usize,
-    /// S4 and S4b, and plain sqlx's S4: untimed rebuilds before the warm-up ones, so that
-    /// PostgreSQL has settled on their statements' plans, as it has on a running service's
-    /// connections. It plans a prepared statement anew for its parameters at each of its first
-    /// five executions on a connection, and the pool of [`TASKS`] hands out the connection idle
-    /// longest, so a statement a rebuild runs three times reaches its sixth execution on every
-    /// connection after about 27 rebuilds. With none, the framework's `TableRows` load was
-    /// still planned at each batch (0.3 to 0.4 ms, server log); by turns (`--runs 3 --scenario
-    /// S4`, three each) forty warm-ups in all gave ratios of 0.53, 0.55 and 0.57 against 0.51,
-    /// 0.52 and 0.53 with six (plain sqlx 2% faster, the framework 8%). S4p runs its statements
-    /// per event, so it needs none.
-    pub(crate) settling_rebuilds: usize,
     /// S1 and S2: untimed orders before the timed ones, run the same way (S1 by one task, S2
     /// by [`TASKS`]), so that the pool's connections have prepared and planned the command
     /// path's statements, as a running service's have. S2's are in the log S4 rebuilds.
@@ -223,7 +212,6 @@ impl Sizes {
         batch_events: 100,
         rebuilds: 5,
         warm_up_rebuilds: 6,
-        settling_rebuilds: 34,
         warm_up_orders: 32,
         batch_rounds: 5,
         warm_up_batch_rounds: 2,
@@ -240,7 +228,6 @@ impl Sizes {
         batch_events: 100,
         rebuilds: 1,
         warm_up_rebuilds: 0,
-        settling_rebuilds: 0,
         warm_up_orders: 0,
         batch_rounds: 1,
         warm_up_batch_rounds: 0,
