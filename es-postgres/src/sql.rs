@@ -209,15 +209,6 @@ pub(crate) const FOLD_STREAM: &str = "SELECT stream_version, event_type, \
      NULLIF(schema_version, 1), payload FROM {schema}.events \
      WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version";
 
-/// [`FOLD_STREAM`] from the stream's start (no snapshot), the command path's common load: one
-/// parameter and one condition fewer. Loading five-event streams in psql, 1,000 of each
-/// statement in random order, the server's log gave medians of 0.027 and 0.035 ms for this
-/// statement (two sessions) against [`FOLD_STREAM`]'s 0.029 and 0.039 from version 0, and
-/// plain sqlx's load's 0.026 and 0.033.
-pub(crate) const FOLD_WHOLE_STREAM: &str = "SELECT stream_version, event_type, \
-     NULLIF(schema_version, 1), payload FROM {schema}.events \
-     WHERE stream_id = $1 ORDER BY stream_version";
-
 /// The gap-free global read: only rows whose transaction is older than every transaction still
 /// running (so no row can commit later with a smaller key), in (transaction, position) order.
 /// Parameter 4 is the type filter (NULL = every type).
@@ -321,7 +312,6 @@ pub(crate) struct Queries {
     pub(crate) find_event_id: String,
     pub(crate) load_stream: String,
     pub(crate) fold_stream: String,
-    pub(crate) fold_whole_stream: String,
     pub(crate) read_all: String,
     pub(crate) read_with_head: String,
     pub(crate) head: String,
@@ -355,7 +345,6 @@ impl Queries {
             find_event_id: render(FIND_EVENT_ID),
             load_stream: render(&load_stream()),
             fold_stream: render(FOLD_STREAM),
-            fold_whole_stream: render(FOLD_WHOLE_STREAM),
             read_all: render(&read_all()),
             read_with_head: render(&read_with_head()),
             head: render(HEAD),

@@ -1257,16 +1257,10 @@ impl EventStore for PostgresStore {
     {
         let context = || format!("load stream `{stream_id}`");
         let bad = |error: sqlx::Error| corrupt(context(), error);
-        let queries = &self.inner.queries;
-        let query = if after == StreamVersion::INITIAL {
-            sqlx::query(sqlx::AssertSqlSafe(queries.fold_whole_stream.as_str()))
-                .bind(stream_id.as_str())
-        } else {
-            sqlx::query(sqlx::AssertSqlSafe(queries.fold_stream.as_str()))
-                .bind(stream_id.as_str())
-                .bind(to_i64(after.get(), &context)?)
-        };
-        let mut rows = query.fetch(&self.pool);
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.fold_stream.as_str()))
+            .bind(stream_id.as_str())
+            .bind(to_i64(after.get(), &context)?)
+            .fetch(&self.pool);
         while let Some(row) = rows
             .try_next()
             .await
