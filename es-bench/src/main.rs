@@ -168,8 +168,8 @@ where
 }
 
 /// How many rounds [`in_rounds`] runs: the warm-up ones and at least one timed.
-const fn rounds(warm_up: usize, timed: usize) -> usize {
-    warm_up + if timed == 0 { 1 } else { timed }
+fn rounds(warm_up: usize, timed: usize) -> usize {
+    warm_up + timed.max(1)
 }
 
 /// An error with its causes, on one line.
