@@ -181,18 +181,30 @@ pub(crate) const FIND_EVENT_ID: &str =
 /// Empty metadata (most events carry none) is sent as NULL: converting `{}` to text cost the
 /// server about a quarter of a global read (`COPY` of the read to `/dev/null` in binary, 12,000
 /// rows: 13.8 ms with the conversion, 11.7 ms with `NULLIF`, 10.6 ms without the column).
-/// Schema version 1, most events', is sent as NULL too (see [`FOLD_STREAM`]). The payload
-/// comes as `jsonb`, as in [`FOLD_STREAM`]: reading 12,192 events in batches of 5,000 took 2 to
+/// Schema version 1, most events', is sent as NULL too (see [`fold_stream`]). The payload
+/// comes as `jsonb`, as in [`fold_stream`]: reading 12,192 events in batches of 5,000 took 2 to
 /// 4% less than with the payload cast to `text` (medians of 60 reads by turns).
 const EVENT_COLUMNS: &str = "position, transaction_id, \
     stream_version, event_id, event_type, NULLIF(schema_version, 1) AS schema_version, \
     payload, NULLIF(metadata, '{}'::jsonb)::text AS metadata, recorded_at";
 
+/// How a stream's reads end: in version order, `LIMIT $3`, which the store binds to NULL (no
+/// limit). The limit is there for the plan. A prepared statement runs on a generic plan from
+/// its sixth execution on a connection, and a generic plan assumes a parameterised limit keeps
+/// a tenth of the rows, so PostgreSQL reads the `(stream_id, stream_version)` index in order
+/// and hands over the first row at once. Without it, on a table it has no statistics for (or
+/// with few events per stream in them), it chose a bitmap scan and sorted every row first: in
+/// psql, a stream of 10,001 events took 7.3 ms to execute that way and 4.2 ms in index order.
+pub(crate) const IN_VERSION_ORDER: &str = "ORDER BY stream_version LIMIT $3";
+
+/// What [`IN_VERSION_ORDER`]'s `$3` is bound to: no limit.
+pub(crate) const NO_LIMIT: Option<i64> = None;
+
 /// One stream's events after a version. The stream id is not selected: the caller has it.
 pub(crate) fn load_stream() -> String {
     format!(
         "SELECT {EVENT_COLUMNS} FROM {{schema}}.events \
-         WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version"
+         WHERE stream_id = $1 AND stream_version > $2 {IN_VERSION_ORDER}"
     )
 }
 
@@ -205,9 +217,13 @@ pub(crate) fn load_stream() -> String {
 /// and nothing to decode, an `int8` twelve and a conversion. Loading a stream of 10,001 events
 /// 100 times by turns, the median load took 2 to 3% less than with the version sent as it is
 /// (and 1 to 2% more than with no version column at all).
-pub(crate) const FOLD_STREAM: &str = "SELECT stream_version, event_type, \
-     NULLIF(schema_version, 1), payload FROM {schema}.events \
-     WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version";
+/// Read in index order, see [`IN_VERSION_ORDER`].
+pub(crate) fn fold_stream() -> String {
+    format!(
+        "SELECT stream_version, event_type, NULLIF(schema_version, 1), payload \
+         FROM {{schema}}.events WHERE stream_id = $1 AND stream_version > $2 {IN_VERSION_ORDER}"
+    )
+}
 
 /// The gap-free global read: only rows whose transaction is older than every transaction still
 /// running (so no row can commit later with a smaller key), in (transaction, position) order.
@@ -344,7 +360,7 @@ impl Queries {
             stream_version: render(STREAM_VERSION),
             find_event_id: render(FIND_EVENT_ID),
             load_stream: render(&load_stream()),
-            fold_stream: render(FOLD_STREAM),
+            fold_stream: render(&fold_stream()),
             read_all: render(&read_all()),
             read_with_head: render(&read_with_head()),
             head: render(HEAD),

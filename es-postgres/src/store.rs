@@ -23,7 +23,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::announce::{Announcer, Claim};
-use crate::sql::Queries;
+use crate::sql::{self, Queries};
 
 const BACKEND: &str = "postgres";
 
@@ -936,7 +936,7 @@ fn last_written(
 }
 
 /// The schema version in column `index` of an event row, which the reads send as NULL when it
-/// is 1 (see `sql::FOLD_STREAM`).
+/// is 1 (see `sql::fold_stream`).
 fn schema_version_at(
     row: &PgRow,
     index: usize,
@@ -1235,6 +1235,7 @@ impl EventStore for PostgresStore {
             Ok(after) => sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.load_stream.as_str()))
                 .bind(stream_id.as_str())
                 .bind(after)
+                .bind(sql::NO_LIMIT)
                 .fetch(&self.pool)
                 .map(move |row| {
                     let row = row.map_err(|error| {
@@ -1260,6 +1261,7 @@ impl EventStore for PostgresStore {
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.fold_stream.as_str()))
             .bind(stream_id.as_str())
             .bind(to_i64(after.get(), &context)?)
+            .bind(sql::NO_LIMIT)
             .fetch(&self.pool);
         while let Some(row) = rows
             .try_next()
@@ -1840,6 +1842,58 @@ mod tests {
             let id = append(&store, ExpectedVersion::NoStream, 1).await;
             drop(claim);
             id
+        })
+        .await;
+    }
+
+    /// Both reads of a stream run, once their plan is generic (from a statement's sixth
+    /// execution on a connection), as an ordered scan of the stream's index: no sort before the
+    /// first row. The table holds one long stream and was never analyzed, where PostgreSQL
+    /// otherwise picks a bitmap scan and a sort (see `sql::IN_VERSION_ORDER`).
+    #[tokio::test]
+    async fn stream_reads_follow_the_index_without_a_sort() {
+        common::with_schemas(2, |pool, schemas| async move {
+            let store = schemas.store(&pool).await;
+            let stream = StreamId::new("long-1").unwrap();
+            let mut version = 0;
+            for _ in 0..10 {
+                let request = AppendRequest::new(
+                    stream.clone(),
+                    ExpectedVersion::Exact(StreamVersion(version)),
+                    ticks(1_000),
+                );
+                version = store.append(request).await.unwrap().version_after.get();
+            }
+            let mut connection = pool.acquire().await.unwrap();
+            let queries = &store.inner.queries;
+            for (name, statement) in [
+                ("fold", &queries.fold_stream),
+                ("load", &queries.load_stream),
+            ] {
+                let prepare = format!(
+                    "SET plan_cache_mode = force_generic_plan; \
+                     PREPARE {name}(text, bigint, bigint) AS {statement}"
+                );
+                sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
+                    .execute(&mut *connection)
+                    .await
+                    .unwrap();
+                let explain = format!("EXPLAIN EXECUTE {name}('long-1', 0, NULL)");
+                let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
+                    .fetch_all(&mut *connection)
+                    .await
+                    .unwrap();
+                let plan = plan.join("\n");
+                assert!(
+                    plan.contains("Index Scan using events_stream_version_key")
+                        && !plan.contains("Sort"),
+                    "the {name} statement's generic plan:\n{plan}"
+                );
+            }
+            sqlx::raw_sql("DEALLOCATE ALL; RESET plan_cache_mode")
+                .execute(&mut *connection)
+                .await
+                .unwrap();
         })
         .await;
     }
