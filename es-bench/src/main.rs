@@ -484,7 +484,8 @@ impl Bench {
         }
     }
 
-    /// Untimed setup of a scenario on one side: its orders, S3's long order, S5's placed order.
+    /// Untimed setup of a scenario on one side: its orders, S3's long order and its warm-up
+    /// loads, S5's placed order.
     async fn prepare(&self, side: &mut Side, scenario: Scenario) -> Result<()> {
         match scenario {
             Scenario::S1 | Scenario::S2 => {
@@ -503,10 +504,17 @@ impl Bench {
             Scenario::S3 => {
                 side.order = Uuid::now_v7();
                 let items = self.sizes.long_items;
-                match &side.subject {
-                    Subject::Es(es) => es.store_long(side.order, items).await?,
-                    Subject::Raw(raw) => raw.store_long(side.order, items).await?,
-                }
+                let warm_up = self.sizes.warm_up_loads;
+                let _untimed = match &side.subject {
+                    Subject::Es(es) => {
+                        es.store_long(side.order, items).await?;
+                        es.load_long(side.order, warm_up, items).await?
+                    }
+                    Subject::Raw(raw) => {
+                        raw.store_long(side.order, items).await?;
+                        raw.load_long(side.order, warm_up, items).await?
+                    }
+                };
             }
             Scenario::S5 => {
                 side.order = Uuid::now_v7();
