@@ -1890,7 +1890,7 @@ mod tests {
                     "the {name} statement's generic plan:\n{plan}"
                 );
             }
-            sqlx::raw_sql("DEALLOCATE ALL; RESET plan_cache_mode")
+            sqlx::raw_sql("DEALLOCATE fold; DEALLOCATE load; RESET plan_cache_mode")
                 .execute(&mut *connection)
                 .await
                 .unwrap();
