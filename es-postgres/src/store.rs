@@ -326,7 +326,13 @@ impl PostgresStore {
     /// at once, and has other processes told (see `crate::announce`): `claim` is the append's
     /// claim, which its commit carried, if it announced.
     fn committed_elsewhere(&self, claim: Option<Claim<'_>>) {
-        self.inner.head.send_modify(|n| *n = n.wrapping_add(1));
+        // With no reader watching, nobody is woken: a reader that subscribes later reads the
+        // log from its checkpoint before it waits. Skipping the send spares every append the
+        // channel's lock and its eight wake-up lists, which the command path paid for nothing
+        // (callgrind: 424 instructions a command in S1).
+        if self.inner.head.receiver_count() > 0 {
+            self.inner.head.send_modify(|n| *n = n.wrapping_add(1));
+        }
         match claim {
             Some(claim) => claim.carried(),
             None => self.inner.announcer.committed_unannounced(),
