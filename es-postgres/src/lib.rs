@@ -40,8 +40,9 @@
 //! [`PostgresOptions::run_migrations`] says otherwise) in a schema of your choice
 //! ([`PostgresOptions::schema`], default `es`): `events` (position, writing transaction id as
 //! `xid8`, stream id and version unique together, event id unique, type, schema version,
-//! `jsonb` payload and metadata, recorded-at), `snapshots`, `commands` (idempotency records)
-//! and `checkpoints`.
+//! `jsonb` payload and metadata, recorded-at), `snapshots`, `commands` (idempotency records),
+//! `checkpoints`, `projection_leases` and `listeners` (the processes listening for commits, see
+//! below).
 //!
 //! # Appends
 //!
@@ -115,6 +116,15 @@
 //! runner), the store opens one `LISTEN` connection and wakes its readers on every other
 //! store's notification; a store that only writes listens to nothing. Readers also poll slowly
 //! in case a notification is lost, and the listener reconnects by itself.
+//!
+//! A listening store registers itself in the `listeners` table (renewed every 10 s, expiring
+//! after 30 s, removed when its last handle goes), and a store announces only while another
+//! process is registered there: it looks, at most every 250 ms, while it has commits to
+//! announce. So a service nobody listens to sends no `NOTIFY` at all, and a reader that starts
+//! in another process hears of other stores' commits within 250 ms of registering (it reads
+//! the log itself once it listens). Every process that reads or writes a schema must run a
+//! version that knows the `listeners` table: an older reader does not register, and is then
+//! only found by its poll.
 
 mod announce;
 mod rows;

@@ -316,6 +316,20 @@ pub(crate) const SAVE_CHECKPOINT_FENCED: &str = "WITH fence AS (SELECT 1 FROM {s
 pub(crate) const LEASE_OWNER: &str = "SELECT owner, expires_at > clock_timestamp() \
      FROM {schema}.projection_leases WHERE projection = $1";
 
+/// Whether a process other than `$1` listens for the schema's commits (see `crate::announce`).
+pub(crate) const OTHERS_LISTEN: &str = "SELECT EXISTS (SELECT 1 FROM {schema}.listeners \
+     WHERE instance <> $1 AND expires_at > clock_timestamp())";
+
+/// Registers (or renews) listener `$1` for `$2` milliseconds, and removes expired rows (a
+/// crashed process's), so the table stays as small as the number of live listeners.
+pub(crate) const REGISTER_LISTENER: &str = "WITH expired AS (DELETE FROM {schema}.listeners \
+     WHERE expires_at < clock_timestamp() AND instance <> $1) \
+     INSERT INTO {schema}.listeners (instance, expires_at) \
+     VALUES ($1, clock_timestamp() + $2 * interval '1 millisecond') \
+     ON CONFLICT (instance) DO UPDATE SET expires_at = EXCLUDED.expires_at";
+
+pub(crate) const UNREGISTER_LISTENER: &str = "DELETE FROM {schema}.listeners WHERE instance = $1";
+
 /// Every statement with the schema filled in, rendered once per store.
 #[derive(Debug)]
 pub(crate) struct Queries {
@@ -343,6 +357,9 @@ pub(crate) struct Queries {
     pub(crate) release_lease: String,
     pub(crate) save_checkpoint_fenced: String,
     pub(crate) lease_owner: String,
+    pub(crate) others_listen: String,
+    pub(crate) register_listener: String,
+    pub(crate) unregister_listener: String,
 }
 
 impl Queries {
@@ -376,6 +393,9 @@ impl Queries {
             release_lease: render(RELEASE_LEASE),
             save_checkpoint_fenced: render(SAVE_CHECKPOINT_FENCED),
             lease_owner: render(LEASE_OWNER),
+            others_listen: render(OTHERS_LISTEN),
+            register_listener: render(REGISTER_LISTENER),
+            unregister_listener: render(UNREGISTER_LISTENER),
         }
     }
 }

@@ -131,6 +131,7 @@ impl PostgresOptions {
                 head: Arc::new(head),
                 tasks: Mutex::new(Vec::new()),
                 listening: AtomicBool::new(false),
+                registered: std::sync::OnceLock::new(),
                 announcer: Arc::new(Announcer::new()),
                 instance: Uuid::now_v7().to_string(),
                 begin_batch: format!(
@@ -177,6 +178,9 @@ struct Inner {
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
     /// Whether the listener was started (by the first [`EventStore::watch`]).
     listening: AtomicBool,
+    /// Held while the listener's registration lives (see `register_listener`): dropped with
+    /// the last handle, which tells the registering task to remove it.
+    registered: std::sync::OnceLock<tokio::sync::oneshot::Sender<()>>,
     /// When this store last told other processes about its commits (see `crate::announce`).
     announcer: Arc<Announcer>,
     /// The payload of this store's own announcements: its listener skips them, since this
@@ -303,12 +307,21 @@ impl PostgresStore {
         request: AppendRequest,
     ) -> Result<Committed, AppendError> {
         // The caller commits: the notification is queued in that transaction and sent at its
-        // commit, so no reader is woken for events that roll back.
+        // commit, so no reader is woken for events that roll back. It is needed when this
+        // process listens (the store does not see that commit, so it wakes nobody itself) or
+        // another may; otherwise the commit waits, pending, for the notifier's next look.
+        let notify =
+            self.inner.listening.load(Ordering::Acquire) || !self.inner.announcer.nobody_listens();
         match self
-            .append_once(&mut *connection, &request, true, false)
+            .append_once(&mut *connection, &request, true, notify)
             .await
         {
-            Ok(committed) => Ok(committed),
+            Ok(committed) => {
+                if !notify {
+                    self.inner.announcer.committed_unannounced();
+                }
+                Ok(committed)
+            }
             Err(Attempt::Failed(error)) => Err(error),
             Err(Attempt::VersionTaken) => Err(AppendError::Conflict {
                 stream_id: request.stream_id.clone(),
@@ -393,12 +406,13 @@ impl PostgresStore {
         };
         // Not kept with the tasks the last handle aborts: it ends by itself once the announcer
         // closes, after its last announcement.
-        drop(runtime.spawn(notify(
-            self.pool.clone(),
-            self.inner.channel.clone(),
-            self.inner.instance.clone(),
-            Arc::clone(&self.inner.announcer),
-        )));
+        drop(runtime.spawn(notify(Notifier {
+            pool: self.pool.clone(),
+            channel: self.inner.channel.clone(),
+            instance: self.inner.instance.clone(),
+            announcer: Arc::clone(&self.inner.announcer),
+            others_listen: self.inner.queries.others_listen.clone(),
+        })));
     }
 
     /// Starts listening for other processes' commits, once, when the first reader watches the
@@ -421,6 +435,18 @@ impl PostgresStore {
             Arc::downgrade(&self.inner.head),
         ));
         self.keep_task(listener);
+        // Not kept with the tasks the last handle aborts: it removes the registration when
+        // that handle goes (the sender kept in `Inner` drops), then ends.
+        let (registered, store_gone) = tokio::sync::oneshot::channel();
+        if self.inner.registered.set(registered).is_ok() {
+            drop(runtime.spawn(register_listener(
+                self.pool.clone(),
+                self.inner.queries.register_listener.clone(),
+                self.inner.queries.unregister_listener.clone(),
+                self.inner.instance.clone(),
+                store_gone,
+            )));
+        }
     }
 
     /// Keeps `task` until the last handle of the store goes, which stops it.
@@ -476,10 +502,10 @@ impl PostgresStore {
         }
     }
 
-    /// One attempt at `request`. `announce`: the statement also queues this store's
-    /// announcement (the append holds the claim). In the caller's transaction every append
-    /// queues a notification of its own, with an empty payload (this process's readers are
-    /// woken by it too: the store does not see that commit).
+    /// One attempt at `request`. `announce`: the statement also queues a notification: this
+    /// store's announcement (the append holds the claim) or, in the caller's transaction, one
+    /// of its own, with an empty payload (this process's readers are woken by it too: the
+    /// store does not see that commit).
     async fn append_once(
         &self,
         connection: &mut PgConnection,
@@ -539,7 +565,7 @@ impl PostgresStore {
             .bind(payloads)
             .bind(metadata)
             .bind(request.command_id)
-            .bind((in_callers_transaction || announce).then_some(self.inner.channel.as_str()))
+            .bind(announce.then_some(self.inner.channel.as_str()))
             .bind(if in_callers_transaction {
                 ""
             } else {
@@ -1096,18 +1122,68 @@ const NOTIFY_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// The longest pause between attempts of a failing `NOTIFY`.
 const NOTIFY_RETRY_MAX: Duration = Duration::from_secs(10);
 
+/// What the notifier task works with.
+struct Notifier {
+    pool: PgPool,
+    channel: String,
+    instance: String,
+    announcer: Arc<Announcer>,
+    /// [`sql::OTHERS_LISTEN`] for the store's schema.
+    others_listen: String,
+}
+
+impl Notifier {
+    /// Whether a process other than this store's has a live row in `listeners` (`None`: the
+    /// look failed, and is logged the first time in a row).
+    async fn others_listen(&self, failing: &mut bool) -> Option<bool> {
+        let found = sqlx::query_scalar(sqlx::AssertSqlSafe(self.others_listen.as_str()))
+            .bind(&self.instance)
+            .fetch_one(&self.pool)
+            .await;
+        match found {
+            Ok(found) => {
+                *failing = false;
+                Some(found)
+            }
+            Err(error) => {
+                if !std::mem::replace(failing, true) {
+                    tracing::warn!(
+                        %error,
+                        "cannot read the listeners table; announcing every commit meanwhile"
+                    );
+                }
+                None
+            }
+        }
+    }
+
+    /// Looks at the listeners (see `crate::announce`).
+    async fn check(&self, failing: &mut bool) {
+        let covered = self.announcer.start_check();
+        let found = self.others_listen(failing).await;
+        self.announcer.checked(found, covered);
+    }
+}
+
 /// Announces this store's pending commits to other processes when no append carried the
 /// announcement in time (see `crate::announce`): one `NOTIFY` after a quiet spell, with the
-/// store's `instance` as payload.
-async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<Announcer>) {
+/// store's `instance` as payload. Looks whether anybody listens first, at most once per
+/// [`crate::announce::LISTENERS_CHECK`]; while nobody does, announces nothing.
+async fn notify(notifier: Notifier) {
+    let announcer = &notifier.announcer;
     let mut backoff = NOTIFY_RETRY_FIRST;
+    let mut failing = false;
     loop {
         announcer.signal.notified().await;
         loop {
             if announcer.is_closing() {
-                // The store's last handle went: what is pending is announced now, claimed or not.
-                if announcer.is_pending() {
-                    match send_notify(&pool, &channel, &instance).await {
+                // The store's last handle went: what is pending is announced now, claimed or
+                // not, if someone may listen (looked at again: a reader may have come since).
+                if announcer.is_pending() && announcer.nobody_listens() {
+                    notifier.check(&mut failing).await;
+                }
+                if announcer.is_pending() && !announcer.nobody_listens() {
+                    match send_notify(&notifier.pool, &notifier.channel, &notifier.instance).await {
                         // The application closed the pool first: it is shutting down.
                         Ok(()) | Err(sqlx::Error::PoolClosed) => {}
                         Err(error) => {
@@ -1117,6 +1193,19 @@ async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<
                 }
                 return;
             }
+            if !announcer.is_pending() {
+                break;
+            }
+            let check_in = announcer.check_wait();
+            if check_in.is_zero() {
+                notifier.check(&mut failing).await;
+                continue;
+            }
+            if announcer.nobody_listens() {
+                // Commits stay pending until the next look; the store closing ends the wait.
+                let _ = tokio::time::timeout(check_in, announcer.signal.notified()).await;
+                continue;
+            }
             // An append that claims meanwhile moves the deadline, and covers what is pending;
             // the store closing ends the wait early.
             let wait = announcer.notifier_wait();
@@ -1124,13 +1213,10 @@ async fn notify(pool: PgPool, channel: String, instance: String, announcer: Arc<
                 let _ = tokio::time::timeout(wait, announcer.signal.notified()).await;
                 continue;
             }
-            if !announcer.is_pending() {
-                break;
-            }
             let Some(claim) = announcer.claim() else {
                 continue;
             };
-            match send_notify(&pool, &channel, &instance).await {
+            match send_notify(&notifier.pool, &notifier.channel, &notifier.instance).await {
                 Ok(()) => {
                     claim.carried();
                     backoff = NOTIFY_RETRY_FIRST;
@@ -1171,6 +1257,63 @@ fn type_names<'a>(filter: EventFilter<'a>) -> Option<Vec<&'a str>> {
 /// A lease's time to live in whole milliseconds, for `interval` arithmetic in SQL.
 fn millis(ttl: Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// How long a listener's registration lasts unless renewed: a crashed process's registration
+/// makes the other stores announce for at most this long.
+const LISTENER_TTL: Duration = Duration::from_secs(30);
+/// How often a listener renews its registration.
+const LISTENER_RENEW: Duration = Duration::from_secs(10);
+/// The pause before a failed registration is tried again.
+const LISTENER_RETRY: Duration = Duration::from_secs(1);
+
+/// Registers this store's listener in the `listeners` table, so that other processes' stores
+/// announce their commits (see `crate::announce`), and renews it until `store_gone` fires (the
+/// store's last handle went): then removes it.
+async fn register_listener(
+    pool: PgPool,
+    register: String,
+    unregister: String,
+    instance: String,
+    mut store_gone: tokio::sync::oneshot::Receiver<()>,
+) {
+    let ttl = millis(LISTENER_TTL);
+    let mut failing = false;
+    loop {
+        let registered = sqlx::query(sqlx::AssertSqlSafe(register.as_str()))
+            .bind(&instance)
+            .bind(ttl)
+            .execute(&pool)
+            .await;
+        let pause = match registered {
+            Ok(_) => {
+                failing = false;
+                LISTENER_RENEW
+            }
+            Err(error) => {
+                if !std::mem::replace(&mut failing, true) {
+                    tracing::warn!(
+                        %error,
+                        "cannot register this store's listener; other processes may not announce their commits, and its readers poll"
+                    );
+                }
+                LISTENER_RETRY
+            }
+        };
+        // Both cancel-safe: a pause cut short by the store going loses nothing.
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = &mut store_gone => break,
+        }
+    }
+    if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(unregister.as_str()))
+        .bind(&instance)
+        .execute(&pool)
+        .await
+    {
+        // The registration expires by itself.
+        tracing::debug!(%error, "removing this store's listener registration failed");
+    }
 }
 
 /// Wakes readers on every notification but this store's own (`instance`: its readers were woken
@@ -1772,6 +1915,7 @@ mod tests {
                 .unwrap();
             let mut listener = PgListener::connect_with(&pool).await.unwrap();
             listener.listen(&store.inner.channel).await.unwrap();
+            listen_as_another_process(&pool, &store).await;
             let stream = StreamId::new("guarded-1").unwrap();
             let placed = AppendRequest::new(stream.clone(), ExpectedVersion::NoStream, ticks(1));
             store.append(placed).await.unwrap();
@@ -1848,6 +1992,232 @@ mod tests {
             let id = append(&store, ExpectedVersion::NoStream, 1).await;
             drop(claim);
             id
+        })
+        .await;
+    }
+
+    /// Registers a listener in `store`'s schema, as another process's listening store does.
+    async fn listen_as_another_process(pool: &PgPool, store: &PostgresStore) {
+        sqlx::query(sqlx::AssertSqlSafe(
+            store.inner.queries.register_listener.as_str(),
+        ))
+        .bind(Uuid::now_v7().to_string())
+        .bind(millis(LISTENER_TTL))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    /// A store on a fresh schema that has looked and found nobody listening, with an
+    /// unregistered `LISTEN` on its channel that has received what the store sent before.
+    async fn store_nobody_listens_to(
+        pool: &PgPool,
+        schemas: &common::Schemas,
+    ) -> (PostgresStore, PgListener) {
+        let store = PostgresStore::options()
+            .schema(schemas.fresh())
+            .with_pool(pool.clone())
+            .await
+            .unwrap();
+        let mut listener = PgListener::connect_with(pool).await.unwrap();
+        listener.listen(&store.inner.channel).await.unwrap();
+        // The first append claims (nobody has looked yet); the second, inside the interval,
+        // leaves a commit pending, which makes the notifier look.
+        for stream in ["early-1", "early-2"] {
+            let stream = StreamId::new(stream).unwrap();
+            let request = AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(1));
+            store.append(request).await.unwrap();
+        }
+        tokio::time::timeout(WOKEN_WITHIN, async {
+            while !store.inner.announcer.nobody_listens() || store.inner.announcer.is_pending() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the notifier looked and found nobody listening");
+        // Takes the first append's announcement, up to a marker.
+        sqlx::query("SELECT pg_notify($1, 'marker')")
+            .bind(&store.inner.channel)
+            .execute(pool)
+            .await
+            .unwrap();
+        loop {
+            let next = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+                .await
+                .expect("the marker arrived")
+                .unwrap();
+            if next.payload() == "marker" {
+                break;
+            }
+        }
+        (store, listener)
+    }
+
+    /// While no other process listens, appends that would claim the announcement (past the
+    /// interval) and the notifier send nothing, and nothing stays pending.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nothing_is_announced_while_nobody_listens() {
+        common::with_schemas(2, |pool, schemas| async move {
+            let (store, mut listener) = store_nobody_listens_to(&pool, &schemas).await;
+            for (stream, events, without_position) in [
+                ("alone-1", 1, true),
+                ("alone-2", 3, false),
+                ("alone-3", 1, false),
+            ] {
+                tokio::time::sleep(crate::announce::INTERVAL * 3).await;
+                let stream = StreamId::new(stream).unwrap();
+                let mut request =
+                    AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
+                request.without_position = without_position;
+                store.append(request).await.unwrap();
+            }
+            // Past the notifier's delay and its next look.
+            tokio::time::sleep(crate::announce::LISTENERS_CHECK * 2).await;
+            assert!(store.inner.announcer.nobody_listens());
+            assert!(
+                !store.inner.announcer.is_pending(),
+                "commits nobody listens for stayed pending"
+            );
+            nothing_notified_before_a_marker(
+                &pool,
+                &store,
+                &mut listener,
+                "an append notified though nobody listened",
+            )
+            .await;
+        })
+        .await;
+    }
+
+    /// A reader in another process that starts after the writer found nobody listening is
+    /// woken for the writer's next commit: the writer's next look finds its registration and
+    /// announces.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_that_comes_later_is_woken_by_the_next_commit() {
+        common::with_schemas(3, |pool, schemas| async move {
+            let (store, _) = store_nobody_listens_to(&pool, &schemas).await;
+            let reader = PostgresStore::options()
+                .schema(store.schema().to_owned())
+                .with_pool(pool.clone())
+                .await
+                .unwrap();
+            let after = reader.head().await.unwrap().unwrap_or(LogPosition::START);
+            let mut subscription = es_core::Subscription::new(reader.clone(), after)
+                .fallback_poll(Duration::from_secs(3_600));
+            let waiting = tokio::spawn(async move { subscription.next().await });
+            tokio::time::sleep(SETTLE).await;
+            assert!(
+                store.inner.announcer.nobody_listens(),
+                "the writer looked again though it committed nothing"
+            );
+            let id = append(&store, ExpectedVersion::NoStream, 1).await;
+            let woken = tokio::time::timeout(WOKEN_WITHIN, waiting)
+                .await
+                .expect("the later reader was woken")
+                .unwrap()
+                .unwrap();
+            assert_eq!(woken.id, id);
+            assert!(!store.inner.announcer.nobody_listens());
+        })
+        .await;
+    }
+
+    /// A store registers its listener when something first watches the log, and removes the
+    /// registration when its last handle goes.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_watching_store_registers_its_listener_until_it_closes() {
+        common::with_schemas(2, |pool, schemas| async move {
+            let store = PostgresStore::options()
+                .schema(schemas.fresh())
+                .with_pool(pool.clone())
+                .await
+                .unwrap();
+            let table = format!("{}.listeners", store.inner.quoted_schema);
+            let registered = |instance: String| {
+                let pool = pool.clone();
+                let table = table.clone();
+                async move {
+                    sqlx::query_scalar::<_, bool>(sqlx::AssertSqlSafe(format!(
+                        "SELECT EXISTS (SELECT 1 FROM {table} WHERE instance = $1 \
+                         AND expires_at > clock_timestamp())"
+                    )))
+                    .bind(instance)
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap()
+                }
+            };
+            let instance = store.inner.instance.clone();
+            assert!(
+                !registered(instance.clone()).await,
+                "registered before watching"
+            );
+            let watch = store.watch();
+            tokio::time::timeout(WOKEN_WITHIN, async {
+                while !registered(instance.clone()).await {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .expect("the watching store registered its listener");
+            drop(watch);
+            drop(store);
+            tokio::time::timeout(WOKEN_WITHIN, async {
+                while registered(instance.clone()).await {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            })
+            .await
+            .expect("the closed store removed its registration");
+        })
+        .await;
+    }
+
+    /// An append in the caller's transaction queues a notification only when someone may
+    /// listen; otherwise its commit is pending, and the notifier announces it once a look
+    /// finds a listener.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_append_in_a_transaction_notifies_only_when_someone_listens() {
+        common::with_schemas(2, |pool, schemas| async move {
+            let (store, mut listener) = store_nobody_listens_to(&pool, &schemas).await;
+            let append_in = |stream: &'static str| {
+                let pool = pool.clone();
+                let store = store.clone();
+                async move {
+                    let mut transaction = pool.begin().await.unwrap();
+                    let stream = StreamId::new(stream).unwrap();
+                    let request = AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(1));
+                    store.append_in(&mut transaction, request).await.unwrap();
+                    transaction.commit().await.unwrap();
+                }
+            };
+            append_in("outbox-1").await;
+            tokio::time::sleep(crate::announce::LISTENERS_CHECK * 2).await;
+            nothing_notified_before_a_marker(
+                &pool,
+                &store,
+                &mut listener,
+                "an append in a transaction notified though nobody listened",
+            )
+            .await;
+
+            listen_as_another_process(&pool, &store).await;
+            append_in("outbox-2").await;
+            let announced = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+                .await
+                .expect("the notifier's look found the listener and announced")
+                .unwrap();
+            assert_eq!(announced.payload(), store.inner.instance);
+            append_in("outbox-3").await;
+            let notified = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+                .await
+                .expect("the append notified in its transaction")
+                .unwrap();
+            assert_eq!(
+                notified.payload(),
+                "",
+                "not the transaction's own notification"
+            );
         })
         .await;
     }
