@@ -1407,11 +1407,20 @@ impl EventStore for PostgresStore {
     {
         let context = || format!("load stream `{stream_id}`");
         let bad = |error: sqlx::Error| corrupt(context(), error);
+        let after = to_i64(after.get(), &context)?;
+        // Read on a connection taken here rather than through the pool's executor, which
+        // wraps the connection's row stream in a boxed stream of its own, with sqlx's 8.6 KB
+        // `acquire` future copied into it (callgrind, S1: 11,000 instructions a command less).
+        let mut connection = self
+            .pool
+            .acquire()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))?;
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.fold_stream.as_str()))
             .bind(stream_id.as_str())
-            .bind(to_i64(after.get(), &context)?)
+            .bind(after)
             .bind(sql::NO_LIMIT)
-            .fetch(&self.pool);
+            .fetch(&mut *connection);
         while let Some(row) = rows
             .try_next()
             .await
