@@ -12,7 +12,7 @@
 //! copy per statement, and a hop per row), as es-postgres does for its stream reads and
 //! appends. A command takes two connections one after the other, as the framework's command
 //! path does; one connection for both statements would be less work still (see the README:
-//! S1 ran 12% faster that way, which the framework cannot yet match).
+//! S1 ran about a fifth faster that way, which the framework cannot yet match).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;

@@ -1792,9 +1792,20 @@ mod tests {
         events: usize,
         without_position: bool,
     ) -> EventId {
+        append_to(store, "quiet-1", expected, events, without_position).await
+    }
+
+    /// Appends `events` ticks to `stream`; returns the first event's id.
+    async fn append_to(
+        store: &PostgresStore,
+        stream: &str,
+        expected: ExpectedVersion,
+        events: usize,
+        without_position: bool,
+    ) -> EventId {
         let events = ticks(events);
         let id = events[0].id;
-        let stream = StreamId::new("quiet-1").unwrap();
+        let stream = StreamId::new(stream).unwrap();
         let mut request = AppendRequest::new(stream, expected, events);
         request.without_position = without_position;
         store.append(request).await.unwrap();
@@ -1870,16 +1881,26 @@ mod tests {
         listener: &mut PgListener,
         failure: &str,
     ) {
+        send_marker(pool, store).await;
+        let next = next_notification(listener).await;
+        assert_eq!(next.payload(), "marker", "{failure}");
+    }
+
+    /// Sends a notification with payload `marker` on `store`'s channel.
+    async fn send_marker(pool: &PgPool, store: &PostgresStore) {
         sqlx::query("SELECT pg_notify($1, 'marker')")
             .bind(&store.inner.channel)
             .execute(pool)
             .await
             .unwrap();
-        let next = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
+    }
+
+    /// The next notification `listener` gets, within [`WOKEN_WITHIN`].
+    async fn next_notification(listener: &mut PgListener) -> sqlx::postgres::PgNotification {
+        tokio::time::timeout(WOKEN_WITHIN, listener.recv())
             .await
-            .expect("the marker arrived")
-            .unwrap();
-        assert_eq!(next.payload(), "marker", "{failure}");
+            .expect("a notification arrived in time")
+            .unwrap()
     }
 
     /// Without the claim the lean appends take their plain form, which sends nothing.
@@ -1894,11 +1915,14 @@ mod tests {
                 ("silent-4", 3, true),
             ];
             for (stream, events, without_position) in appends {
-                let stream = StreamId::new(stream).unwrap();
-                let mut request =
-                    AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
-                request.without_position = without_position;
-                store.append(request).await.unwrap();
+                append_to(
+                    &store,
+                    stream,
+                    ExpectedVersion::NoStream,
+                    events,
+                    without_position,
+                )
+                .await;
             }
             nothing_notified_before_a_marker(
                 &pool,
@@ -2033,9 +2057,7 @@ mod tests {
         // The first append claims (nobody has looked yet); the second, inside the interval,
         // leaves a commit pending, which makes the notifier look.
         for stream in ["early-1", "early-2"] {
-            let stream = StreamId::new(stream).unwrap();
-            let request = AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(1));
-            store.append(request).await.unwrap();
+            append_to(&store, stream, ExpectedVersion::NoStream, 1, false).await;
         }
         tokio::time::timeout(WOKEN_WITHIN, async {
             while !store.inner.announcer.nobody_listens() || store.inner.announcer.is_pending() {
@@ -2045,20 +2067,8 @@ mod tests {
         .await
         .expect("the notifier looked and found nobody listening");
         // Takes the first append's announcement, up to a marker.
-        sqlx::query("SELECT pg_notify($1, 'marker')")
-            .bind(&store.inner.channel)
-            .execute(pool)
-            .await
-            .unwrap();
-        loop {
-            let next = tokio::time::timeout(WOKEN_WITHIN, listener.recv())
-                .await
-                .expect("the marker arrived")
-                .unwrap();
-            if next.payload() == "marker" {
-                break;
-            }
-        }
+        send_marker(pool, &store).await;
+        while next_notification(&mut listener).await.payload() != "marker" {}
         (store, listener)
     }
 
@@ -2074,11 +2084,14 @@ mod tests {
                 ("alone-3", 1, false),
             ] {
                 tokio::time::sleep(crate::announce::INTERVAL * 3).await;
-                let stream = StreamId::new(stream).unwrap();
-                let mut request =
-                    AppendRequest::new(stream, ExpectedVersion::NoStream, ticks(events));
-                request.without_position = without_position;
-                store.append(request).await.unwrap();
+                append_to(
+                    &store,
+                    stream,
+                    ExpectedVersion::NoStream,
+                    events,
+                    without_position,
+                )
+                .await;
             }
             // Past the notifier's delay and its next look.
             tokio::time::sleep(crate::announce::LISTENERS_CHECK * 2).await;
