@@ -11,8 +11,10 @@
 //! again.
 
 use std::fmt;
+use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::Arc;
+use std::task::Poll;
 
 use tracing::Instrument as _;
 use uuid::Uuid;
@@ -22,7 +24,7 @@ use crate::error::{AppendError, CommandError, LoadError};
 use crate::event::NewEvent;
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotCodec, SnapshotPolicy};
-use crate::store::{AppendRequest, CommandRecord, EventStore};
+use crate::store::{AppendRequest, CommandRecord, CommandSession, EventStore};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 /// The default number of times a command is decided before a conflict is returned.
@@ -155,7 +157,10 @@ pub(crate) async fn load<S: EventStore, A: Aggregate>(
     stream_id: &StreamId,
     up_to: Option<StreamVersion>,
 ) -> Result<Loaded<A>, LoadError> {
-    Ok(load_tracked(store, stream_id, up_to).await?.loaded)
+    let mut session = store.command_session();
+    Ok(load_tracked(store, &mut session, stream_id, up_to)
+        .await?
+        .loaded)
 }
 
 /// A loaded aggregate, and whether its version was read from the stream's events.
@@ -166,9 +171,10 @@ struct Tracked<A> {
     version_was_read: bool,
 }
 
-/// [`load`], telling where the version came from.
+/// [`load`] through `session`, telling where the version came from.
 async fn load_tracked<S: EventStore, A: Aggregate>(
     store: &S,
+    session: &mut impl CommandSession,
     stream_id: &StreamId,
     up_to: Option<StreamVersion>,
 ) -> Result<Tracked<A>, LoadError> {
@@ -176,13 +182,16 @@ async fn load_tracked<S: EventStore, A: Aggregate>(
     // An instrumented future enters and leaves its span on every poll, once per row of a long
     // stream: skip the wrapper when nobody listens.
     if span.is_disabled() {
-        return load_in_span(store, stream_id, up_to).await;
+        return load_in_span(store, session, stream_id, up_to).await;
     }
-    load_in_span(store, stream_id, up_to).instrument(span).await
+    load_in_span(store, session, stream_id, up_to)
+        .instrument(span)
+        .await
 }
 
 async fn load_in_span<S: EventStore, A: Aggregate>(
     store: &S,
+    session: &mut impl CommandSession,
     stream_id: &StreamId,
     up_to: Option<StreamVersion>,
 ) -> Result<Tracked<A>, LoadError> {
@@ -191,7 +200,11 @@ async fn load_in_span<S: EventStore, A: Aggregate>(
         version: StreamVersion::INITIAL,
     };
     if let Some(snapshot_version) = <A::Snapshot as SnapshotCodec<A>>::VERSION
-        && let Some(snapshot) = store.load_snapshot(stream_id).await?
+        && let Some(snapshot) = {
+            // The snapshot is read on the store: the session holds nothing while it does.
+            session.release();
+            store.load_snapshot(stream_id).await?
+        }
     {
         let usable = snapshot.schema_version == snapshot_version
             && up_to.is_none_or(|limit| snapshot.stream_version <= limit);
@@ -214,7 +227,7 @@ async fn load_in_span<S: EventStore, A: Aggregate>(
         }
     }
     let mut read_an_event = false;
-    fold_stream(store, stream_id, &mut loaded, up_to, |_, _| {
+    fold_stream(session, stream_id, &mut loaded, up_to, |_, _| {
         read_an_event = true
     })
     .await?;
@@ -227,14 +240,14 @@ async fn load_in_span<S: EventStore, A: Aggregate>(
 
 /// Applies the stream's events after `loaded.version` (up to `up_to`) to `loaded`, checking that
 /// versions have no holes; `visit` sees each event with its version after it is applied.
-async fn fold_stream<S: EventStore, A: Aggregate>(
-    store: &S,
+async fn fold_stream<A: Aggregate>(
+    session: &mut impl CommandSession,
     stream_id: &StreamId,
     loaded: &mut Loaded<A>,
     up_to: Option<StreamVersion>,
     mut visit: impl FnMut(StreamVersion, &A::Event) + Send,
 ) -> Result<(), LoadError> {
-    store
+    session
         .fold_stream(stream_id, loaded.version, |stored| {
             if up_to.is_some_and(|limit| stored.stream_version > limit) {
                 return Ok(ControlFlow::Break(()));
@@ -302,13 +315,16 @@ where
     A: Aggregate,
     C: Into<A::Command> + Clone + Send,
 {
+    // Every call on the store itself comes after `session.release()`: a command never waits
+    // for a second connection while its session holds one.
+    let mut session = store.command_session();
     let mut attempts = 0;
     loop {
         attempts += 1;
         let Tracked {
             loaded: Loaded { mut state, version },
             version_was_read,
-        } = load_tracked::<S, A>(store, &stream_id, None)
+        } = load_tracked::<S, A>(store, &mut session, &stream_id, None)
             .await
             .map_err(|source| CommandError::Load {
                 stream_id: stream_id.clone(),
@@ -320,7 +336,7 @@ where
         // made on a state that already holds the command's effect.
         if let Some(command_id) = options.command_id {
             let recorded =
-                store
+                session
                     .find_command(command_id)
                     .await
                     .map_err(|source| CommandError::Load {
@@ -328,6 +344,7 @@ where
                         source,
                     })?;
             if let Some(record) = recorded {
+                session.release();
                 return replay(store, &stream_id, record).await;
             }
         }
@@ -344,15 +361,15 @@ where
                     attempts,
                 }
             };
+            session.release();
             return refuse(store, &stream_id, options.command_id, error).await;
         }
-        let decided: Events<A> = match state
-            .handle(command.clone().into(), settings.services())
-            .await
-        {
+        let handled = state.handle(command.clone().into(), settings.services());
+        let decided: Events<A> = match decide(handled, &mut session).await {
             Ok(decided) => decided,
             Err(rejection) => {
                 let error = CommandError::Rejected(rejection);
+                session.release();
                 return refuse(store, &stream_id, options.command_id, error).await;
             }
         };
@@ -385,8 +402,9 @@ where
         request.expected_was_read = version_was_read && attempts == 1;
         // `Executed` carries no log position, so the store need not find it.
         request.without_position = true;
-        match store.append(request).await {
+        match session.append(request).await {
             Ok(committed) => {
+                session.release();
                 for event in &decided {
                     state.apply(event);
                 }
@@ -421,15 +439,31 @@ where
                         actual,
                         attempts,
                     };
+                    session.release();
                     return refuse(store, &stream_id, options.command_id, error).await;
                 }
                 tracing::debug!(attempts, %actual, "version conflict; deciding again");
             }
             // The same command id won a race with us: its result is the answer.
             Err(AppendError::DuplicateCommand(record)) => {
+                session.release();
                 return replay(store, &stream_id, record).await;
             }
             Err(source) => return Err(CommandError::Append { stream_id, source }),
+        }
+    }
+}
+
+/// Awaits the handler's decision. A handler that has not decided at its first poll awaits
+/// something else (a service), and the session gives back its connection meanwhile: a handler
+/// that queries the same pool must not wait for the connection its own command holds.
+async fn decide<F: Future>(handled: F, session: &mut impl CommandSession) -> F::Output {
+    let mut handled = std::pin::pin!(handled);
+    match std::future::poll_fn(|cx| Poll::Ready(handled.as_mut().poll(cx))).await {
+        Poll::Ready(decided) => decided,
+        Poll::Pending => {
+            session.release();
+            handled.await
         }
     }
 }
@@ -492,7 +526,7 @@ async fn replay<S: EventStore, A: Aggregate>(
     };
     let mut events = Vec::new();
     fold_stream(
-        store,
+        &mut store.command_session(),
         stream_id,
         &mut loaded,
         Some(record.version_after),

@@ -88,7 +88,8 @@ pub use registry::{App, Execute, ProjectionWorkers, Registry};
 pub use runner::{ProjectionReport, ProjectionStatus, RebuildProgress, RunnerSettings};
 pub use store::memory::MemoryStore;
 pub use store::{
-    AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, Lease, StoredEvent,
+    AppendRequest, CheckpointStore, CommandSession, Committed, EventFilter, EventStore, Lease,
+    StoredEvent,
 };
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};
 pub use subscription::Subscription;

@@ -27,6 +27,9 @@ use crate::snapshot::Snapshot;
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
 pub mod memory;
+mod session;
+
+pub use session::CommandSession;
 
 /// A stored event as [`EventStore::fold_stream`] hands it over: what folding it into an
 /// aggregate needs, borrowed from the store's row.
@@ -411,6 +414,13 @@ pub trait EventStore: Clone + Send + Sync + 'static {
         &self,
         command_id: Uuid,
     ) -> impl Future<Output = Result<Option<CommandRecord>, LoadError>> + Send;
+
+    /// A session for one command's load, append and retries (see [`CommandSession`]). The
+    /// default runs each call on the store, as its own methods do; a store with a connection
+    /// pool may keep one connection for the whole command instead.
+    fn command_session(&self) -> impl CommandSession + '_ {
+        session::PerCall(self)
+    }
 }
 
 /// The right to run one projection, held by one worker at a time (see

@@ -128,6 +128,7 @@
 
 mod announce;
 mod rows;
+mod session;
 mod sql;
 mod store;
 

@@ -9,13 +9,14 @@ use std::time::Duration;
 use es_core::snapshot::Snapshot;
 use es_core::store::{CommandRecord, LogWatch};
 use es_core::{
-    AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore, Committed,
-    EventFilter, EventId, EventStore, ExpectedVersion, GlobalPosition, Lease, LoadError,
+    AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore, CommandSession,
+    Committed, EventFilter, EventId, EventStore, ExpectedVersion, GlobalPosition, Lease, LoadError,
     LogPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use serde_json::value::RawValue;
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgListener, PgPool, PgPoolOptions, PgRow};
 use sqlx::types::Json;
 use sqlx::{PgConnection, Postgres, Row as _, ValueRef as _};
@@ -370,7 +371,7 @@ impl PostgresStore {
     }
 
     /// The record of command `command_id`, read on `executor`.
-    async fn command_on(
+    pub(crate) async fn command_on(
         &self,
         executor: impl sqlx::PgExecutor<'_>,
         command_id: Uuid,
@@ -458,31 +459,42 @@ impl PostgresStore {
             .push(task);
     }
 
-    /// Appends `request` on a connection of the pool, retrying an `Any` append whose version
-    /// a concurrent writer took. `announce`: see [`append_once`](Self::append_once).
+    /// Appends `request` on `connection`, outside any transaction of the caller: claims the
+    /// announcement when one is due, and wakes this process's readers once it committed.
+    pub(crate) async fn append_committing(
+        &self,
+        connection: &mut PgConnection,
+        request: &AppendRequest,
+    ) -> Result<Committed, AppendError> {
+        // A claim not carried by a commit (a failure, nothing written) is handed back when
+        // dropped.
+        let claim = self.inner.announcer.claim();
+        let committed = self
+            .append_alone(connection, request, claim.is_some())
+            .await?;
+        // Events were written (an append made without a position has none to show for it).
+        if committed.version_after != committed.version_before {
+            self.committed_elsewhere(claim);
+        }
+        Ok(committed)
+    }
+
+    /// Appends `request` on `connection`, retrying an `Any` append whose version a concurrent
+    /// writer took. `announce`: see [`append_once`](Self::append_once).
     async fn append_alone(
         &self,
+        connection: &mut PgConnection,
         request: &AppendRequest,
         announce: bool,
     ) -> Result<Committed, AppendError> {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let mut connection = self.pool.acquire().await.map_err(|error| {
-                classify(format!("append to stream `{}`", request.stream_id), &error)
-                    .with_source(error)
-            })?;
-            match self
-                .append_once(&mut connection, request, false, announce)
-                .await
-            {
+            match self.append_once(connection, request, false, announce).await {
                 Ok(committed) => return Ok(committed),
                 Err(Attempt::Failed(error)) => return Err(error),
                 Err(Attempt::VersionTaken) => {
-                    if let Some(record) = self
-                        .recorded_command(&mut connection, false, request)
-                        .await?
-                    {
+                    if let Some(record) = self.recorded_command(connection, false, request).await? {
                         return Err(AppendError::DuplicateCommand(record));
                     }
                     let retry =
@@ -500,6 +512,57 @@ impl PostgresStore {
                 }
             }
         }
+    }
+
+    /// A connection of the pool, for the statements of `context()`.
+    pub(crate) async fn acquire(
+        &self,
+        context: impl FnOnce() -> String,
+    ) -> Result<PoolConnection<Postgres>, BackendError> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))
+    }
+
+    /// [`EventStore::fold_stream`] on `connection`. It reads there rather than through the
+    /// pool's executor, which wraps the connection's row stream in a boxed stream of its own,
+    /// with sqlx's 8.6 KB `acquire` future copied into it (callgrind, S1: 11,000 instructions
+    /// a command less).
+    pub(crate) async fn fold_on<F>(
+        &self,
+        connection: &mut PgConnection,
+        stream_id: &StreamId,
+        after: StreamVersion,
+        mut visit: F,
+    ) -> Result<(), LoadError>
+    where
+        F: FnMut(StoredEvent<'_>) -> Result<ControlFlow<()>, LoadError> + Send,
+    {
+        let context = || format!("load stream `{stream_id}`");
+        let bad = |error: sqlx::Error| corrupt(context(), error);
+        let after = to_i64(after.get(), &context)?;
+        let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.fold_stream.as_str()))
+            .bind(stream_id.as_str())
+            .bind(after)
+            .bind(sql::NO_LIMIT)
+            .fetch(connection);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))?
+        {
+            // Borrowed from the row: nothing is allocated per event before it is decoded.
+            let stream_version = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?;
+            let event_type: &str = row.try_get_unchecked(1).map_err(bad)?;
+            let schema_version = schema_version_at(&row, 2, &context)?;
+            let Json(payload): Json<&RawValue> = row.try_get_unchecked(3).map_err(bad)?;
+            let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
+            if visit(stored)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     /// One attempt at `request`. `announce`: the statement also queues a notification: this
@@ -1362,15 +1425,10 @@ async fn listen(pool: PgPool, channel: String, instance: String, head: Weak<watc
 
 impl EventStore for PostgresStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
-        // A claim not carried by a commit (a failure, nothing written) is handed back when
-        // dropped.
-        let claim = self.inner.announcer.claim();
-        let committed = self.append_alone(&request, claim.is_some()).await?;
-        // Events were written (an append made without a position has none to show for it).
-        if committed.version_after != committed.version_before {
-            self.committed_elsewhere(claim);
-        }
-        Ok(committed)
+        let mut connection = self
+            .acquire(|| format!("append to stream `{}`", request.stream_id))
+            .await?;
+        self.append_committing(&mut connection, &request).await
     }
 
     fn load<'a>(
@@ -1400,43 +1458,15 @@ impl EventStore for PostgresStore {
         &'a self,
         stream_id: &'a StreamId,
         after: StreamVersion,
-        mut visit: F,
+        visit: F,
     ) -> Result<(), LoadError>
     where
         F: FnMut(StoredEvent<'_>) -> Result<ControlFlow<()>, LoadError> + Send + 'a,
     {
-        let context = || format!("load stream `{stream_id}`");
-        let bad = |error: sqlx::Error| corrupt(context(), error);
-        let after = to_i64(after.get(), &context)?;
-        // Read on a connection taken here rather than through the pool's executor, which
-        // wraps the connection's row stream in a boxed stream of its own, with sqlx's 8.6 KB
-        // `acquire` future copied into it (callgrind, S1: 11,000 instructions a command less).
         let mut connection = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|error| classify(context(), &error).with_source(error))?;
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.fold_stream.as_str()))
-            .bind(stream_id.as_str())
-            .bind(after)
-            .bind(sql::NO_LIMIT)
-            .fetch(&mut *connection);
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(|error| classify(context(), &error).with_source(error))?
-        {
-            // Borrowed from the row: nothing is allocated per event before it is decoded.
-            let stream_version = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?;
-            let event_type: &str = row.try_get_unchecked(1).map_err(bad)?;
-            let schema_version = schema_version_at(&row, 2, &context)?;
-            let Json(payload): Json<&RawValue> = row.try_get_unchecked(3).map_err(bad)?;
-            let stored = StoredEvent::new(stream_version, event_type, schema_version, payload);
-            if visit(stored)?.is_break() {
-                break;
-            }
-        }
-        Ok(())
+            .acquire(|| format!("load stream `{stream_id}`"))
+            .await?;
+        self.fold_on(&mut connection, stream_id, after, visit).await
     }
 
     async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {
@@ -1545,6 +1575,14 @@ impl EventStore for PostgresStore {
 
     async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
         self.command_on(&self.pool, command_id).await
+    }
+
+    /// One pooled connection for the whole command: taken by its first call, kept for the
+    /// append after the load and for a retry's load and append, given back on
+    /// [`CommandSession::release`] or when the command ends. Each checkout costs a round trip
+    /// (sqlx's pool pings a connection as it hands it out) and lands on another backend.
+    fn command_session(&self) -> impl CommandSession + '_ {
+        crate::session::Session::new(self)
     }
 }
 
@@ -1721,6 +1759,15 @@ impl CheckpointStore for PostgresStore {
             .with_source(error)
         })?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+impl PostgresStore {
+    /// No append claims an announcement and the notifier takes no connection until the store
+    /// closes (see `Announcer::silence`): for tests that count the pool's checkouts.
+    pub(crate) fn silence_announcements(&self) {
+        self.inner.announcer.silence();
     }
 }
 
