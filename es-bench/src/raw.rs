@@ -7,12 +7,11 @@
 //! the same version collide on the `(stream_id, stream_version)` unique key; the loser loads and
 //! decides again.
 //!
-//! Each statement runs on a connection taken from the pool for it, not through the pool's
-//! executor, which wraps the statement's row stream in a boxed stream of its own (an 8.6 KB
-//! copy per statement, and a hop per row), as es-postgres does for its stream reads and
-//! appends. A command takes two connections one after the other, as the framework's command
-//! path does; one connection for both statements would be less work still (see the README:
-//! S1 ran about a fifth faster that way, which the framework cannot yet match).
+//! A command takes one connection from the pool and runs its load, its insert and any retry
+//! on it: each checkout costs sqlx's pool a round trip (it pings the connection it hands out),
+//! and a second checkout would run the insert on another backend than the load. Statements
+//! run on that connection, not through the pool's executor, which wraps each statement's row
+//! stream in a boxed stream of its own (an 8.6 KB copy per statement, and a hop per row).
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -22,7 +21,7 @@ use futures_util::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use sqlx::types::Json;
-use sqlx::{PgPool, Row as _};
+use sqlx::{PgConnection, PgPool, Row as _};
 use uuid::Uuid;
 
 use crate::workload::{self, Item, Step, SummaryRow, TASKS};
@@ -482,14 +481,18 @@ struct Handle {
 }
 
 impl Handle {
-    /// All events of `stream`, folded.
+    /// All events of `stream`, folded, on a connection of its own.
     async fn load(&self, stream: &str) -> Result<OrderState> {
-        let mut connection = self.pool.acquire().await?;
+        self.load_on(&mut *self.pool.acquire().await?, stream).await
+    }
+
+    /// All events of `stream`, folded, read on `connection`.
+    async fn load_on(&self, connection: &mut PgConnection, stream: &str) -> Result<OrderState> {
         let mut state = OrderState::default();
         let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.sql.load.as_str()))
             .bind(stream)
             .bind(None::<i64>) // no limit: see LOAD
-            .fetch(&mut *connection);
+            .fetch(connection);
         while let Some(row) = rows.try_next().await? {
             let Json(payload): Json<&RawValue> = row.try_get(2)?;
             state.apply(row.try_get(1)?, payload)?;
@@ -498,10 +501,12 @@ impl Handle {
         Ok(state)
     }
 
-    /// Load, decide, insert; again from the load when another writer took the version.
+    /// Load, decide, insert, on one connection; again from the load when another writer took
+    /// the version.
     async fn execute(&self, stream: &str, step: &Step) -> Result<()> {
+        let mut connection = self.pool.acquire().await?;
         loop {
-            let state = self.load(stream).await?;
+            let state = self.load_on(&mut connection, stream).await?;
             let (event_type, payload) = state.decide(step)?;
             let inserted = sqlx::query(sqlx::AssertSqlSafe(self.sql.insert.as_str()))
                 .bind(stream)
@@ -509,7 +514,7 @@ impl Handle {
                 .bind(Uuid::now_v7())
                 .bind(event_type)
                 .bind(payload)
-                .execute(&mut *self.pool.acquire().await?)
+                .execute(&mut *connection)
                 .await;
             match inserted {
                 Ok(_) => return Ok(()),
