@@ -62,6 +62,15 @@
 //! inserted with `ON CONFLICT DO NOTHING`: an acknowledged append has committed, and a refused
 //! one says so. [`PostgresStore::append_in`] appends inside your own transaction (outbox).
 //!
+//! A command takes one connection from the pool for its load and its append, and for the
+//! load and append of a retry after a conflict (the store's [`es_core::CommandSession`]):
+//! each checkout from sqlx's pool costs a round trip (it pings the connection it hands out)
+//! and lands on another backend than the last. The command gives the connection back before
+//! a handler that awaits (a `HandleAsync` command calling a service, which may query the same
+//! pool) and before any other call on the store, so it never holds one connection while it
+//! waits for a second, and a pool smaller than the number of concurrent commands only queues
+//! them.
+//!
 //! # Why the global read never skips an event
 //!
 //! Positions come from a sequence when a row is inserted, not when it commits: a transaction

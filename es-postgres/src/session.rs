@@ -42,7 +42,9 @@ impl<'s> Session<'s> {
     ) -> Result<&mut PgConnection, BackendError> {
         let connection = match self.connection.take() {
             Some(connection) => connection,
-            None => self.store.acquire(context).await?,
+            // Boxed: sqlx's acquire future is 8.6 KB, and every future the command path
+            // nests around this one would carry it and copy it as it starts.
+            None => Box::pin(self.store.acquire(context)).await?,
         };
         Ok(&mut **self.connection.insert(connection))
     }
