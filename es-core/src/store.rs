@@ -11,7 +11,9 @@
 //! - an append without events and without a command id checks the expected version and writes
 //!   nothing;
 //! - [`EventStore::read_all`] returns events ordered by [`LogPosition`], and an event that
-//!   becomes visible later never sorts before one already returned.
+//!   becomes visible later never sorts before one already returned;
+//! - a [`CommandSession`] keeps the contract of the store methods it stands for: it only
+//!   chooses what they run on (one connection for a whole command, say).
 
 use std::future::Future;
 use std::ops::ControlFlow;
