@@ -225,6 +225,13 @@ pub(crate) fn fold_stream() -> String {
     )
 }
 
+/// [`fold_stream`] from the stream's start, the command path's load when there is no snapshot:
+/// no version condition and one parameter fewer, so the server neither binds nor checks them.
+/// It ends in `LIMIT $2`, bound to NULL, for the plan (see [`IN_VERSION_ORDER`]).
+pub(crate) const FOLD_WHOLE_STREAM: &str = "SELECT stream_version, event_type, \
+     NULLIF(schema_version, 1), payload FROM {schema}.events \
+     WHERE stream_id = $1 ORDER BY stream_version LIMIT $2";
+
 /// The gap-free global read: only rows whose transaction is older than every transaction still
 /// running (so no row can commit later with a smaller key), in (transaction, position) order.
 /// Parameter 4 is the type filter (NULL = every type).
@@ -342,6 +349,7 @@ pub(crate) struct Queries {
     pub(crate) find_event_id: String,
     pub(crate) load_stream: String,
     pub(crate) fold_stream: String,
+    pub(crate) fold_whole_stream: String,
     pub(crate) read_all: String,
     pub(crate) read_with_head: String,
     pub(crate) head: String,
@@ -378,6 +386,7 @@ impl Queries {
             find_event_id: render(FIND_EVENT_ID),
             load_stream: render(&load_stream()),
             fold_stream: render(&fold_stream()),
+            fold_whole_stream: render(FOLD_WHOLE_STREAM),
             read_all: render(&read_all()),
             read_with_head: render(&read_with_head()),
             head: render(HEAD),

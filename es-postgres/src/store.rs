@@ -541,12 +541,18 @@ impl PostgresStore {
     {
         let context = || format!("load stream `{stream_id}`");
         let bad = |error: sqlx::Error| corrupt(context(), error);
-        let after = to_i64(after.get(), &context)?;
-        let mut rows = sqlx::query(sqlx::AssertSqlSafe(self.inner.queries.fold_stream.as_str()))
-            .bind(stream_id.as_str())
-            .bind(after)
-            .bind(sql::NO_LIMIT)
-            .fetch(connection);
+        let queries = &self.inner.queries;
+        let query = if after == StreamVersion::INITIAL {
+            sqlx::query(sqlx::AssertSqlSafe(queries.fold_whole_stream.as_str()))
+                .bind(stream_id.as_str())
+                .bind(sql::NO_LIMIT)
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(queries.fold_stream.as_str()))
+                .bind(stream_id.as_str())
+                .bind(to_i64(after.get(), &context)?)
+                .bind(sql::NO_LIMIT)
+        };
+        let mut rows = query.fetch(connection);
         while let Some(row) = rows
             .try_next()
             .await
@@ -2304,10 +2310,10 @@ mod tests {
         .await;
     }
 
-    /// Both reads of a stream run, once their plan is generic (from a statement's sixth
-    /// execution on a connection), as an ordered scan of the stream's index: no sort before the
-    /// first row. The table holds one long stream and was never analyzed, where PostgreSQL
-    /// otherwise picks a bitmap scan and a sort (see `sql::IN_VERSION_ORDER`).
+    /// The reads of a stream (both folds and the load) run, once their plan is generic (from a
+    /// statement's sixth execution on a connection), as an ordered scan of the stream's index:
+    /// no sort before the first row. The table holds one long stream and was never analyzed,
+    /// where PostgreSQL otherwise picks a bitmap scan and a sort (see `sql::IN_VERSION_ORDER`).
     #[tokio::test]
     async fn stream_reads_follow_the_index_without_a_sort() {
         common::with_schemas(2, |pool, schemas| async move {
@@ -2324,19 +2330,23 @@ mod tests {
             }
             let mut connection = pool.acquire().await.unwrap();
             let queries = &store.inner.queries;
-            for (name, statement) in [
-                ("fold", &queries.fold_stream),
-                ("load", &queries.load_stream),
+            // (parameter types, arguments) with and without the version condition
+            let after = ("text, bigint, bigint", "'long-1', 0, NULL");
+            let whole = ("text, bigint", "'long-1', NULL");
+            for (name, statement, (types, arguments)) in [
+                ("fold", &queries.fold_stream, after),
+                ("fold_whole", &queries.fold_whole_stream, whole),
+                ("load", &queries.load_stream, after),
             ] {
                 let prepare = format!(
                     "SET plan_cache_mode = force_generic_plan; \
-                     PREPARE {name}(text, bigint, bigint) AS {statement}"
+                     PREPARE {name}({types}) AS {statement}"
                 );
                 sqlx::raw_sql(sqlx::AssertSqlSafe(prepare))
                     .execute(&mut *connection)
                     .await
                     .unwrap();
-                let explain = format!("EXPLAIN EXECUTE {name}('long-1', 0, NULL)");
+                let explain = format!("EXPLAIN EXECUTE {name}({arguments})");
                 let plan: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(explain))
                     .fetch_all(&mut *connection)
                     .await
@@ -2348,10 +2358,12 @@ mod tests {
                     "the {name} statement's generic plan:\n{plan}"
                 );
             }
-            sqlx::raw_sql("DEALLOCATE fold; DEALLOCATE load; RESET plan_cache_mode")
-                .execute(&mut *connection)
-                .await
-                .unwrap();
+            sqlx::raw_sql(
+                "DEALLOCATE fold; DEALLOCATE fold_whole; DEALLOCATE load; RESET plan_cache_mode",
+            )
+            .execute(&mut *connection)
+            .await
+            .unwrap();
         })
         .await;
     }
