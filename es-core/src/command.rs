@@ -315,8 +315,9 @@ where
     A: Aggregate,
     C: Into<A::Command> + Clone + Send,
 {
-    // Every call on the store itself comes after `session.release()`: a command never waits
-    // for a second connection while its session holds one.
+    // Refusals and replays go through the session too; a call on the store itself (a
+    // snapshot) comes after `session.release()`: a command never waits for a second connection
+    // while its session holds one.
     let mut session = store.command_session();
     let mut attempts = 0;
     loop {
@@ -344,8 +345,7 @@ where
                         source,
                     })?;
             if let Some(record) = recorded {
-                session.release();
-                return replay(store, &stream_id, record).await;
+                return replay(&mut session, &stream_id, record).await;
             }
         }
         if !options.expected.is_satisfied_by(version) {
@@ -361,16 +361,14 @@ where
                     attempts,
                 }
             };
-            session.release();
-            return refuse(store, &stream_id, options.command_id, error).await;
+            return refuse(&mut session, &stream_id, options.command_id, error).await;
         }
         let handled = state.handle(command.clone().into(), settings.services());
         let decided: Events<A> = match decide(handled, &mut session).await {
             Ok(decided) => decided,
             Err(rejection) => {
                 let error = CommandError::Rejected(rejection);
-                session.release();
-                return refuse(store, &stream_id, options.command_id, error).await;
+                return refuse(&mut session, &stream_id, options.command_id, error).await;
             }
         };
         let decided = decided.into_vec();
@@ -439,15 +437,13 @@ where
                         actual,
                         attempts,
                     };
-                    session.release();
-                    return refuse(store, &stream_id, options.command_id, error).await;
+                    return refuse(&mut session, &stream_id, options.command_id, error).await;
                 }
                 tracing::debug!(attempts, %actual, "version conflict; deciding again");
             }
             // The same command id won a race with us: its result is the answer.
             Err(AppendError::DuplicateCommand(record)) => {
-                session.release();
-                return replay(store, &stream_id, record).await;
+                return replay(&mut session, &stream_id, record).await;
             }
             Err(source) => return Err(CommandError::Append { stream_id, source }),
         }
@@ -470,8 +466,8 @@ async fn decide<F: Future>(handled: F, session: &mut impl CommandSession) -> F::
 
 /// Returns `error`, unless the command's id was recorded meanwhile: then the first run of the
 /// command committed while this one was deciding, and its result is the answer.
-async fn refuse<S: EventStore, A: Aggregate>(
-    store: &S,
+async fn refuse<A: Aggregate>(
+    session: &mut impl CommandSession,
     stream_id: &StreamId,
     command_id: Option<Uuid>,
     error: CommandError<A::Error>,
@@ -479,8 +475,8 @@ async fn refuse<S: EventStore, A: Aggregate>(
     let Some(command_id) = command_id else {
         return Err(error);
     };
-    match store.find_command(command_id).await {
-        Ok(Some(record)) => replay(store, stream_id, record).await,
+    match session.find_command(command_id).await {
+        Ok(Some(record)) => replay(session, stream_id, record).await,
         Ok(None) => Err(error),
         Err(source) => Err(CommandError::Load {
             stream_id: stream_id.clone(),
@@ -507,8 +503,8 @@ fn encode_all<A: Aggregate>(
 }
 
 /// The stored result of an earlier command with the same id.
-async fn replay<S: EventStore, A: Aggregate>(
-    store: &S,
+async fn replay<A: Aggregate>(
+    session: &mut impl CommandSession,
     stream_id: &StreamId,
     record: CommandRecord,
 ) -> Result<Executed<A>, CommandError<A::Error>> {
@@ -526,7 +522,7 @@ async fn replay<S: EventStore, A: Aggregate>(
     };
     let mut events = Vec::new();
     fold_stream(
-        &mut store.command_session(),
+        session,
         stream_id,
         &mut loaded,
         Some(record.version_after),
