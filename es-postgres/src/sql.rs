@@ -219,18 +219,19 @@ pub(crate) fn load_stream() -> String {
 /// (and 1 to 2% more than with no version column at all).
 /// Read in index order, see [`IN_VERSION_ORDER`].
 pub(crate) fn fold_stream() -> String {
-    format!(
-        "SELECT stream_version, event_type, NULLIF(schema_version, 1), payload \
-         FROM {{schema}}.events WHERE stream_id = $1 AND stream_version > $2 {IN_VERSION_ORDER}"
-    )
+    format!("{FOLD_SELECT} WHERE stream_id = $1 AND stream_version > $2 {IN_VERSION_ORDER}")
 }
 
 /// [`fold_stream`] from the stream's start, the command path's load when there is no snapshot:
 /// no version condition and one parameter fewer, so the server neither binds nor checks them.
 /// It ends in `LIMIT $2`, bound to NULL, for the plan (see [`IN_VERSION_ORDER`]).
-pub(crate) const FOLD_WHOLE_STREAM: &str = "SELECT stream_version, event_type, \
-     NULLIF(schema_version, 1), payload FROM {schema}.events \
-     WHERE stream_id = $1 ORDER BY stream_version LIMIT $2";
+pub(crate) fn fold_whole_stream() -> String {
+    format!("{FOLD_SELECT} WHERE stream_id = $1 ORDER BY stream_version LIMIT $2")
+}
+
+/// The columns both folds read (see [`fold_stream`]).
+const FOLD_SELECT: &str = "SELECT stream_version, event_type, NULLIF(schema_version, 1), \
+     payload FROM {schema}.events";
 
 /// The gap-free global read: only rows whose transaction is older than every transaction still
 /// running (so no row can commit later with a smaller key), in (transaction, position) order.
@@ -386,7 +387,7 @@ impl Queries {
             find_event_id: render(FIND_EVENT_ID),
             load_stream: render(&load_stream()),
             fold_stream: render(&fold_stream()),
-            fold_whole_stream: render(FOLD_WHOLE_STREAM),
+            fold_whole_stream: render(&fold_whole_stream()),
             read_all: render(&read_all()),
             read_with_head: render(&read_with_head()),
             head: render(HEAD),

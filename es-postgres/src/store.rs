@@ -252,11 +252,7 @@ impl PostgresStore {
         let mut migrator = sqlx::migrate!("./migrations");
         migrator.create_schema(self.schema().to_owned());
         migrator.dangerous_set_table_name(format!("{}._es_migrations", self.inner.quoted_schema));
-        let mut connection = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|error| classify("migrate", &error).with_source(error))?;
+        let mut connection = self.acquire(|| "migrate".to_owned()).await?;
         // The migrations name their tables unqualified; the search path puts them in our schema.
         let set_path = format!("SET search_path TO {}", self.inner.quoted_schema);
         sqlx::raw_sql(sqlx::AssertSqlSafe(set_path))
@@ -1583,10 +1579,9 @@ impl EventStore for PostgresStore {
         self.command_on(&self.pool, command_id).await
     }
 
-    /// One pooled connection for the whole command: taken by its first call, kept for the
-    /// append after the load and for a retry's load and append, given back on
-    /// [`CommandSession::release`] or when the command ends. Each checkout costs a round trip
-    /// (sqlx's pool pings a connection as it hands it out) and lands on another backend.
+    /// One pooled connection for the whole command (see `crate::session`): taken by its first
+    /// call, kept for every later one (the append, a retry, a refusal's or replay's reads),
+    /// given back on [`CommandSession::release`] or when the command ends.
     fn command_session(&self) -> impl CommandSession + '_ {
         crate::session::Session::new(self)
     }
