@@ -163,7 +163,7 @@ impl Framework {
         while next < items {
             let end = (next + 1_000).min(items);
             let events = (next..end)
-                .map(|i| new_item_added(&workload::long_item(i)))
+                .map(|i| new_item_added(workload::long_item(i)))
                 .collect::<Result<Vec<_>>>()?;
             let request = AppendRequest::new(
                 stream.clone(),
@@ -328,7 +328,7 @@ impl Framework {
         for order in orders {
             let stream = StreamId::for_aggregate(<Order as es_core::Aggregate>::NAME, order)?;
             let batch = (0..events)
-                .map(|i| new_item_added(&workload::long_item(i)))
+                .map(|i| new_item_added(workload::long_item(i)))
                 .collect::<Result<Vec<_>>>()?;
             self.store
                 .append(AppendRequest::new(stream, ExpectedVersion::NoStream, batch))
@@ -339,9 +339,9 @@ impl Framework {
 }
 
 /// An `ItemAdded` encoded for `EventStore::append`, as a user batching events writes it.
-fn new_item_added(item: &Item) -> Result<NewEvent> {
+fn new_item_added(item: Item) -> Result<NewEvent> {
     let event = ItemAdded {
-        sku: item.sku.clone(),
+        sku: item.sku,
         quantity: item.quantity,
         unit_price_cents: item.unit_price_cents,
     };

@@ -44,6 +44,20 @@ impl Metadata {
         self
     }
 
+    /// Whether it carries nothing: no ids and no headers (stored as `{}`).
+    ///
+    /// ```
+    /// use es_core::Metadata;
+    ///
+    /// assert!(Metadata::new().is_empty());
+    /// assert!(!Metadata::new().with_header("tenant", "t1").is_empty());
+    /// assert!(!Metadata::new().with_correlation_id(uuid::Uuid::nil()).is_empty());
+    /// ```
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.correlation_id.is_none() && self.causation_id.is_none() && self.headers.is_empty()
+    }
+
     /// Adds or replaces one header.
     #[must_use]
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {

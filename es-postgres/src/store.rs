@@ -703,7 +703,7 @@ impl PostgresStore {
         // Built only for a batch; declared here so the query can borrow it.
         let columns;
         let query = if let [event] = &request.events[..] {
-            let metadata = (event.metadata != Metadata::default())
+            let metadata = (!event.metadata.is_empty())
                 .then(|| metadata_json(&event.metadata, context))
                 .transpose()?;
             sqlx::query(sqlx::AssertSqlSafe(
@@ -899,7 +899,7 @@ impl<'r> Columns<'r> {
         let any_metadata = request
             .events
             .iter()
-            .any(|event| event.metadata != Metadata::default());
+            .any(|event| !event.metadata.is_empty());
         let shared_type = request.events.split_first().and_then(|(first, rest)| {
             rest.iter()
                 .all(|event| {

@@ -1,6 +1,7 @@
 //! Appends: the checks and the inserts of one append, in one transaction (or a savepoint of the
 //! caller's).
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 use es_core::{AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId};
@@ -139,14 +140,19 @@ async fn write(
                 .bind(recorded_at);
             for event in chunk {
                 next_version = next_version.next();
-                let metadata = serde_json::to_string(&event.metadata).map_err(|error| {
-                    BackendError::new(
-                        BACKEND,
-                        BackendErrorKind::InvalidInput,
-                        format!("{}: encode the metadata of event {}", context(), event.id),
-                    )
-                    .with_source(error)
-                })?;
+                // Most events carry no metadata: nothing to serialise.
+                let metadata: Cow<'static, str> = if event.metadata.is_empty() {
+                    Cow::Borrowed("{}")
+                } else {
+                    Cow::Owned(serde_json::to_string(&event.metadata).map_err(|error| {
+                        BackendError::new(
+                            BACKEND,
+                            BackendErrorKind::InvalidInput,
+                            format!("{}: encode the metadata of event {}", context(), event.id),
+                        )
+                        .with_source(error)
+                    })?)
+                };
                 query = query
                     .bind(to_i64(next_version.get(), context)?)
                     .bind(event.id.0)
