@@ -4,7 +4,9 @@
 use std::borrow::Cow;
 use std::collections::HashSet;
 
-use es_core::{AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId};
+use es_core::{
+    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId, NewEvent,
+};
 use sqlx::error::ErrorKind;
 use sqlx::{Connection as _, SqliteConnection};
 use time::OffsetDateTime;
@@ -103,6 +105,27 @@ pub(crate) async fn append_on(
     }
 }
 
+/// `event`'s metadata as the JSON text stored for it. Most events carry none: `{}`, with
+/// nothing serialised.
+fn metadata_text(
+    event: &NewEvent,
+    context: &impl Fn() -> String,
+) -> Result<Cow<'static, str>, BackendError> {
+    if event.metadata.is_empty() {
+        return Ok(Cow::Borrowed("{}"));
+    }
+    serde_json::to_string(&event.metadata)
+        .map(Cow::Owned)
+        .map_err(|error| {
+            BackendError::new(
+                BACKEND,
+                BackendErrorKind::InvalidInput,
+                format!("{}: encode the metadata of event {}", context(), event.id),
+            )
+            .with_source(error)
+        })
+}
+
 /// The checks, in the order the contract fixes (command id, expected version, event ids), and
 /// the inserts.
 async fn write(
@@ -140,19 +163,7 @@ async fn write(
                 .bind(recorded_at);
             for event in chunk {
                 next_version = next_version.next();
-                // Most events carry no metadata: nothing to serialise.
-                let metadata: Cow<'static, str> = if event.metadata.is_empty() {
-                    Cow::Borrowed("{}")
-                } else {
-                    Cow::Owned(serde_json::to_string(&event.metadata).map_err(|error| {
-                        BackendError::new(
-                            BACKEND,
-                            BackendErrorKind::InvalidInput,
-                            format!("{}: encode the metadata of event {}", context(), event.id),
-                        )
-                        .with_source(error)
-                    })?)
-                };
+                let metadata = metadata_text(event, &context)?;
                 query = query
                     .bind(to_i64(next_version.get(), context)?)
                     .bind(event.id.0)
