@@ -86,8 +86,10 @@ where
 {
     const VERSION: Option<u32> = Some(V);
 
+    /// Refuses a state holding a NaN or infinite float, as events are refused (see
+    /// [`codec`](crate::codec)): such a snapshot would be saved but never decode again.
     fn encode(state: &A) -> Result<Box<RawValue>, serde_json::Error> {
-        serde_json::value::to_raw_value(state)
+        crate::codec::to_checked_json(state).map_err(crate::codec::JsonFailure::into_serde)
     }
 
     fn decode(state: &RawValue) -> Result<A, serde_json::Error> {

@@ -98,10 +98,13 @@ impl<A: Aggregate> When<A> {
     }
 
     /// Asserts the command was accepted with exactly these events, given as the aggregate's
-    /// event type (`[placed.into(), added.into()]`); returns the state after them.
+    /// event type (`[placed.into(), added.into()]`), and that each of them can be stored (it
+    /// encodes to JSON that decodes back: see [`codec`](crate::codec)); returns the state after
+    /// them.
     ///
     /// # Panics
-    /// When the command was refused or decided other events.
+    /// When the command was refused, decided other events, or decided an event the command path
+    /// would refuse to store.
     #[track_caller]
     pub fn then_events(self, expected: impl IntoIterator<Item = A::Event>) -> A {
         let expected: Vec<A::Event> = expected.into_iter().collect();
@@ -112,6 +115,13 @@ impl<A: Aggregate> When<A> {
                     events == expected,
                     "the command decided other events\n  expected: {expected:?}\n   decided: {events:?}"
                 );
+                for event in &events {
+                    if let Err(error) = crate::aggregate::EventSet::encode(event) {
+                        panic!(
+                            "the command decided an event that cannot be stored\n   event: {event:?}\n   error: {error}"
+                        );
+                    }
+                }
                 let mut state = self.state;
                 for event in &events {
                     state.apply(event);
