@@ -175,6 +175,18 @@ pub enum LoadError {
     /// The aggregate id does not make a valid stream id.
     #[error("invalid stream id")]
     InvalidStreamId(#[from] InvalidStreamId),
+    /// A snapshot claims a version the stream never reached (a log restored from an older
+    /// backup, a left-over snapshot). Loads ignore such a snapshot and replay the stream; this
+    /// error only says why.
+    #[error(
+        "the snapshot of stream `{stream_id}` is at version {stream_version}, beyond the stream's end"
+    )]
+    SnapshotBeyondStream {
+        /// The stream read.
+        stream_id: StreamId,
+        /// The version the snapshot claims.
+        stream_version: StreamVersion,
+    },
     /// The back end failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -254,6 +266,41 @@ pub enum CommandError<E> {
         stream_id: StreamId,
         /// The stream the id was first used for.
         recorded_stream: StreamId,
+    },
+    /// The command id was recorded on this stream for a different command (another value or
+    /// command type): an id answers only the command it was made for. Nothing was appended.
+    #[error(
+        "command id {command_id} was already used on stream `{stream_id}` for a different command"
+    )]
+    FingerprintMismatch {
+        /// The id sent twice.
+        command_id: Uuid,
+        /// The stream both commands addressed.
+        stream_id: StreamId,
+    },
+    /// The command id was recorded for a refused command, and the command, decided again on
+    /// the state it was refused on, was not refused this time (an async handler whose services
+    /// answer differently now). The first refusal cannot be reproduced; nothing was appended.
+    #[error(
+        "command id {command_id} was refused at version {version} of stream `{stream_id}`, but deciding it again there no longer refuses it"
+    )]
+    ReplayDiverged {
+        /// The id sent again.
+        command_id: Uuid,
+        /// The aggregate's stream.
+        stream_id: StreamId,
+        /// The version the command was first refused at.
+        version: StreamVersion,
+    },
+    /// The command could not be fingerprinted for its command id (its `Serialize` impl
+    /// failed).
+    #[error("cannot fingerprint the command sent to aggregate `{aggregate}`")]
+    Fingerprint {
+        /// The aggregate's name.
+        aggregate: &'static str,
+        /// Why.
+        #[source]
+        source: crate::fingerprint::FingerprintError,
     },
     /// The aggregate id does not make a valid stream id.
     #[error("invalid id for aggregate `{aggregate}`")]

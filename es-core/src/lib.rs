@@ -58,6 +58,7 @@ pub mod codec;
 pub mod command;
 pub mod error;
 pub mod event;
+pub mod fingerprint;
 pub mod metadata;
 pub mod process;
 pub mod projection;
@@ -82,14 +83,15 @@ pub use error::{
     LoadError, ProjectionError, RegistryError, RunnerError,
 };
 pub use event::{Event, EventEnvelope, EventId, NewEvent, RecordedEvent};
+pub use fingerprint::CommandFingerprint;
 pub use metadata::Metadata;
 pub use projection::{BeginBatch, Dispatch, EndBatch, Project, Projection};
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
 pub use runner::{ProjectionReport, ProjectionStatus, RebuildProgress, RunnerSettings};
 pub use store::memory::MemoryStore;
 pub use store::{
-    AppendRequest, CheckpointStore, CommandSession, Committed, EventFilter, EventStore, Lease,
-    StoredEvent,
+    AppendRequest, CheckpointStore, CommandOutcome, CommandSession, Committed, EventFilter,
+    EventStore, Lease, StoredEvent,
 };
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};
 pub use subscription::Subscription;

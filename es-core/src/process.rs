@@ -8,7 +8,10 @@
 //! carries an idempotency id derived from the event's id (and the command's place among the
 //! commands for that event), the event's id as causation id, and the event's correlation id
 //! (or its id). So a replay after a crash between a command and the checkpoint, or a rebuild,
-//! returns the first result instead of executing twice: exactly once per event.
+//! returns the first result (or the first refusal) instead of executing twice: exactly once
+//! per event. These ids name their command by construction, so they are recorded without a
+//! fingerprint: a process manager whose code changed between the first run and a replay still
+//! replays, instead of being told the id was used for another command.
 //!
 //! ```
 //! use es_core::{event, Aggregate, Apply, Events, Handle, HandlerError, MemoryStore, Project};
@@ -132,7 +135,7 @@ impl<S: EventStore> Commands<S> {
         let command_id = self.next_command_id();
         self.app
             .execute::<A>(id, command)
-            .command_id(command_id)
+            .command_id_by_construction(command_id)
             .causation_id(self.event_id)
             .correlation_id(self.correlation_id)
             .await

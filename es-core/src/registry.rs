@@ -143,6 +143,7 @@ impl<S: EventStore> Registry<S> {
             store: self.store,
             worker_id: format!("{}-{}", std::process::id(), Uuid::now_v7().simple()),
             settings: self.settings,
+            queue: command::StreamQueue::default(),
             projections,
             runner: self.runner,
         });
@@ -223,6 +224,8 @@ pub(crate) struct AppInner<S> {
     /// The owner name of this process's projection leases.
     worker_id: String,
     settings: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// Where commands on one stream take turns (see [`command`](crate::command)).
+    queue: command::StreamQueue,
     projections: Vec<ProjectionSlot<S>>,
     runner: RunnerSettings,
 }
@@ -287,6 +290,7 @@ impl<S: EventStore> App<S> {
             stream_id: StreamId::for_aggregate(A::NAME, id),
             command,
             options: CommandOptions::default(),
+            unfingerprinted: None,
             aggregate: std::marker::PhantomData,
         }
     }
@@ -763,6 +767,8 @@ pub struct Execute<'a, S, A: Aggregate, C> {
     stream_id: Result<StreamId, crate::error::InvalidStreamId>,
     command: C,
     options: CommandOptions,
+    /// Why the command could not be fingerprinted for its id, if it could not.
+    unfingerprinted: Option<crate::fingerprint::FingerprintError>,
     aggregate: std::marker::PhantomData<fn() -> A>,
 }
 
@@ -780,8 +786,10 @@ impl<S, A: Aggregate, C> Execute<'_, S, A, C> {
         self.expected_version(ExpectedVersion::StreamExists)
     }
 
-    /// Makes the command idempotent under `command_id`.
-    pub const fn command_id(mut self, command_id: Uuid) -> Self {
+    /// Makes the command idempotent under `command_id` without a fingerprint: for ids that
+    /// name one command by construction (a process manager's, derived from the event it
+    /// handles), whose command may change shape between a run and its replay.
+    pub(crate) const fn command_id_by_construction(mut self, command_id: Uuid) -> Self {
         self.options.command_id = Some(command_id);
         self
     }
@@ -814,6 +822,31 @@ impl<S, A: Aggregate, C> Execute<'_, S, A, C> {
     }
 }
 
+impl<S, A: Aggregate, C: Into<A::Command> + Clone> Execute<'_, S, A, C> {
+    /// Makes the command idempotent under `command_id` (an idempotency key): the command is
+    /// recorded with it, with a fingerprint of the command, and the same id with the same
+    /// command returns the first result (or the same refusal) without deciding again; the same
+    /// id with another command is refused ([`CommandError::FingerprintMismatch`],
+    /// [`CommandError::CommandIdReused`]). See [`command`](crate::command) for the whole
+    /// contract, beside Stripe's idempotency keys.
+    ///
+    /// The fingerprint is taken from the command's serde form, so every command of the
+    /// aggregate must be `Serialize` (`#[derive(Aggregate)]` then makes its command enum
+    /// `Serialize`).
+    pub fn command_id(mut self, command_id: Uuid) -> Self
+    where
+        A::Command: serde::Serialize,
+    {
+        self.options.command_id = Some(command_id);
+        let command: A::Command = self.command.clone().into();
+        match crate::fingerprint::CommandFingerprint::of(A::NAME, &command) {
+            Ok(fingerprint) => self.options.fingerprint = Some(fingerprint),
+            Err(error) => self.unfingerprinted = Some(error),
+        }
+        self
+    }
+}
+
 impl<'a, S, A, C> IntoFuture for Execute<'a, S, A, C>
 where
     S: EventStore,
@@ -829,6 +862,12 @@ where
                 aggregate: A::NAME,
                 source,
             })?;
+            if let Some(source) = self.unfingerprinted {
+                return Err(CommandError::Fingerprint {
+                    aggregate: A::NAME,
+                    source,
+                });
+            }
             let settings = self
                 .app
                 .inner
@@ -836,14 +875,12 @@ where
                 .get(&TypeId::of::<A>())
                 .and_then(|settings| settings.downcast_ref::<AggregateSettings<A>>())
                 .ok_or(CommandError::NotRegistered { aggregate: A::NAME })?;
-            command::execute(
-                &self.app.inner.store,
+            let runway = command::Runway {
+                store: &self.app.inner.store,
                 settings,
-                stream_id,
-                self.command,
-                self.options,
-            )
-            .await
+                queue: &self.app.inner.queue,
+            };
+            command::execute(runway, stream_id, self.command, self.options).await
         })
     }
 }

@@ -8,6 +8,8 @@
 //! - a command id recorded with an append makes a second append with that id fail with
 //!   [`AppendError::DuplicateCommand`], in the same transaction as the first; the command id is
 //!   checked before the expected version, so a retried command learns it already happened;
+//!   the record keeps the command's fingerprint and outcome as the append gave them
+//!   ([`AppendRequest::refusal`] records a refused command: no events, the version checked);
 //! - an append without events and without a command id checks the expected version and writes
 //!   nothing;
 //! - [`EventStore::read_all`] returns events ordered by [`LogPosition`], and an event that
@@ -25,6 +27,7 @@ use uuid::Uuid;
 
 use crate::error::{AppendError, BackendError, LoadError};
 use crate::event::{NewEvent, RecordedEvent};
+use crate::fingerprint::CommandFingerprint;
 use crate::snapshot::Snapshot;
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
@@ -81,6 +84,13 @@ pub struct AppendRequest {
     /// Recorded with the append; a second append with the same id fails with
     /// [`AppendError::DuplicateCommand`].
     pub command_id: Option<Uuid>,
+    /// Recorded with the command id: what the command was (see [`CommandFingerprint`]). `None`
+    /// records none, and a later command with the same id is then told apart by its stream
+    /// alone.
+    pub command_fingerprint: Option<CommandFingerprint>,
+    /// Recorded with the command id: whether the command took effect or was refused. A
+    /// [`CommandOutcome::Refused`] append carries no events.
+    pub command_outcome: CommandOutcome,
     /// The caller read the stream at the `Exact` expected version from this store, as the
     /// command path does before it decides (it says so on a command's first attempt; a retry
     /// means contention, where a refused insert costs the server more than the version read).
@@ -109,9 +119,28 @@ impl AppendRequest {
             expected,
             events,
             command_id: None,
+            command_fingerprint: None,
+            command_outcome: CommandOutcome::Applied,
             expected_was_read: false,
             without_position: false,
         }
+    }
+
+    /// The record of command `command_id` refused at version `expected` of `stream_id`: no
+    /// events, checked against `expected` (the state the refusal was decided on), so that the
+    /// same command id sent again answers the same refusal.
+    #[must_use]
+    pub const fn refusal(
+        stream_id: StreamId,
+        expected: ExpectedVersion,
+        command_id: Uuid,
+        fingerprint: Option<CommandFingerprint>,
+    ) -> Self {
+        let mut request = Self::new(stream_id, expected, Vec::new());
+        request.command_id = Some(command_id);
+        request.command_fingerprint = fingerprint;
+        request.command_outcome = CommandOutcome::Refused;
+        request
     }
 
     /// Declares that the stream was read at the expected version (an
@@ -142,6 +171,13 @@ impl AppendRequest {
     #[must_use]
     pub const fn with_command_id(mut self, command_id: Uuid) -> Self {
         self.command_id = Some(command_id);
+        self
+    }
+
+    /// Records `fingerprint` with the append's command id.
+    #[must_use]
+    pub const fn with_command_fingerprint(mut self, fingerprint: CommandFingerprint) -> Self {
+        self.command_fingerprint = Some(fingerprint);
         self
     }
 }
@@ -175,7 +211,8 @@ impl Committed {
     }
 }
 
-/// The record of an idempotent command: which stream it touched and which versions it wrote.
+/// The record of an idempotent command: which stream it touched, which versions it wrote,
+/// what the command was, and whether it took effect.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CommandRecord {
@@ -185,12 +222,19 @@ pub struct CommandRecord {
     pub stream_id: StreamId,
     /// The stream's version before its events.
     pub version_before: StreamVersion,
-    /// The stream's version after its events (equal to `version_before` for a no-op).
+    /// The stream's version after its events (equal to `version_before` for a no-op or a
+    /// refusal).
     pub version_after: StreamVersion,
+    /// The fingerprint of the command, if it was recorded with one.
+    pub fingerprint: Option<CommandFingerprint>,
+    /// Whether it took effect or was refused.
+    pub outcome: CommandOutcome,
 }
 
 impl CommandRecord {
-    /// A record from its parts; for store implementations.
+    /// A record of a command that took effect, without a fingerprint; for store
+    /// implementations (see [`with_fingerprint`](Self::with_fingerprint) and
+    /// [`with_outcome`](Self::with_outcome)).
     #[must_use]
     pub const fn new(
         command_id: Uuid,
@@ -203,6 +247,52 @@ impl CommandRecord {
             stream_id,
             version_before,
             version_after,
+            fingerprint: None,
+            outcome: CommandOutcome::Applied,
+        }
+    }
+
+    /// The record with `fingerprint`.
+    #[must_use]
+    pub const fn with_fingerprint(mut self, fingerprint: Option<CommandFingerprint>) -> Self {
+        self.fingerprint = fingerprint;
+        self
+    }
+
+    /// The record with `outcome`.
+    #[must_use]
+    pub const fn with_outcome(mut self, outcome: CommandOutcome) -> Self {
+        self.outcome = outcome;
+        self
+    }
+}
+
+/// What became of an idempotent command, as its record says.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CommandOutcome {
+    /// It took effect: its events (none, for a no-op) were appended.
+    #[default]
+    Applied,
+    /// The aggregate refused it; nothing was appended. The same command sent again with the
+    /// same id is refused again.
+    Refused,
+}
+
+impl CommandOutcome {
+    /// The outcome as stored: `false` applied, `true` refused.
+    #[must_use]
+    pub const fn is_refused(self) -> bool {
+        matches!(self, Self::Refused)
+    }
+
+    /// The outcome from its stored flag.
+    #[must_use]
+    pub const fn from_refused(refused: bool) -> Self {
+        if refused {
+            Self::Refused
+        } else {
+            Self::Applied
         }
     }
 }

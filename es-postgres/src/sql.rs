@@ -12,7 +12,8 @@
 /// metadata array stores `{}` for every event), 9 command id (nullable), 10 notification
 /// channel (nullable: no notification), 11 notification payload, 12 and 13 the type and schema
 /// version of every event when they share them (then the arrays 5 and 6 are NULL: see `Columns`
-/// in the store).
+/// in the store), 14 the command's fingerprint (nullable), 15 whether the command was refused
+/// (recorded with no events).
 pub(crate) const APPEND: &str = r#"
 WITH current AS (
     SELECT COALESCE(MAX(stream_version), 0) AS version
@@ -35,8 +36,9 @@ WITH current AS (
              WITH ORDINALITY AS e(event_id, event_type, schema_version, payload, metadata, ord)
     RETURNING position, transaction_id, stream_version
 ), command AS (
-    INSERT INTO {schema}.commands (command_id, stream_id, version_before, version_after)
-    SELECT $9, $1, allowed.version, allowed.version + cardinality($4::uuid[])
+    INSERT INTO {schema}.commands
+        (command_id, stream_id, version_before, version_after, fingerprint, refused)
+    SELECT $9, $1, allowed.version, allowed.version + cardinality($4::uuid[]), $14, $15
     FROM allowed WHERE $9::uuid IS NOT NULL
     RETURNING command_id
 ), notified AS (
@@ -277,8 +279,8 @@ pub(crate) const SAVE_SNAPSHOT: &str = "INSERT INTO {schema}.snapshots \
 pub(crate) const LOAD_SNAPSHOT: &str = "SELECT stream_version, schema_version, state::text \
      FROM {schema}.snapshots WHERE stream_id = $1";
 
-pub(crate) const FIND_COMMAND: &str = "SELECT stream_id, version_before, version_after \
-     FROM {schema}.commands WHERE command_id = $1";
+pub(crate) const FIND_COMMAND: &str = "SELECT stream_id, version_before, version_after, \
+     fingerprint, refused FROM {schema}.commands WHERE command_id = $1";
 
 pub(crate) const CHECKPOINT: &str = "SELECT transaction_id::text::bigint, position \
      FROM {schema}.checkpoints WHERE projection = $1";

@@ -9,9 +9,10 @@ use std::time::Duration;
 use es_core::snapshot::Snapshot;
 use es_core::store::{CommandRecord, LogWatch};
 use es_core::{
-    AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore, CommandSession,
-    Committed, EventFilter, EventId, EventStore, ExpectedVersion, GlobalPosition, Lease, LoadError,
-    LogPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore,
+    CommandFingerprint, CommandOutcome, CommandSession, Committed, EventFilter, EventId,
+    EventStore, ExpectedVersion, GlobalPosition, Lease, LoadError, LogPosition, Metadata,
+    RecordedEvent, StoredEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -366,30 +367,40 @@ impl PostgresStore {
         Ok(from_i64(version, &context)?)
     }
 
-    /// The record of command `command_id`, read on `executor`.
+    /// The record of command `command_id`, read on `executor` (a [`CommandRow`]).
     pub(crate) async fn command_on(
         &self,
         executor: impl sqlx::PgExecutor<'_>,
         command_id: Uuid,
     ) -> Result<Option<CommandRecord>, LoadError> {
         let context = || format!("find command {command_id}");
-        let row: Option<(String, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(
+        let row: Option<CommandRow> = sqlx::query_as(sqlx::AssertSqlSafe(
             self.inner.queries.find_command.as_str(),
         ))
         .bind(command_id)
         .fetch_optional(executor)
         .await
         .map_err(|error| classify(context(), &error).with_source(error))?;
-        let Some((stream_id, before, after)) = row else {
+        let Some((stream_id, before, after, fingerprint, refused)) = row else {
             return Ok(None);
         };
         let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
-        Ok(Some(CommandRecord::new(
-            command_id,
-            stream_id,
-            from_i64(before, &context)?,
-            from_i64(after, &context)?,
-        )))
+        let fingerprint = fingerprint
+            .map(|bytes| {
+                CommandFingerprint::try_from(bytes.as_slice())
+                    .map_err(|error| corrupt(context(), error))
+            })
+            .transpose()?;
+        Ok(Some(
+            CommandRecord::new(
+                command_id,
+                stream_id,
+                from_i64(before, &context)?,
+                from_i64(after, &context)?,
+            )
+            .with_fingerprint(fingerprint)
+            .with_outcome(CommandOutcome::from_refused(refused)),
+        ))
     }
 
     /// Starts the task that announces this store's commits to other processes when no
@@ -638,6 +649,8 @@ impl PostgresStore {
             })
             .bind(columns.shared_event_type())
             .bind(columns.shared_schema_version())
+            .bind(request.command_fingerprint.map(|print| *print.as_bytes()))
+            .bind(request.command_outcome.is_refused())
             .fetch_one(&mut *connection)
             .await;
         let row = match result {
@@ -863,6 +876,9 @@ impl PostgresStore {
         found.map_err(load_to_append)
     }
 }
+
+/// A row of `sql::FIND_COMMAND`: stream id, versions before and after, fingerprint, refused.
+type CommandRow = (String, i64, i64, Option<Vec<u8>>, bool);
 
 fn first_repeated(ids: &[Uuid]) -> Option<Uuid> {
     let mut seen = std::collections::HashSet::with_capacity(ids.len());

@@ -50,8 +50,8 @@ fn insert_sql(rows: usize) -> String {
 }
 
 const RECORD_COMMAND: &str = "INSERT INTO commands \
-     (command_id, stream_id, version_before, version_after, recorded_at) \
-     VALUES (?1, ?2, ?3, ?4, ?5)";
+     (command_id, stream_id, version_before, version_after, recorded_at, fingerprint, refused) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 const EVENT_ID_EXISTS: &str = "SELECT 1 FROM events WHERE event_id = ?1";
 
@@ -195,6 +195,12 @@ async fn write(
             .bind(to_i64(actual.get(), context)?)
             .bind(to_i64(version_after.get(), context)?)
             .bind(OffsetDateTime::now_utc())
+            .bind(
+                request
+                    .command_fingerprint
+                    .map(|print| print.as_bytes().to_vec()),
+            )
+            .bind(request.command_outcome.is_refused())
             .execute(&mut *connection)
             .await
             .map_err(|error| classify(context(), error))?;

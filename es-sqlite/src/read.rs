@@ -5,8 +5,8 @@ use std::ops::ControlFlow;
 
 use es_core::store::{CommandRecord, StoredEvent};
 use es_core::{
-    BackendError, EventFilter, EventId, LoadError, LogPosition, Metadata, RecordedEvent, StreamId,
-    StreamVersion,
+    BackendError, CommandFingerprint, CommandOutcome, EventFilter, EventId, LoadError, LogPosition,
+    Metadata, RecordedEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -180,8 +180,11 @@ pub(crate) async fn head(readers: &SqlitePool) -> Result<Option<LogPosition>, Lo
         .transpose()?)
 }
 
-const FIND_COMMAND: &str =
-    "SELECT stream_id, version_before, version_after FROM commands WHERE command_id = ?1";
+const FIND_COMMAND: &str = "SELECT stream_id, version_before, version_after, fingerprint, \
+     refused FROM commands WHERE command_id = ?1";
+
+/// A row of [`FIND_COMMAND`]: stream id, versions before and after, fingerprint, refused.
+type CommandRow = (String, i64, i64, Option<Vec<u8>>, bool);
 
 /// The record of an idempotent command, read on `connection`.
 pub(crate) async fn find_command(
@@ -189,21 +192,31 @@ pub(crate) async fn find_command(
     command_id: Uuid,
 ) -> Result<Option<CommandRecord>, BackendError> {
     let context = || format!("find command {command_id}");
-    let row: Option<(String, i64, i64)> = sqlx::query_as(FIND_COMMAND)
+    let row: Option<CommandRow> = sqlx::query_as(FIND_COMMAND)
         .bind(command_id)
         .fetch_optional(connection)
         .await
         .map_err(|error| classify(context(), error))?;
-    let Some((stream_id, before, after)) = row else {
+    let Some((stream_id, before, after, fingerprint, refused)) = row else {
         return Ok(None);
     };
     let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
-    Ok(Some(CommandRecord::new(
-        command_id,
-        stream_id,
-        version(before, context)?,
-        version(after, context)?,
-    )))
+    let fingerprint = fingerprint
+        .map(|bytes| {
+            CommandFingerprint::try_from(bytes.as_slice())
+                .map_err(|error| corrupt(context(), error))
+        })
+        .transpose()?;
+    Ok(Some(
+        CommandRecord::new(
+            command_id,
+            stream_id,
+            version(before, context)?,
+            version(after, context)?,
+        )
+        .with_fingerprint(fingerprint)
+        .with_outcome(CommandOutcome::from_refused(refused)),
+    ))
 }
 
 /// What a broken column of an event names: its position, version and stream.

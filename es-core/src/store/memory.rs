@@ -130,6 +130,8 @@ impl State {
             expected,
             events,
             command_id,
+            command_fingerprint,
+            command_outcome,
             // The version is read under the lock anyway: nothing to save.
             expected_was_read: _,
             // The position costs nothing here: always returned.
@@ -190,7 +192,9 @@ impl State {
         if let Some(command_id) = command_id {
             self.commands.insert(
                 command_id,
-                CommandRecord::new(command_id, stream_id, actual, version_after),
+                CommandRecord::new(command_id, stream_id, actual, version_after)
+                    .with_fingerprint(command_fingerprint)
+                    .with_outcome(command_outcome),
             );
         }
         Ok(Committed::new(actual, version_after, last_position))

@@ -60,14 +60,23 @@ use uuid::Uuid;
 use crate::codec::{self, DecodeError};
 use crate::error::AppendError;
 use crate::event::{Event, EventId, NewEvent, RecordedEvent};
+use crate::fingerprint::CommandFingerprint;
 use crate::metadata::Metadata;
 use crate::snapshot::Snapshot;
 use crate::store::{
-    AppendRequest, CheckpointStore, CommandRecord, CommandSession, Committed, EventFilter,
-    EventStore,
+    AppendRequest, CheckpointStore, CommandOutcome, CommandRecord, CommandSession, Committed,
+    EventFilter, EventStore,
 };
 use crate::stream::{ExpectedVersion, LogPosition, MAX_STREAM_ID_LEN, StreamId, StreamVersion};
 use crate::upcast::{UpcastError, Upcaster};
+
+mod command_path;
+
+pub use command_path::{
+    command_id_answers_only_its_command, commands_of_one_app_on_one_stream_never_conflict,
+    refusal_replays_as_the_same_refusal, snapshot_beyond_the_stream_is_ignored,
+    unrepresentable_payload_is_refused_before_append,
+};
 
 /// The one list of case names; every other list (the [`CASES`] constant, [`run_all`], the
 /// [`conformance_tests!`](crate::conformance_tests) macro) is generated from it, so they cannot
@@ -103,6 +112,8 @@ macro_rules! __es_core_conformance_cases {
             unknown_command_is_not_found,
             duplicate_command_is_refused_with_its_record,
             no_op_command_is_recorded,
+            command_record_keeps_fingerprint_and_outcome,
+            refusal_is_recorded_against_its_version,
             failed_append_does_not_record_its_command,
             a_session_folds_appends_and_finds_commands,
             a_session_appends_again_after_a_conflict,
@@ -130,6 +141,11 @@ macro_rules! __es_core_conformance_cases {
             old_schema_versions_upcast_on_load,
             corrupt_payload_fails_to_decode,
             future_schema_version_is_unsupported,
+            unrepresentable_payload_is_refused_before_append,
+            command_id_answers_only_its_command,
+            refusal_replays_as_the_same_refusal,
+            commands_of_one_app_on_one_stream_never_conflict,
+            snapshot_beyond_the_stream_is_ignored,
         ] }
     };
 }
@@ -1947,6 +1963,162 @@ pub async fn no_op_command_is_recorded<S: EventStore + CheckpointStore>(store: S
     )
     .await;
     match error {
+        AppendError::DuplicateCommand(found) => assert_eq!(found, record),
+        other => panic!("expected a duplicate command, got: {other} ({other:?})"),
+    }
+}
+
+/// A command id is recorded with the fingerprint and the outcome the append gives it, and read
+/// back with them: by [`EventStore::find_command`], a session, and a duplicate's error.
+pub async fn command_record_keeps_fingerprint_and_outcome<S: EventStore + CheckpointStore>(
+    store: S,
+) {
+    let ids = Ids::new("command_record_keeps_fingerprint_and_outcome");
+    let stream_id = stream("conformance-fingerprint");
+    let fingerprint = CommandFingerprint::from_bytes([0xa5; 32]);
+    store
+        .append(
+            AppendRequest::new(
+                stream_id.clone(),
+                ExpectedVersion::NoStream,
+                numbered(ids, 1..=2),
+            )
+            .with_command_id(ids.command(1))
+            .with_command_fingerprint(fingerprint),
+        )
+        .await
+        .or_fail("appending with a command id and a fingerprint");
+    let record = CommandRecord::new(
+        ids.command(1),
+        stream_id.clone(),
+        StreamVersion(0),
+        StreamVersion(2),
+    )
+    .with_fingerprint(Some(fingerprint));
+    assert_eq!(
+        find_command(&store, ids.command(1)).await,
+        Some(record.clone())
+    );
+    let in_session = store
+        .command_session()
+        .find_command(ids.command(1))
+        .await
+        .or_fail("finding the command in a session");
+    assert_eq!(
+        in_session,
+        Some(record.clone()),
+        "a session reads another record"
+    );
+    let error = append_err(
+        &store,
+        AppendRequest::new(stream_id.clone(), ExpectedVersion::Any, numbered(ids, [3]))
+            .with_command_id(ids.command(1))
+            .with_command_fingerprint(CommandFingerprint::from_bytes([0x5a; 32])),
+    )
+    .await;
+    match error {
+        AppendError::DuplicateCommand(found) => assert_eq!(
+            found, record,
+            "the duplicate reports the record without its fingerprint"
+        ),
+        other => panic!("expected a duplicate command, got: {other} ({other:?})"),
+    }
+    // Without a fingerprint, none is recorded.
+    store
+        .append(
+            AppendRequest::new(stream_id.clone(), ExpectedVersion::Any, numbered(ids, [4]))
+                .with_command_id(ids.command(2)),
+        )
+        .await
+        .or_fail("appending with a command id alone");
+    assert_eq!(
+        find_command(&store, ids.command(2)).await,
+        Some(CommandRecord::new(
+            ids.command(2),
+            stream_id,
+            StreamVersion(2),
+            StreamVersion(3)
+        ))
+    );
+}
+
+/// A refusal ([`AppendRequest::refusal`]) records its command as refused at the version it
+/// was decided on, writes no event, and is checked against that version: on a stream that
+/// moved on it conflicts and records nothing.
+pub async fn refusal_is_recorded_against_its_version<S: EventStore + CheckpointStore>(store: S) {
+    let ids = Ids::new("refusal_is_recorded_against_its_version");
+    let stream_id = stream("conformance-refusal");
+    append_ok(
+        &store,
+        &stream_id,
+        ExpectedVersion::NoStream,
+        numbered(ids, 1..=2),
+    )
+    .await;
+    let head_before = head(&store).await;
+    let fingerprint = CommandFingerprint::from_bytes([7; 32]);
+
+    let stale = append_err(
+        &store,
+        AppendRequest::refusal(
+            stream_id.clone(),
+            ExpectedVersion::Exact(StreamVersion(1)),
+            ids.command(1),
+            Some(fingerprint),
+        ),
+    )
+    .await;
+    assert_conflict(
+        &stale,
+        &stream_id,
+        ExpectedVersion::Exact(StreamVersion(1)),
+        StreamVersion(2),
+    );
+    assert_eq!(
+        find_command(&store, ids.command(1)).await,
+        None,
+        "a refusal that conflicted was recorded"
+    );
+
+    let committed = store
+        .append(AppendRequest::refusal(
+            stream_id.clone(),
+            ExpectedVersion::Exact(StreamVersion(2)),
+            ids.command(1),
+            Some(fingerprint),
+        ))
+        .await
+        .or_fail("recording a refusal");
+    assert_eq!(
+        committed,
+        Committed::new(StreamVersion(2), StreamVersion(2), None)
+    );
+    let record = CommandRecord::new(
+        ids.command(1),
+        stream_id.clone(),
+        StreamVersion(2),
+        StreamVersion(2),
+    )
+    .with_fingerprint(Some(fingerprint))
+    .with_outcome(CommandOutcome::Refused);
+    assert_eq!(
+        find_command(&store, ids.command(1)).await,
+        Some(record.clone())
+    );
+    assert_eq!(
+        head(&store).await,
+        head_before,
+        "a refusal wrote to the log"
+    );
+    assert_eq!(version_of(&store, &stream_id).await, StreamVersion(2));
+
+    let again = append_err(
+        &store,
+        AppendRequest::new(stream_id, ExpectedVersion::Any, numbered(ids, [3]))
+            .with_command_id(ids.command(1)),
+    )
+    .await;
+    match again {
         AppendError::DuplicateCommand(found) => assert_eq!(found, record),
         other => panic!("expected a duplicate command, got: {other} ({other:?})"),
     }

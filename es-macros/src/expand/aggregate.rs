@@ -73,6 +73,7 @@ fn code(model: &AggregateModel) -> TokenStream {
     let common_traits = common_traits(model, &event_enum);
     let event_set = event_set(model, &event_enum);
     let aggregate_impl = aggregate_impl(model, &event_enum, &command_enum);
+    let command_serialize = command_serialize(model, &command_enum);
     let distinct = distinct_names(
         krate,
         &model.events,
@@ -100,6 +101,7 @@ fn code(model: &AggregateModel) -> TokenStream {
             #common_traits
             #event_set
             #aggregate_impl
+            #command_serialize
             #distinct
         };
     }
@@ -362,6 +364,62 @@ fn event_set(model: &AggregateModel, event_enum: &syn::Ident) -> TokenStream {
                 __D: #serde::Deserializer<'de>,
             {
                 #krate::__private::deserialize_tagged::<__D, Self>(deserializer)
+            }
+        }
+    }
+}
+
+/// `Serialize` for the command enum when every command is `Serialize` (what a command id's
+/// fingerprint is taken from): each command as a newtype variant named after its type, as
+/// `#[derive(Serialize)]` would write it. The bounds are higher-ranked (`for<'__a>`) so that a
+/// command that is not `Serialize` leaves the impl unusable instead of failing the derive:
+/// commands need `Serialize` only to be sent with a command id.
+fn command_serialize(model: &AggregateModel, command_enum: &syn::Ident) -> TokenStream {
+    let serde = {
+        let krate = &model.crate_path;
+        quote!(#krate::__private::serde)
+    };
+    let commands: Vec<&Listed> = model.commands.iter().chain(&model.async_commands).collect();
+    let bounds = commands.iter().map(|listed| {
+        let ty = &listed.ty;
+        quote!(for<'__a> #ty: #serde::Serialize)
+    });
+    let enum_name = command_enum.unraw().to_string();
+    let arms: Vec<TokenStream> = commands
+        .iter()
+        .enumerate()
+        .map(|(index, listed)| {
+            let variant = &listed.variant;
+            let name = variant.unraw().to_string();
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            quote! {
+                Self::#variant(command) => #serde::Serializer::serialize_newtype_variant(
+                    serializer, #enum_name, #index, #name, command,
+                ),
+            }
+        })
+        .collect();
+    let serialize = match_ref(&quote!(self), &arms);
+    // Only while recovering from an error can the enum be empty; keep that output warning-free.
+    let unused_serializer = if commands.is_empty() {
+        quote!(let _ = serializer;)
+    } else {
+        TokenStream::new()
+    };
+    quote! {
+        impl #serde::Serialize for #command_enum
+        where
+            #(#bounds,)*
+        {
+            fn serialize<__S>(
+                &self,
+                serializer: __S,
+            ) -> ::core::result::Result<__S::Ok, __S::Error>
+            where
+                __S: #serde::Serializer,
+            {
+                #unused_serializer
+                #serialize
             }
         }
     }

@@ -133,7 +133,7 @@ mod domain {
         pub(crate) cents: i64,
     }
 
-    #[derive(Clone)]
+    #[derive(Clone, serde::Serialize)]
     pub(crate) struct Deposit(pub(crate) i64);
 
     #[derive(Debug, thiserror::Error)]

@@ -182,11 +182,19 @@ impl ApiError {
                 )
             },
             CommandError::NotFound { .. } | CommandError::InvalidId { .. } => A::not_found(id),
-            CommandError::CommandIdReused { .. } => Self::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "this Idempotency-Key was used for another request",
+            CommandError::CommandIdReused { .. } | CommandError::FingerprintMismatch { .. } => {
+                Self::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for another request",
+                )
+            }
+            CommandError::ReplayDiverged { .. } => Self::new(
+                StatusCode::CONFLICT,
+                "idempotency_replay_diverged",
+                "this Idempotency-Key's first request was refused, and the refusal cannot be reproduced",
             ),
+            CommandError::Encode { source, .. } => Self::invalid_field(source),
             CommandError::Load { source, .. } => Self::from_load(source),
             CommandError::Append {
                 source: es_core::AppendError::Backend(backend),
@@ -467,8 +475,10 @@ fn versioned(status: StatusCode, version: StreamVersion, body: impl Serialize) -
 // ---------------------------------------------------------------------------------------------
 // Commands
 
-/// An aggregate the API exposes: its refusals' codes, its "not found" answer and its view.
-trait Resource: es_core::Aggregate {
+/// An aggregate the API exposes: its refusals' codes, its "not found" answer and its view. Its
+/// commands are `Serialize`: an `Idempotency-Key` is bound to the command it came with by the
+/// command's fingerprint.
+trait Resource: es_core::Aggregate<Command: Serialize> {
     /// What the API answers with.
     type View: Serialize;
 
@@ -518,12 +528,11 @@ async fn update<B: Backend, A: Resource, C>(
     command: C,
     headers: &HeaderMap,
     correlation: CorrelationId,
-    route: &str,
 ) -> ApiResult<Response>
 where
     C: Into<A::Command> + Clone + Send + 'static,
 {
-    let executed = run::<B, A, C>(backend, id, command, headers, correlation, route, false).await?;
+    let executed = run::<B, A, C>(backend, id, command, headers, correlation, false).await?;
     Ok(versioned(
         StatusCode::OK,
         executed.version,
@@ -539,7 +548,6 @@ async fn run<B: Backend, A: Resource, C>(
     command: C,
     headers: &HeaderMap,
     correlation: CorrelationId,
-    route: &str,
     creates: bool,
 ) -> ApiResult<Executed<A>>
 where
@@ -561,8 +569,11 @@ where
             Some(IfMatch::Exists) | None => {}
         }
     }
+    // The command id comes from the key alone: the same key on another route, order or
+    // product is the key reused, which the command path refuses, as it refuses the same key
+    // with another body.
     if let Some(key) = idempotency_key(headers)? {
-        execute = execute.command_id(derived_id(&[route, &id_text, key]));
+        execute = execute.command_id(derived_id(&[key]));
     }
     execute
         .await
@@ -596,7 +607,6 @@ async fn place_order<B: Backend>(
         command,
         &headers,
         correlation,
-        "place",
         true,
     )
     .await?;
@@ -633,15 +643,7 @@ async fn add_item<B: Backend>(
         quantity: body.quantity,
         unit_price_cents: body.unit_price_cents,
     };
-    update::<B, Order, _>(
-        &backend,
-        &id.to_string(),
-        command,
-        &headers,
-        correlation,
-        "add item",
-    )
-    .await
+    update::<B, Order, _>(&backend, &id.to_string(), command, &headers, correlation).await
 }
 
 async fn remove_item<B: Backend>(
@@ -659,7 +661,6 @@ async fn remove_item<B: Backend>(
         RemoveItem { sku },
         &headers,
         correlation,
-        "remove item",
     )
     .await
 }
@@ -680,15 +681,7 @@ async fn pay<B: Backend>(
     let command = PayOrder {
         amount_cents: body.amount_cents,
     };
-    update::<B, Order, _>(
-        &backend,
-        &id.to_string(),
-        command,
-        &headers,
-        correlation,
-        "pay",
-    )
-    .await
+    update::<B, Order, _>(&backend, &id.to_string(), command, &headers, correlation).await
 }
 
 async fn ship<B: Backend>(
@@ -698,15 +691,7 @@ async fn ship<B: Backend>(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let id = order_id(&path(raw_id)?)?;
-    update::<B, Order, _>(
-        &backend,
-        &id.to_string(),
-        ShipOrder,
-        &headers,
-        correlation,
-        "ship",
-    )
-    .await
+    update::<B, Order, _>(&backend, &id.to_string(), ShipOrder, &headers, correlation).await
 }
 
 #[derive(Deserialize)]
@@ -726,15 +711,7 @@ async fn cancel<B: Backend>(
     let command = CancelOrder {
         reason: body.reason,
     };
-    update::<B, Order, _>(
-        &backend,
-        &id.to_string(),
-        command,
-        &headers,
-        correlation,
-        "cancel",
-    )
-    .await
+    update::<B, Order, _>(&backend, &id.to_string(), command, &headers, correlation).await
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -782,28 +759,20 @@ async fn list_product<B: Backend>(
         unit_price_cents: body.unit_price_cents,
         stock: body.stock,
     };
-    let executed = run::<B, Product, _>(
-        &backend,
-        &body.sku,
-        command,
-        &headers,
-        correlation,
-        "list product",
-        true,
-    )
-    .await
-    .map_err(|error| {
-        // Listing an existing SKU is refused by the domain, not a conflict on "no stream".
-        if error.code == "version_conflict" {
-            ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                ProductError::AlreadyListed.code(),
-                ProductError::AlreadyListed,
-            )
-        } else {
-            error
-        }
-    })?;
+    let executed = run::<B, Product, _>(&backend, &body.sku, command, &headers, correlation, true)
+        .await
+        .map_err(|error| {
+            // Listing an existing SKU is refused by the domain, not a conflict on "no stream".
+            if error.code == "version_conflict" {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    ProductError::AlreadyListed.code(),
+                    ProductError::AlreadyListed,
+                )
+            } else {
+                error
+            }
+        })?;
     let mut response = versioned(
         StatusCode::CREATED,
         executed.version,
@@ -869,7 +838,7 @@ async fn restock<B: Backend>(
     let command = Restock {
         quantity: body.quantity,
     };
-    update::<B, Product, _>(&backend, &sku, command, &headers, correlation, "restock").await
+    update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
 }
 
 async fn reserve<B: Backend>(
@@ -884,7 +853,7 @@ async fn reserve<B: Backend>(
     let command = ReserveStock {
         quantity: body.quantity,
     };
-    update::<B, Product, _>(&backend, &sku, command, &headers, correlation, "reserve").await
+    update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
 }
 
 #[derive(Deserialize)]
@@ -904,7 +873,7 @@ async fn change_price<B: Backend>(
     let command = ChangePrice {
         unit_price_cents: body.unit_price_cents,
     };
-    update::<B, Product, _>(&backend, &sku, command, &headers, correlation, "price").await
+    update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
 }
 
 // ---------------------------------------------------------------------------------------------
