@@ -80,18 +80,21 @@ pub use aggregate::{Aggregate, Apply, EventSet, Events, Handle, HandleAsync};
 pub use command::{AggregateSettings, CommandOptions, Executed, Loaded};
 pub use error::{
     AppendError, BackendError, BackendErrorKind, CommandError, HandlerError, InvalidStreamId,
-    LoadError, ProjectionError, RegistryError, RunnerError,
+    LeaseLoss, LoadError, ProjectionError, RegistryError, RunnerError,
 };
 pub use event::{Event, EventEnvelope, EventId, NewEvent, RecordedEvent};
 pub use fingerprint::CommandFingerprint;
 pub use metadata::Metadata;
-pub use projection::{BeginBatch, Dispatch, EndBatch, Project, Projection};
+pub use projection::{BeginBatch, Dispatch, EndBatch, Project, Projection, Reset};
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
-pub use runner::{ProjectionReport, ProjectionStatus, RebuildProgress, RunnerSettings};
+pub use runner::{
+    ProjectionReport, ProjectionStatus, RebuildOptions, RebuildProgress, RebuildStep,
+    RunnerSettings,
+};
 pub use store::memory::MemoryStore;
 pub use store::{
     AppendRequest, CheckpointStore, CommandOutcome, CommandSession, Committed, EventFilter,
-    EventStore, Lease, StoredEvent,
+    EventStore, Lease, LeaseHolder, LeaseRenewal, StoredEvent,
 };
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};
 pub use subscription::Subscription;

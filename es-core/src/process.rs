@@ -250,6 +250,29 @@ where
         })
     }
 
+    /// A process manager has no read model: a rebuild replays its events, and its commands
+    /// answer from their records (the first result or refusal), so nothing runs twice.
+    fn resets(&self) -> bool {
+        true
+    }
+
+    fn issues_commands(&self) -> bool {
+        true
+    }
+
+    async fn reset(&mut self, store: &S, lease: &Lease) -> Result<(), RunnerError> {
+        let store_error = |source| RunnerError::Store {
+            projection: P::NAME,
+            source,
+        };
+        self.checkpoint = None;
+        let unit = store.begin(P::NAME).await.map_err(store_error)?;
+        store
+            .commit_fenced(unit, P::NAME, LogPosition::START, lease)
+            .await
+            .map_err(store_error)
+    }
+
     fn forget_checkpoint(&mut self) {
         self.checkpoint = None;
     }

@@ -21,12 +21,15 @@ use uuid::Uuid;
 use crate::aggregate::{Aggregate, EventSet};
 use crate::command::{self, AggregateSettings, CommandOptions, Executed, Loaded};
 use crate::error::{
-    BackendError, BackendErrorKind, CommandError, LoadError, RegistryError, RunnerError,
+    BackendErrorKind, CommandError, LeaseLoss, LoadError, RegistryError, RunnerError,
 };
 use crate::metadata::Metadata;
 use crate::projection::Dispatch;
-use crate::runner::{Erased, ErasedProjection, ProjectionStatus, RunnerSettings};
-use crate::store::{CheckpointStore, EventFilter, EventStore, Lease};
+use crate::runner::{
+    Erased, ErasedProjection, InProcess, InStore, ProjectionStatus, RebuildOptions,
+    RebuildProgress, RebuildStep, RunnerSettings,
+};
+use crate::store::{CheckpointStore, EventFilter, EventStore, Lease, LeaseRenewal};
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
 /// What the registry remembers of an aggregate for its collision checks.
@@ -132,6 +135,9 @@ impl<S: EventStore> Registry<S> {
             .map(|projection| ProjectionSlot {
                 name: projection.name(),
                 event_types: projection.event_types(),
+                leased: projection.leased(),
+                resets: projection.resets(),
+                issues_commands: projection.issues_commands(),
                 status: Mutex::new(ProjectionStatus {
                     name: projection.name(),
                     ..ProjectionStatus::default()
@@ -161,28 +167,54 @@ impl<S: CheckpointStore> Registry<S> {
     /// [`process`](crate::process)).
     #[must_use]
     pub fn process_manager<P: Dispatch<crate::process::Commands<S>>>(mut self, process: P) -> Self {
-        if self.projections.iter().any(|p| p.name() == P::NAME) {
-            self.errors
-                .push(RegistryError::DuplicateProjection { name: P::NAME });
-        } else {
-            let cell = crate::process::AppCell::<S>::default();
-            self.app_cells.push(Arc::clone(&cell));
-            self.projections
-                .push(Box::new(crate::process::ProcessSlot::new(process, cell)));
-        }
+        let cell = crate::process::AppCell::<S>::default();
+        self.app_cells.push(Arc::clone(&cell));
+        self.add_projection(Box::new(crate::process::ProcessSlot::new(process, cell)));
         self
     }
 
-    /// Registers a projection; its handlers receive the store's unit of work.
+    /// Registers a projection; its handlers receive the store's unit of work, in which the
+    /// runner also moves its checkpoint.
+    ///
+    /// A projection whose handlers accept any unit of work writes nothing through the store,
+    /// so its state lives elsewhere (in the process, say): on a store whose checkpoints are
+    /// durable it is refused ([`RegistryError::ProjectionStateOutsideStore`] at
+    /// [`build`](Self::build)), since after a restart it would start empty yet skip every
+    /// event it had seen. Register such a projection with
+    /// [`in_memory_projection`](Self::in_memory_projection).
     #[must_use]
     pub fn projection<P: Dispatch<S::Transaction>>(mut self, projection: P) -> Self {
-        if self.projections.iter().any(|p| p.name() == P::NAME) {
+        if S::DURABLE_CHECKPOINTS && P::__accepts_any_unit_of_work() {
             self.errors
-                .push(RegistryError::DuplicateProjection { name: P::NAME });
-        } else {
-            self.projections.push(Box::new(Erased::new(projection)));
+                .push(RegistryError::ProjectionStateOutsideStore { name: P::NAME });
         }
+        self.add_projection(Box::new(Erased::<P, InStore>::new(projection)));
         self
+    }
+
+    /// Registers a projection whose state lives in this process (a map, a cache): its
+    /// handlers receive `()` as their unit of work, and its checkpoint lives in the process
+    /// beside its state, so the two start together, empty, and it replays the log from the
+    /// start in each process run. It runs in every process, without a lease (each process has
+    /// its own copy). It cannot be rebuilt unless it has a reset hook.
+    #[must_use]
+    pub fn in_memory_projection<P: Dispatch<()>>(mut self, projection: P) -> Self {
+        self.add_projection(Box::new(Erased::<P, InProcess>::new(projection)));
+        self
+    }
+
+    fn add_projection(&mut self, projection: Box<dyn ErasedProjection<S>>) {
+        if self
+            .projections
+            .iter()
+            .any(|p| p.name() == projection.name())
+        {
+            self.errors.push(RegistryError::DuplicateProjection {
+                name: projection.name(),
+            });
+        } else {
+            self.projections.push(projection);
+        }
     }
 }
 
@@ -208,6 +240,12 @@ impl<S> fmt::Debug for Registry<S> {
 struct ProjectionSlot<S> {
     name: &'static str,
     event_types: &'static [&'static str],
+    /// Runs under a lease in the store (see `ErasedProjection::leased`).
+    leased: bool,
+    /// Can be rebuilt (see `ErasedProjection::resets`).
+    resets: bool,
+    /// Appends events as it handles them: a process manager.
+    issues_commands: bool,
     projection: tokio::sync::Mutex<Box<dyn ErasedProjection<S>>>,
     status: Mutex<ProjectionStatus>,
 }
@@ -342,85 +380,113 @@ impl<S: CheckpointStore> App<S> {
         &self.inner.worker_id
     }
 
-    /// Runs every projection until it has applied everything visible when it started its last
-    /// batch; for tests, rebuilds and command-line tools. Each projection's lease is taken for
-    /// the run and released after it.
+    /// Runs every projection and process manager until nothing moves: each runs to the end of
+    /// the log, in registration order, and the round is repeated while a process manager
+    /// applied an event in it (its commands append events that a projection registered before
+    /// it, or another process manager, consumes). For tests, tools and scripts. Each leased
+    /// projection's lease is taken for its run and released after it.
     ///
     /// # Errors
     /// The first failing batch's error; that projection's checkpoint stays before the event.
-    /// A projection whose lease another worker holds fails with a
-    /// [`LeaseLost`](crate::BackendErrorKind::LeaseLost) store error.
+    /// [`RunnerError::LeaseLost`] when another worker holds a projection's lease.
+    /// [`RunnerError::Unsettled`] after 1,000 rounds that each applied something.
     pub async fn catch_up(&self) -> Result<(), RunnerError> {
-        for slot in &self.inner.projections {
-            self.run_to_end(slot, false, |_| {}).await?;
+        const MAX_ROUNDS: u32 = 1000;
+        for _ in 0..MAX_ROUNDS {
+            let mut commands_issued = false;
+            for slot in &self.inner.projections {
+                let applied = self.run_to_end(slot, |_| {}).await?;
+                commands_issued |= slot.issues_commands && applied > 0;
+            }
+            if !commands_issued {
+                return Ok(());
+            }
         }
-        Ok(())
+        Err(RunnerError::Unsettled { passes: MAX_ROUNDS })
     }
 
-    /// Rebuilds projection `name` from the start of the log: resets its checkpoint and runs it
-    /// to the end, calling `progress` after each batch. Clear the read model's own tables
-    /// first (or write the rebuild into new tables and swap them afterwards). Holds the
-    /// projection's lease for the run, so no other worker applies events meanwhile.
+    /// Rebuilds projection `name` from the start of the log, with the default
+    /// [`RebuildOptions`] (waiting for a worker that holds its lease to hand it over), calling
+    /// `progress` after each batch. See [`rebuild_with`](Self::rebuild_with).
     ///
     /// # Errors
-    /// [`RunnerError::UnknownProjection`], a lease held by another worker, and the first
-    /// failing batch's error (the rebuild can be run again).
+    /// As [`rebuild_with`](Self::rebuild_with).
     pub async fn rebuild(
         &self,
         name: &str,
-        mut progress: impl FnMut(crate::runner::RebuildProgress) + Send,
+        mut progress: impl FnMut(RebuildProgress) + Send,
     ) -> Result<u64, RunnerError> {
-        let slot = self.slot(name)?;
-        let total = self
-            .inner
-            .store
-            .count_events(LogPosition::START, EventFilter::Types(slot.event_types))
-            .await
-            .map_err(|source| RunnerError::Read {
-                projection: slot.name,
-                source,
-            })?;
-        let mut done = 0u64;
-        progress(crate::runner::RebuildProgress { done, total });
-        self.run_to_end(slot, true, |applied| {
-            done += applied as u64;
-            progress(crate::runner::RebuildProgress { done, total });
+        self.rebuild_with(name, RebuildOptions::default(), |step| {
+            if let RebuildStep::Progress(at) = step {
+                progress(at);
+            }
         })
-        .await?;
-        Ok(done)
+        .await
     }
 
-    /// Runs `slot` to the end of the log under its lease (taken here, released after), from the
-    /// start with `reset`; `after_batch` sees the events each batch applied.
-    async fn run_to_end(
+    /// Rebuilds projection `name` from the start of the log; returns the events applied. The
+    /// rebuild owns the whole operation:
+    ///
+    /// 1. It takes the projection's lease, with a new fencing epoch, before it touches
+    ///    anything. A worker holding it (a running service) is asked to hand it over, which
+    ///    it does at its next renewal (within a third of the lease's time to live); a dead
+    ///    worker's lease is waited out. With [`RebuildOptions::take_over`] the lease is taken
+    ///    at once instead. `on_step` hears what it waits for ([`RebuildStep::Waiting`]).
+    /// 2. It clears the read model through the projection's [`Reset`](crate::Reset) hook and
+    ///    moves the checkpoint back to the start, in one unit of work committed only while it
+    ///    holds the lease.
+    /// 3. It replays the log in batches, each committed under the lease, and releases it.
+    ///
+    /// A worker that lost the lease to the rebuild commits nothing more (its batches fail the
+    /// fence) and never writes its old checkpoint back; it takes the lease again after the
+    /// rebuild and goes on from where the rebuild ended. A rebuild cut off half-way (killed)
+    /// leaves a read model consistent with its checkpoint: a worker or a second rebuild
+    /// finishes the job.
+    ///
+    /// # Errors
+    /// [`RunnerError::UnknownProjection`]; [`RunnerError::NoReset`] for a projection without a
+    /// reset hook (nothing is touched); [`RunnerError::LeaseWait`] when the lease was not
+    /// handed over in time; [`RunnerError::LeaseLost`] when another rebuild or a takeover took
+    /// it meanwhile; the first failing batch's error (the rebuild can be run again).
+    pub async fn rebuild_with(
         &self,
-        slot: &ProjectionSlot<S>,
-        reset: bool,
-        mut after_batch: impl FnMut(usize) + Send,
-    ) -> Result<(), RunnerError> {
+        name: &str,
+        options: RebuildOptions,
+        mut on_step: impl FnMut(RebuildStep) + Send,
+    ) -> Result<u64, RunnerError> {
+        let slot = self.slot(name)?;
+        if !slot.resets {
+            return Err(RunnerError::NoReset {
+                projection: slot.name,
+            });
+        }
         let inner = &self.inner;
-        let mut projection = slot.projection.lock().await;
-        let Some(lease) = take_lease(inner, slot.name).await? else {
-            return Err(lease_error(
-                slot.name,
-                format!("projection `{}` is leased by another worker", slot.name),
-            ));
+        let owner = format!("{}/rebuild", inner.worker_id);
+        let lease = if slot.leased {
+            rebuild_lease(inner, slot.name, &owner, &options, &mut on_step).await?
+        } else {
+            Lease::new(slot.name, owner, 0)
         };
+        on_step(RebuildStep::LeaseTaken { epoch: lease.epoch });
         let outcome = async {
-            if reset {
-                inner
-                    .store
-                    .reset_checkpoint(slot.name)
-                    .await
-                    .map_err(|source| RunnerError::Store {
-                        projection: slot.name,
-                        source,
-                    })?;
-            }
-            projection.forget_checkpoint();
+            let mut projection = slot.projection.lock().await;
+            projection.reset(&inner.store, &lease).await?;
+            on_step(RebuildStep::Cleared);
+            let total = inner
+                .store
+                .count_events(LogPosition::START, EventFilter::Types(slot.event_types))
+                .await
+                .map_err(|source| RunnerError::Read {
+                    projection: slot.name,
+                    source,
+                })?;
+            let mut done = 0u64;
+            on_step(RebuildStep::Progress(RebuildProgress { done, total }));
             let mut renewed = tokio::time::Instant::now();
             loop {
-                renew_if_due(inner, slot.name, &lease, &mut renewed).await?;
+                if slot.leased {
+                    renew_if_due(inner, slot.name, &lease, &mut renewed).await?;
+                }
                 let batch = run_recorded(
                     slot,
                     &mut **projection,
@@ -429,14 +495,80 @@ impl<S: CheckpointStore> App<S> {
                     &lease,
                 )
                 .await?;
-                after_batch(batch.applied);
+                done += batch.applied as u64;
+                on_step(RebuildStep::Progress(RebuildProgress { done, total }));
                 if batch.caught_up_to.is_some() {
-                    return Ok(());
+                    return Ok(done);
                 }
             }
         }
         .await;
-        if let Err(error) = inner.store.release_lease(&lease).await {
+        if slot.leased
+            && let Err(error) = inner.store.release_lease(&lease).await
+        {
+            tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
+        }
+        outcome
+    }
+
+    /// Runs `slot` to the end of the log under its lease (taken here, released after);
+    /// `after_batch` sees the events each batch applied. Returns the events applied.
+    async fn run_to_end(
+        &self,
+        slot: &ProjectionSlot<S>,
+        mut after_batch: impl FnMut(usize) + Send,
+    ) -> Result<usize, RunnerError> {
+        let inner = &self.inner;
+        let lease = if slot.leased {
+            match take_lease(inner, slot.name).await? {
+                Some(lease) => lease,
+                None => {
+                    let owner = inner
+                        .store
+                        .lease_owner(slot.name)
+                        .await
+                        .map_err(|source| RunnerError::Store {
+                            projection: slot.name,
+                            source,
+                        })?
+                        .map_or_else(String::new, |(owner, _)| owner);
+                    return Err(RunnerError::LeaseLost {
+                        projection: slot.name,
+                        loss: LeaseLoss::HeldBy { owner },
+                    });
+                }
+            }
+        } else {
+            Lease::new(slot.name, inner.worker_id.clone(), 0)
+        };
+        let outcome = async {
+            let mut projection = slot.projection.lock().await;
+            projection.forget_checkpoint();
+            let mut renewed = tokio::time::Instant::now();
+            let mut applied = 0;
+            loop {
+                if slot.leased {
+                    renew_if_due(inner, slot.name, &lease, &mut renewed).await?;
+                }
+                let batch = run_recorded(
+                    slot,
+                    &mut **projection,
+                    &inner.store,
+                    inner.runner.batch(),
+                    &lease,
+                )
+                .await?;
+                applied += batch.applied;
+                after_batch(batch.applied);
+                if batch.caught_up_to.is_some() {
+                    return Ok(applied);
+                }
+            }
+        }
+        .await;
+        if slot.leased
+            && let Err(error) = inner.store.release_lease(&lease).await
+        {
             tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
         }
         outcome
@@ -559,14 +691,6 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// A store error of kind `LeaseLost` for `projection`.
-fn lease_error(projection: &'static str, message: String) -> RunnerError {
-    RunnerError::Store {
-        projection,
-        source: BackendError::new("runner", BackendErrorKind::LeaseLost, message),
-    }
-}
-
 /// Takes the projection's lease for this worker; `None` while another worker holds it.
 async fn take_lease<S: CheckpointStore>(
     inner: &AppInner<S>,
@@ -579,8 +703,71 @@ async fn take_lease<S: CheckpointStore>(
         .map_err(|source| RunnerError::Store { projection, source })
 }
 
-/// Renews `lease` once a third of its time has passed since `renewed`; a lease another worker
-/// took over is a `LeaseLost` error.
+/// The lease a rebuild by `owner` works under: taken over at once, or asked for and waited
+/// for (see [`App::rebuild_with`]).
+async fn rebuild_lease<S: CheckpointStore>(
+    inner: &AppInner<S>,
+    projection: &'static str,
+    owner: &str,
+    options: &RebuildOptions,
+    on_step: &mut (impl FnMut(RebuildStep) + Send),
+) -> Result<Lease, RunnerError> {
+    let store_error = |source| RunnerError::Store { projection, source };
+    let ttl = inner.runner.lease();
+    if options.take_over {
+        let previous = inner
+            .store
+            .lease_owner(projection)
+            .await
+            .map_err(store_error)?
+            .filter(|(_, unexpired)| *unexpired)
+            .map(|(owner, _)| owner);
+        let lease = inner
+            .store
+            .take_over_lease(projection, owner, ttl)
+            .await
+            .map_err(store_error)?;
+        if let Some(previous) = previous {
+            tracing::warn!(projection, from = %previous, epoch = lease.epoch, "rebuild took the lease over");
+            on_step(RebuildStep::TookOver { from: previous });
+        }
+        return Ok(lease);
+    }
+    let started = tokio::time::Instant::now();
+    // Often enough to notice a handed-over lease soon, rarely enough to cost nothing.
+    let pause = (ttl / 6).clamp(Duration::from_millis(10), Duration::from_millis(500));
+    loop {
+        let holder = inner
+            .store
+            .request_lease(projection, owner, ttl)
+            .await
+            .map_err(store_error)?;
+        if holder.is_none()
+            && let Some(lease) = inner
+                .store
+                .acquire_lease(projection, owner, ttl)
+                .await
+                .map_err(store_error)?
+        {
+            return Ok(lease);
+        }
+        if let Some(holder) = holder {
+            if started.elapsed() >= options.wait_at_most {
+                return Err(RunnerError::LeaseWait {
+                    projection,
+                    holder: holder.owner,
+                    waited: started.elapsed(),
+                });
+            }
+            on_step(RebuildStep::Waiting { holder });
+        }
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// Renews `lease` once a third of its time has passed since `renewed`. A lease another worker
+/// took over is [`RunnerError::LeaseLost`]; one another worker asked for is released, then
+/// reported lost the same way (handed over).
 async fn renew_if_due<S: CheckpointStore>(
     inner: &AppInner<S>,
     projection: &'static str,
@@ -591,23 +778,37 @@ async fn renew_if_due<S: CheckpointStore>(
     if renewed.elapsed() < ttl / 3 {
         return Ok(());
     }
-    let held = inner
+    let renewal = inner
         .store
         .renew_lease(lease, ttl)
         .await
         .map_err(|source| RunnerError::Store { projection, source })?;
-    if !held {
-        return Err(lease_error(
-            projection,
-            format!("the lease on projection `{projection}` was taken over"),
-        ));
-    }
-    *renewed = tokio::time::Instant::now();
-    Ok(())
+    let loss = match renewal {
+        LeaseRenewal::Renewed => {
+            *renewed = tokio::time::Instant::now();
+            return Ok(());
+        }
+        LeaseRenewal::HandOver { requested_by } => {
+            tracing::info!(projection, to = %requested_by, "handing the lease over");
+            inner
+                .store
+                .release_lease(lease)
+                .await
+                .map_err(|source| RunnerError::Store { projection, source })?;
+            LeaseLoss::HandedOver { to: requested_by }
+        }
+        // `LeaseRenewal` may grow; anything but a renewal means the lease is not ours.
+        _ => LeaseLoss::TakenOver,
+    };
+    Err(RunnerError::LeaseLost { projection, loss })
 }
 
 fn lease_lost(error: &RunnerError) -> bool {
-    matches!(error, RunnerError::Store { source, .. } if source.kind() == BackendErrorKind::LeaseLost)
+    match error {
+        RunnerError::LeaseLost { .. } => true,
+        RunnerError::Store { source, .. } => source.kind() == BackendErrorKind::LeaseLost,
+        _ => false,
+    }
 }
 
 /// The first re-read after a wake-up that found nothing.
@@ -642,12 +843,14 @@ async fn run_projection<S: CheckpointStore>(
     let mut lease: Option<(Lease, tokio::time::Instant)> = None;
     while !*stopped.borrow() {
         let next = match step(slot, inner, &mut lease).await {
+            // Another worker (a rebuild, a takeover) has the lease: not a failure of ours.
+            Err(error) if lease_lost(&error) => {
+                tracing::info!(projection = slot.name, reason = %error_chain(&error), "lease lost; standing by");
+                lease = None;
+                slot.status().lease_held = false;
+                Next::Pause(ttl / 3)
+            }
             Err(error) => {
-                if lease_lost(&error) {
-                    tracing::warn!(projection = slot.name, "lease lost; standing by");
-                    lease = None;
-                    slot.status().lease_held = false;
-                }
                 tracing::error!(projection = slot.name, error = %error_chain(&error), "projection batch failed; retrying");
                 let pause = backoff;
                 backoff = (backoff * 2).min(inner.runner.longest_backoff());
@@ -690,7 +893,9 @@ async fn run_projection<S: CheckpointStore>(
         }
     }
     if let Some((lease, _)) = lease {
-        if let Err(error) = inner.store.release_lease(&lease).await {
+        if slot.leased
+            && let Err(error) = inner.store.release_lease(&lease).await
+        {
             tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
         }
         slot.status().lease_held = false;
@@ -706,6 +911,15 @@ async fn step<S: CheckpointStore>(
 ) -> Result<Option<crate::runner::BatchOutcome>, RunnerError> {
     let mut projection = slot.projection.lock().await;
     match held {
+        // Kept in this process: every process runs its own copy, nobody to share a lease with.
+        None if !slot.leased => {
+            *held = Some((
+                Lease::new(slot.name, inner.worker_id.clone(), 0),
+                tokio::time::Instant::now(),
+            ));
+            slot.status().lease_held = true;
+        }
+        Some(_) if !slot.leased => {}
         None => {
             let Some(lease) = take_lease(inner, slot.name).await? else {
                 return Ok(None);
@@ -827,7 +1041,7 @@ impl<S, A: Aggregate, C: Into<A::Command> + Clone> Execute<'_, S, A, C> {
     /// recorded with it, with a fingerprint of the command, and the same id with the same
     /// command returns the first result (or the same refusal) without deciding again; the same
     /// id with another command is refused ([`CommandError::FingerprintMismatch`],
-    /// [`CommandError::CommandIdReused`]). See [`command`](crate::command) for the whole
+    /// [`CommandError::CommandIdReused`]). See [`command`](mod@crate::command) for the whole
     /// contract, beside Stripe's idempotency keys.
     ///
     /// The fingerprint is taken from the command's serde form, so every command of the

@@ -16,12 +16,13 @@
 //! Once a projection reaches the end of the log its checkpoint moves to the head, past events of
 //! types it does not consume, so they are not scanned again.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
-use crate::error::{ProjectionError, RunnerError};
+use crate::error::{BackendError, ProjectionError, RunnerError};
 use crate::projection::Dispatch;
 use crate::store::{CheckpointStore, EventFilter, Lease};
 use crate::stream::LogPosition;
@@ -176,6 +177,20 @@ pub(crate) trait ErasedProjection<S>: Send {
     /// The names of the events it consumes.
     fn event_types(&self) -> &'static [&'static str];
 
+    /// Whether it runs under a lease kept in the store (one worker at a time). A projection
+    /// whose state and checkpoint live in this process runs in every process, unleased.
+    fn leased(&self) -> bool {
+        true
+    }
+
+    /// Whether it can be rebuilt: it has a reset hook, or nothing to clear.
+    fn resets(&self) -> bool;
+
+    /// Whether handling events makes it append events (a process manager's commands).
+    fn issues_commands(&self) -> bool {
+        false
+    }
+
     /// Runs one batch, committing it only while `lease` is held.
     async fn run_batch(
         &mut self,
@@ -184,27 +199,143 @@ pub(crate) trait ErasedProjection<S>: Send {
         lease: &Lease,
     ) -> Result<BatchOutcome, RunnerError>;
 
+    /// Clears the read model (its reset hook) and moves the checkpoint back to the start, in
+    /// one unit of work committed only while `lease` is held: for a rebuild.
+    async fn reset(&mut self, store: &S, lease: &Lease) -> Result<(), RunnerError>;
+
     /// Forgets the cached checkpoint (after a reset, or when another worker may have moved it).
     fn forget_checkpoint(&mut self);
 }
 
-/// Wraps a projection with its cached checkpoint.
-pub(crate) struct Erased<P> {
+/// Where a projection's unit of work and checkpoint live: in the store ([`InStore`]), or, for
+/// a projection whose state lives in the process, beside that state ([`InProcess`]).
+pub(crate) trait CheckpointKeeper<S>: Send + 'static {
+    /// The unit of work handed to the handlers.
+    type Transaction: Send;
+    /// Whether dropping an uncommitted unit of work undoes the handlers' writes.
+    const ROLLS_BACK: bool;
+    /// Whether the projection runs under a lease in the store: one worker at a time, shared
+    /// between processes. A projection whose checkpoint lives in the process runs in each.
+    const LEASED: bool;
+
+    /// The committed checkpoint.
+    fn checkpoint(
+        &self,
+        store: &S,
+        projection: &'static str,
+    ) -> impl Future<Output = Result<LogPosition, BackendError>> + Send;
+
+    /// Opens a unit of work.
+    fn begin(
+        &self,
+        store: &S,
+        projection: &'static str,
+    ) -> impl Future<Output = Result<Self::Transaction, BackendError>> + Send;
+
+    /// Commits `transaction` with checkpoint `at`, while `lease` is held where there is one.
+    fn commit(
+        &mut self,
+        store: &S,
+        transaction: Self::Transaction,
+        projection: &'static str,
+        at: LogPosition,
+        lease: &Lease,
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+/// The store keeps the checkpoint, committed with the handlers' writes under the lease.
+#[derive(Debug, Default)]
+pub(crate) struct InStore;
+
+impl<S: CheckpointStore> CheckpointKeeper<S> for InStore {
+    type Transaction = S::Transaction;
+    const ROLLS_BACK: bool = S::ROLLS_BACK;
+    const LEASED: bool = true;
+
+    async fn checkpoint(
+        &self,
+        store: &S,
+        projection: &'static str,
+    ) -> Result<LogPosition, BackendError> {
+        store.checkpoint(projection).await
+    }
+
+    async fn begin(
+        &self,
+        store: &S,
+        projection: &'static str,
+    ) -> Result<S::Transaction, BackendError> {
+        store.begin(projection).await
+    }
+
+    async fn commit(
+        &mut self,
+        store: &S,
+        transaction: S::Transaction,
+        projection: &'static str,
+        at: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        store
+            .commit_fenced(transaction, projection, at, lease)
+            .await
+    }
+}
+
+/// The checkpoint lives in this process beside the projection's state, and goes with it: each
+/// process run starts from the start of the log. The unit of work is `()`.
+#[derive(Debug, Default)]
+pub(crate) struct InProcess {
+    checkpoint: LogPosition,
+}
+
+impl<S: Send + Sync> CheckpointKeeper<S> for InProcess {
+    type Transaction = ();
+    const ROLLS_BACK: bool = false;
+    const LEASED: bool = false;
+
+    async fn checkpoint(&self, _: &S, _: &'static str) -> Result<LogPosition, BackendError> {
+        Ok(self.checkpoint)
+    }
+
+    async fn begin(&self, _: &S, _: &'static str) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn commit(
+        &mut self,
+        _: &S,
+        (): (),
+        _: &'static str,
+        at: LogPosition,
+        _: &Lease,
+    ) -> Result<(), BackendError> {
+        self.checkpoint = at;
+        Ok(())
+    }
+}
+
+/// Wraps a projection with its cached checkpoint and where the checkpoint is kept.
+pub(crate) struct Erased<P, K = InStore> {
     projection: P,
+    keeper: K,
     checkpoint: Option<LogPosition>,
     /// The next batch, read while the previous one was written, with the checkpoint it follows.
     prefetched: Option<(LogPosition, ReadBatch)>,
 }
 
-impl<P> Erased<P> {
-    pub(crate) const fn new(projection: P) -> Self {
+impl<P, K: Default> Erased<P, K> {
+    pub(crate) fn new(projection: P) -> Self {
         Self {
             projection,
+            keeper: K::default(),
             checkpoint: None,
             prefetched: None,
         }
     }
+}
 
+impl<P, K> Erased<P, K> {
     async fn run_batch_in_span<S>(
         &mut self,
         store: &S,
@@ -212,8 +343,9 @@ impl<P> Erased<P> {
         lease: &Lease,
     ) -> Result<BatchOutcome, RunnerError>
     where
-        S: CheckpointStore,
-        P: Dispatch<S::Transaction>,
+        S: crate::EventStore,
+        K: CheckpointKeeper<S>,
+        P: Dispatch<K::Transaction>,
     {
         let store_error = |source| RunnerError::Store {
             projection: P::NAME,
@@ -221,7 +353,11 @@ impl<P> Erased<P> {
         };
         let checkpoint = match self.checkpoint {
             Some(checkpoint) => checkpoint,
-            None => store.checkpoint(P::NAME).await.map_err(store_error)?,
+            None => self
+                .keeper
+                .checkpoint(store, P::NAME)
+                .await
+                .map_err(store_error)?,
         };
         self.checkpoint = Some(checkpoint);
         let batch = match self.prefetched.take() {
@@ -275,14 +411,18 @@ impl<P> Erased<P> {
         lease: &Lease,
     ) -> Result<(), RunnerError>
     where
-        S: CheckpointStore,
-        P: Dispatch<S::Transaction>,
+        K: CheckpointKeeper<S>,
+        P: Dispatch<K::Transaction>,
     {
         let store_error = |source| RunnerError::Store {
             projection: P::NAME,
             source,
         };
-        let mut transaction = store.begin(P::NAME).await.map_err(store_error)?;
+        let mut transaction = self
+            .keeper
+            .begin(store, P::NAME)
+            .await
+            .map_err(store_error)?;
         if let Some(first) = events.first()
             && let Err(error) = self.projection.begin_batch(events, &mut transaction).await
         {
@@ -312,27 +452,27 @@ impl<P> Erased<P> {
                 error,
             )));
         }
-        store
-            .commit_fenced(transaction, P::NAME, target, lease)
+        self.keeper
+            .commit(store, transaction, P::NAME, target, lease)
             .await
             .map_err(store_error)
     }
 
-    /// After a failed event: a store whose unit of work rolls back drops the whole batch (it is
+    /// After a failed event: a unit of work that rolls back drops the whole batch (it is
     /// retried from the old checkpoint). One that cannot roll back has already applied the
     /// events before the failure, so their checkpoint must be committed, or a retry would apply
     /// them twice.
     async fn keep_progress<S>(
         &mut self,
         store: &S,
-        transaction: S::Transaction,
+        transaction: K::Transaction,
         applied: &[crate::RecordedEvent],
         lease: &Lease,
     ) where
-        S: CheckpointStore,
-        P: Dispatch<S::Transaction>,
+        K: CheckpointKeeper<S>,
+        P: Dispatch<K::Transaction>,
     {
-        if S::ROLLS_BACK {
+        if K::ROLLS_BACK {
             drop(transaction);
             return;
         }
@@ -344,7 +484,11 @@ impl<P> Erased<P> {
             tracing::error!(%error, "the end-of-batch hook failed before a failed event; the batch is retried whole");
             return;
         }
-        match store.commit_fenced(transaction, P::NAME, last, lease).await {
+        match self
+            .keeper
+            .commit(store, transaction, P::NAME, last, lease)
+            .await
+        {
             Ok(()) => self.checkpoint = Some(last),
             Err(error) => {
                 tracing::error!(%error, "committing the progress before a failed event failed");
@@ -354,10 +498,11 @@ impl<P> Erased<P> {
 }
 
 #[async_trait]
-impl<S, P> ErasedProjection<S> for Erased<P>
+impl<S, P, K> ErasedProjection<S> for Erased<P, K>
 where
     S: CheckpointStore,
-    P: Dispatch<S::Transaction>,
+    K: CheckpointKeeper<S>,
+    P: Dispatch<K::Transaction>,
 {
     fn name(&self) -> &'static str {
         P::NAME
@@ -365,6 +510,14 @@ where
 
     fn event_types(&self) -> &'static [&'static str] {
         P::EVENT_TYPES
+    }
+
+    fn leased(&self) -> bool {
+        K::LEASED
+    }
+
+    fn resets(&self) -> bool {
+        P::RESETS
     }
 
     async fn run_batch(
@@ -377,6 +530,30 @@ where
         self.run_batch_in_span(store, batch_size.max(1), lease)
             .instrument(span)
             .await
+    }
+
+    async fn reset(&mut self, store: &S, lease: &Lease) -> Result<(), RunnerError> {
+        let store_error = |source| RunnerError::Store {
+            projection: P::NAME,
+            source,
+        };
+        self.forget_checkpoint();
+        let mut transaction = self
+            .keeper
+            .begin(store, P::NAME)
+            .await
+            .map_err(store_error)?;
+        if let Err(error) = self.projection.reset(&mut transaction).await {
+            drop(transaction);
+            return Err(RunnerError::Reset {
+                projection: P::NAME,
+                source: error.into_inner(),
+            });
+        }
+        self.keeper
+            .commit(store, transaction, P::NAME, LogPosition::START, lease)
+            .await
+            .map_err(store_error)
     }
 
     fn forget_checkpoint(&mut self) {
@@ -403,6 +580,70 @@ pub struct ProjectionStatus {
     pub consecutive_failures: u32,
     /// Whether this process holds the projection's lease (runs it).
     pub lease_held: bool,
+}
+
+/// How a rebuild takes its projection's lease from a worker that holds it (see
+/// [`App::rebuild_with`](crate::App::rebuild_with)).
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct RebuildOptions {
+    /// Take the lease at once, whoever holds it, instead of asking for it and waiting.
+    pub take_over: bool,
+    /// How long to wait for the lease to be handed over before giving up (default 60 s).
+    pub wait_at_most: Duration,
+}
+
+impl Default for RebuildOptions {
+    fn default() -> Self {
+        Self {
+            take_over: false,
+            wait_at_most: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RebuildOptions {
+    /// Takes the lease at once, with a new epoch, instead of waiting for its holder to hand it
+    /// over: the holder's batch in flight fails its fence and commits nothing. For a holder
+    /// that will not hand over (a worker of an older release) or when waiting is not wanted.
+    #[must_use]
+    pub const fn take_over(mut self) -> Self {
+        self.take_over = true;
+        self
+    }
+
+    /// Waits at most `wait` for the lease's holder to hand it over.
+    #[must_use]
+    pub const fn wait_at_most(mut self, wait: Duration) -> Self {
+        self.wait_at_most = wait;
+        self
+    }
+}
+
+/// What a rebuild is doing, as [`App::rebuild_with`](crate::App::rebuild_with) reports it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RebuildStep {
+    /// Waiting for `holder` to hand the lease over (a live worker does at its next renewal; a
+    /// dead one's lease runs out). Reported again while the wait goes on.
+    Waiting {
+        /// Who holds the lease, and how long it has left.
+        holder: crate::store::LeaseHolder,
+    },
+    /// The lease was taken over from `from`, which commits nothing more under it.
+    TookOver {
+        /// The worker that held it.
+        from: String,
+    },
+    /// The rebuild holds the lease, with this fencing epoch.
+    LeaseTaken {
+        /// The epoch its batches commit under.
+        epoch: u64,
+    },
+    /// The read model was cleared and the checkpoint moved back to the start.
+    Cleared,
+    /// Events applied so far.
+    Progress(RebuildProgress),
 }
 
 /// How far a rebuild has come, reported after each batch.

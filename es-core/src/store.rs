@@ -31,9 +31,11 @@ use crate::fingerprint::CommandFingerprint;
 use crate::snapshot::Snapshot;
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
+mod lease;
 pub mod memory;
 mod session;
 
+pub use lease::{Lease, LeaseHolder, LeaseRenewal};
 pub use session::CommandSession;
 
 /// A stored event as [`EventStore::fold_stream`] hands it over: what folding it into an
@@ -515,31 +517,6 @@ pub trait EventStore: Clone + Send + Sync + 'static {
     }
 }
 
-/// The right to run one projection, held by one worker at a time (see
-/// [`CheckpointStore::acquire_lease`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct Lease {
-    /// The projection.
-    pub projection: String,
-    /// Who holds it (a worker id, unique per process run).
-    pub owner: String,
-    /// The fencing epoch: incremented whenever the lease changes owner.
-    pub epoch: u64,
-}
-
-impl Lease {
-    /// A lease as a store hands it out.
-    #[must_use]
-    pub fn new(projection: impl Into<String>, owner: impl Into<String>, epoch: u64) -> Self {
-        Self {
-            projection: projection.into(),
-            owner: owner.into(),
-            epoch,
-        }
-    }
-}
-
 /// A store that also keeps projection checkpoints, committed together with the read model's
 /// writes in one unit of work.
 pub trait CheckpointStore: EventStore {
@@ -550,6 +527,12 @@ pub trait CheckpointStore: EventStore {
     /// for stores like the in-memory one, whose read models live in the handlers themselves:
     /// the runner then commits the progress made before a failing event.
     const ROLLS_BACK: bool = true;
+
+    /// Whether checkpoints outlive the process (a file, a database): then a projection whose
+    /// state lives in the process must not keep its checkpoint here (see
+    /// [`Registry::in_memory_projection`](crate::Registry::in_memory_projection)). `false` for
+    /// the in-memory store.
+    const DURABLE_CHECKPOINTS: bool = true;
 
     /// The projection's checkpoint ([`LogPosition::START`] when it never ran).
     ///
@@ -582,12 +565,15 @@ pub trait CheckpointStore: EventStore {
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// Takes (or renews, for the same `owner`) the lease that lets one worker run `projection`
-    /// for `ttl`; `None` while another owner holds an unexpired lease.
+    /// for `ttl`; `None` while another owner holds an unexpired lease, or while another owner
+    /// has asked for it ([`request_lease`](Self::request_lease)) and that request has not
+    /// expired (its holder is handing it over to that owner).
     ///
-    /// Taking a lease from another owner increments its fencing epoch, which
-    /// [`commit_fenced`](Self::commit_fenced) checks, so a worker that lost its lease (paused,
-    /// cut off) cannot commit a stale batch. The default suits stores used by one process (in
-    /// memory, an SQLite file): the lease is always granted and never lost.
+    /// Taking the lease anew (from another owner, or after it expired or was released)
+    /// increments its fencing epoch, which [`commit_fenced`](Self::commit_fenced) checks, so a
+    /// worker that lost its lease (paused, cut off) cannot commit a stale batch. Only the owner
+    /// of an unexpired lease keeps its epoch, as a renewal. The requester that takes the lease
+    /// clears its request.
     ///
     /// # Errors
     /// Back-end failures.
@@ -596,19 +582,12 @@ pub trait CheckpointStore: EventStore {
         projection: &str,
         owner: &str,
         ttl: Duration,
-    ) -> impl Future<Output = Result<Option<Lease>, BackendError>> + Send {
-        let lease = Lease {
-            projection: projection.to_owned(),
-            owner: owner.to_owned(),
-            epoch: 0,
-        };
-        async move {
-            let _ = ttl;
-            Ok(Some(lease))
-        }
-    }
+    ) -> impl Future<Output = Result<Option<Lease>, BackendError>> + Send;
 
-    /// Extends a held lease by `ttl`; `false` when it was lost (another owner took it).
+    /// Extends a held lease by `ttl`: [`LeaseRenewal::Renewed`]; [`LeaseRenewal::Lost`] when
+    /// another owner took it (the epoch moved on); [`LeaseRenewal::HandOver`], without
+    /// extending it, when another owner has asked for it: the holder should finish its batch,
+    /// then [`release_lease`](Self::release_lease).
     ///
     /// # Errors
     /// Back-end failures.
@@ -616,27 +595,50 @@ pub trait CheckpointStore: EventStore {
         &self,
         lease: &Lease,
         ttl: Duration,
-    ) -> impl Future<Output = Result<bool, BackendError>> + Send {
-        let _ = (lease, ttl);
-        async { Ok(true) }
-    }
+    ) -> impl Future<Output = Result<LeaseRenewal, BackendError>> + Send;
 
-    /// Gives a lease up, so another worker may take it at once.
+    /// Gives a lease up, so another worker may take it at once. A lease already lost is left
+    /// alone.
     ///
     /// # Errors
     /// Back-end failures.
-    fn release_lease(
-        &self,
-        lease: &Lease,
-    ) -> impl Future<Output = Result<(), BackendError>> + Send {
-        let _ = lease;
-        async { Ok(()) }
-    }
+    fn release_lease(&self, lease: &Lease)
+    -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// [`commit`](Self::commit), but only while `lease` is still held: otherwise the unit of work
-    /// is rolled back and the error's kind is
-    /// [`BackendErrorKind::LeaseLost`](crate::BackendErrorKind::LeaseLost). The default (for
-    /// stores whose leases cannot be lost) commits.
+    /// Asks whoever holds `projection`'s lease to hand it over to `requester` (a rebuild): the
+    /// holder's next [`renew_lease`](Self::renew_lease) answers
+    /// [`LeaseRenewal::HandOver`], and until the request expires, `ttl` from now, nobody but
+    /// `requester` can take the lease. Returns the holder after the request, or `None` when no
+    /// other owner holds an unexpired lease (then `requester` may take it at once). Call it
+    /// again to keep a request alive while waiting.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn request_lease(
+        &self,
+        projection: &str,
+        requester: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<LeaseHolder>, BackendError>> + Send;
+
+    /// Takes `projection`'s lease for `owner` for `ttl` whoever holds it, with a new epoch: the
+    /// holder's batches from then on commit nothing ([`commit_fenced`](Self::commit_fenced)
+    /// fails for them), and its next renewal is [`LeaseRenewal::Lost`]. Clears any request.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn take_over_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Lease, BackendError>> + Send;
+
+    /// [`commit`](Self::commit), but only while `lease` is still held (its owner and epoch, and
+    /// unexpired): otherwise the unit of work is rolled back and the error's kind is
+    /// [`BackendErrorKind::LeaseLost`](crate::BackendErrorKind::LeaseLost). The check and the
+    /// commit are atomic: a takeover waits for a batch that passed the check, or the batch
+    /// fails.
     ///
     /// # Errors
     /// As [`commit`](Self::commit), and a lost lease.
@@ -646,10 +648,7 @@ pub trait CheckpointStore: EventStore {
         projection: &str,
         checkpoint: LogPosition,
         lease: &Lease,
-    ) -> impl Future<Output = Result<(), BackendError>> + Send {
-        let _ = lease;
-        self.commit(transaction, projection, checkpoint)
-    }
+    ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
     /// The owner of the projection's lease and whether it is unexpired, if anyone ever held it.
     ///
@@ -658,10 +657,7 @@ pub trait CheckpointStore: EventStore {
     fn lease_owner(
         &self,
         projection: &str,
-    ) -> impl Future<Output = Result<Option<(String, bool)>, BackendError>> + Send {
-        let _ = projection;
-        async { Ok(None) }
-    }
+    ) -> impl Future<Output = Result<Option<(String, bool)>, BackendError>> + Send;
 
     /// Resets the checkpoint to the start, for a rebuild.
     ///

@@ -19,7 +19,7 @@ mod mutants {
 
     use es_core::error::{AppendError, BackendError, LoadError};
     use es_core::snapshot::Snapshot;
-    use es_core::store::{CommandRecord, LogWatch};
+    use es_core::store::{CommandRecord, Lease, LeaseHolder, LeaseRenewal, LogWatch};
     use es_core::testing::conformance::run_all;
     use es_core::{
         AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, ExpectedVersion,
@@ -27,6 +27,7 @@ mod mutants {
     };
     use futures_core::Stream;
     use futures_util::FutureExt as _;
+    use std::time::Duration;
     use uuid::Uuid;
 
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -163,6 +164,64 @@ mod mutants {
 
         async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
             self.inner.reset_checkpoint(projection).await
+        }
+
+        async fn acquire_lease(
+            &self,
+            projection: &str,
+            owner: &str,
+            ttl: Duration,
+        ) -> Result<Option<Lease>, BackendError> {
+            self.inner.acquire_lease(projection, owner, ttl).await
+        }
+
+        async fn renew_lease(
+            &self,
+            lease: &Lease,
+            ttl: Duration,
+        ) -> Result<LeaseRenewal, BackendError> {
+            self.inner.renew_lease(lease, ttl).await
+        }
+
+        async fn release_lease(&self, lease: &Lease) -> Result<(), BackendError> {
+            self.inner.release_lease(lease).await
+        }
+
+        async fn request_lease(
+            &self,
+            projection: &str,
+            requester: &str,
+            ttl: Duration,
+        ) -> Result<Option<LeaseHolder>, BackendError> {
+            self.inner.request_lease(projection, requester, ttl).await
+        }
+
+        async fn take_over_lease(
+            &self,
+            projection: &str,
+            owner: &str,
+            ttl: Duration,
+        ) -> Result<Lease, BackendError> {
+            self.inner.take_over_lease(projection, owner, ttl).await
+        }
+
+        async fn commit_fenced(
+            &self,
+            (): (),
+            projection: &str,
+            checkpoint: LogPosition,
+            lease: &Lease,
+        ) -> Result<(), BackendError> {
+            self.inner
+                .commit_fenced((), projection, checkpoint, lease)
+                .await
+        }
+
+        async fn lease_owner(
+            &self,
+            projection: &str,
+        ) -> Result<Option<(String, bool)>, BackendError> {
+            self.inner.lease_owner(projection).await
         }
     }
 

@@ -178,3 +178,43 @@ async fn a_refused_command_stops_the_process_manager_at_that_event() {
         "the poison event is not skipped"
     );
 }
+
+/// Shipments counted by a projection registered *before* the process manager that creates
+/// them.
+#[derive(Clone, Default, es_core::Projection)]
+#[projection(name = "shipments_seen", events(ShipmentCreated))]
+pub struct ShipmentsSeen {
+    seen: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl Project<ShipmentCreated> for ShipmentsSeen {
+    async fn project(
+        &mut self,
+        created: EventEnvelope<ShipmentCreated>,
+        (): &mut (),
+    ) -> Result<(), HandlerError> {
+        self.seen.lock().unwrap().push(created.event.order);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_catch_up_runs_until_nothing_moves_whatever_the_registration_order() {
+    let seen = ShipmentsSeen::default();
+    let app = Registry::new(MemoryStore::new())
+        .aggregate::<Order>()
+        .aggregate::<Shipment>()
+        .projection(seen.clone())
+        .process_manager(Shipping)
+        .build()
+        .await
+        .unwrap();
+    app.execute::<Order>("o1", Pay("o1".into())).await.unwrap();
+    app.execute::<Order>("o2", Pay("o2".into())).await.unwrap();
+    app.catch_up().await.unwrap();
+    assert_eq!(
+        *seen.seen.lock().unwrap(),
+        ["o1", "o2"],
+        "the projection missed the shipments the process manager created in the same catch-up"
+    );
+}

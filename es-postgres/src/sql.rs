@@ -292,20 +292,59 @@ pub(crate) const SAVE_CHECKPOINT: &str = "INSERT INTO {schema}.checkpoints \
 
 pub(crate) const RESET_CHECKPOINT: &str = "DELETE FROM {schema}.checkpoints WHERE projection = $1";
 
-/// Takes the lease if it is free, expired, or already ours; a new owner bumps the epoch. `$3`
-/// is the time to live in milliseconds. No row returned: another owner holds it.
+/// Takes the lease if it is free, expired, or already ours, unless another owner's request for
+/// it stands (see [`REQUEST_LEASE`]); taken anew (not a live renewal by its owner) it gets the
+/// next epoch, and the requester taking it clears its request. `$3` is the time to live in
+/// milliseconds. No row returned: another owner holds it, or is being handed it.
 pub(crate) const ACQUIRE_LEASE: &str = "INSERT INTO {schema}.projection_leases AS lease \
      (projection, owner, epoch, expires_at) \
      VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond') \
      ON CONFLICT (projection) DO UPDATE SET owner = EXCLUDED.owner, \
-     epoch = lease.epoch + CASE WHEN lease.owner = EXCLUDED.owner THEN 0 ELSE 1 END, \
-     expires_at = EXCLUDED.expires_at \
-     WHERE lease.owner = EXCLUDED.owner OR lease.expires_at < clock_timestamp() \
+     epoch = lease.epoch + CASE WHEN lease.owner = EXCLUDED.owner \
+         AND lease.expires_at > clock_timestamp() THEN 0 ELSE 1 END, \
+     expires_at = EXCLUDED.expires_at, \
+     requested_by = CASE WHEN lease.requested_by = EXCLUDED.owner THEN NULL \
+         ELSE lease.requested_by END, \
+     requested_until = CASE WHEN lease.requested_by = EXCLUDED.owner THEN NULL \
+         ELSE lease.requested_until END \
+     WHERE (lease.owner = EXCLUDED.owner OR lease.expires_at <= clock_timestamp()) \
+       AND (lease.requested_by IS NULL OR lease.requested_by = EXCLUDED.owner \
+            OR lease.requested_until <= clock_timestamp()) \
      RETURNING epoch";
 
+/// Renews the lease (`$4` milliseconds) unless another owner's request for it stands. No row:
+/// the lease was lost; a row with NULL: renewed; a row naming the requester: not renewed, to be
+/// handed over.
 pub(crate) const RENEW_LEASE: &str = "UPDATE {schema}.projection_leases \
-     SET expires_at = clock_timestamp() + $4 * interval '1 millisecond' \
-     WHERE projection = $1 AND owner = $2 AND epoch = $3 RETURNING 1";
+     SET expires_at = CASE WHEN requested_by IS NULL OR requested_by = $2 \
+             OR requested_until <= clock_timestamp() \
+         THEN clock_timestamp() + $4 * interval '1 millisecond' ELSE expires_at END \
+     WHERE projection = $1 AND owner = $2 AND epoch = $3 \
+     RETURNING CASE WHEN requested_by IS NULL OR requested_by = $2 \
+         OR requested_until <= clock_timestamp() THEN NULL ELSE requested_by END";
+
+/// Asks the holder of an unexpired lease held by another owner to hand it over to `$2`, unless
+/// a third owner's request stands; `$3` is how long the request stands, in milliseconds.
+/// Returns the holder (owner, epoch, milliseconds left, the standing requester); no row when
+/// nobody else holds an unexpired lease.
+pub(crate) const REQUEST_LEASE: &str = "UPDATE {schema}.projection_leases SET \
+     requested_by = CASE WHEN requested_by IS NULL OR requested_by = $2 \
+         OR requested_until <= clock_timestamp() THEN $2 ELSE requested_by END, \
+     requested_until = CASE WHEN requested_by IS NULL OR requested_by = $2 \
+         OR requested_until <= clock_timestamp() \
+         THEN clock_timestamp() + $3 * interval '1 millisecond' ELSE requested_until END \
+     WHERE projection = $1 AND owner <> $2 AND expires_at > clock_timestamp() \
+     RETURNING owner, epoch, \
+       GREATEST(0, EXTRACT(EPOCH FROM expires_at - clock_timestamp()) * 1000)::bigint, \
+       requested_by";
+
+/// Takes the lease for `$2` whoever holds it, with the next epoch, and clears any request.
+pub(crate) const TAKE_OVER_LEASE: &str = "INSERT INTO {schema}.projection_leases AS lease \
+     (projection, owner, epoch, expires_at) \
+     VALUES ($1, $2, 1, clock_timestamp() + $3 * interval '1 millisecond') \
+     ON CONFLICT (projection) DO UPDATE SET owner = EXCLUDED.owner, epoch = lease.epoch + 1, \
+     expires_at = EXCLUDED.expires_at, requested_by = NULL, requested_until = NULL \
+     RETURNING epoch";
 
 /// Expires the lease at once but keeps the epoch, so the next owner still bumps it.
 pub(crate) const RELEASE_LEASE: &str = "UPDATE {schema}.projection_leases \
@@ -365,6 +404,8 @@ pub(crate) struct Queries {
     pub(crate) reset_checkpoint: String,
     pub(crate) acquire_lease: String,
     pub(crate) renew_lease: String,
+    pub(crate) request_lease: String,
+    pub(crate) take_over_lease: String,
     pub(crate) release_lease: String,
     pub(crate) save_checkpoint_fenced: String,
     pub(crate) lease_owner: String,
@@ -402,6 +443,8 @@ impl Queries {
             reset_checkpoint: render(RESET_CHECKPOINT),
             acquire_lease: render(ACQUIRE_LEASE),
             renew_lease: render(RENEW_LEASE),
+            request_lease: render(REQUEST_LEASE),
+            take_over_lease: render(TAKE_OVER_LEASE),
             release_lease: render(RELEASE_LEASE),
             save_checkpoint_fenced: render(SAVE_CHECKPOINT_FENCED),
             lease_owner: render(LEASE_OWNER),

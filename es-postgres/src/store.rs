@@ -11,8 +11,8 @@ use es_core::store::{CommandRecord, LogWatch};
 use es_core::{
     AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore,
     CommandFingerprint, CommandOutcome, CommandSession, Committed, EventFilter, EventId,
-    EventStore, ExpectedVersion, GlobalPosition, Lease, LoadError, LogPosition, Metadata,
-    RecordedEvent, StoredEvent, StreamId, StreamVersion,
+    EventStore, ExpectedVersion, GlobalPosition, Lease, LeaseHolder, LeaseRenewal, LoadError,
+    LogPosition, Metadata, RecordedEvent, StoredEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -1681,9 +1681,13 @@ impl CheckpointStore for PostgresStore {
             .transpose()
     }
 
-    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, BackendError> {
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<LeaseRenewal, BackendError> {
         let context = || format!("renew the lease on projection `{}`", lease.projection);
-        let renewed: Option<i32> =
+        let renewed: Option<Option<String>> =
             sqlx::query_scalar(sqlx::AssertSqlSafe(self.inner.queries.renew_lease.as_str()))
                 .bind(&lease.projection)
                 .bind(&lease.owner)
@@ -1692,7 +1696,62 @@ impl CheckpointStore for PostgresStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(|error| classify(context(), &error).with_source(error))?;
-        Ok(renewed.is_some())
+        Ok(match renewed {
+            None => LeaseRenewal::Lost,
+            Some(None) => LeaseRenewal::Renewed,
+            Some(Some(requested_by)) => LeaseRenewal::HandOver { requested_by },
+        })
+    }
+
+    async fn request_lease(
+        &self,
+        projection: &str,
+        requester: &str,
+        ttl: Duration,
+    ) -> Result<Option<LeaseHolder>, BackendError> {
+        let context = || format!("ask for the lease on projection `{projection}`");
+        let holder: Option<(String, i64, i64, Option<String>)> = sqlx::query_as(
+            sqlx::AssertSqlSafe(self.inner.queries.request_lease.as_str()),
+        )
+        .bind(projection)
+        .bind(requester)
+        .bind(millis(ttl))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        holder
+            .map(|(owner, epoch, left, requested_by)| {
+                Ok(LeaseHolder::new(
+                    owner,
+                    from_i64(epoch, &context)?.get(),
+                    Duration::from_millis(from_i64(left, &context)?.get()),
+                    requested_by,
+                ))
+            })
+            .transpose()
+    }
+
+    async fn take_over_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Lease, BackendError> {
+        let context = || format!("take over the lease on projection `{projection}`");
+        let epoch: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.take_over_lease.as_str(),
+        ))
+        .bind(projection)
+        .bind(owner)
+        .bind(millis(ttl))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        Ok(Lease::new(
+            projection,
+            owner,
+            from_i64(epoch, &context)?.get(),
+        ))
     }
 
     async fn release_lease(&self, lease: &Lease) -> Result<(), BackendError> {

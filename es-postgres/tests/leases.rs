@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use es_core::{
     AggregateSettings, BackendErrorKind, CheckpointStore as _, EventEnvelope, GlobalPosition,
-    HandlerError, LogPosition, Project, Projection, Registry, RunnerSettings,
+    HandlerError, LeaseRenewal, LogPosition, Project, Projection, Registry, RunnerSettings,
 };
 use es_postgres::{PgTransaction, PostgresStore};
 
@@ -102,7 +102,10 @@ async fn a_lease_is_exclusive_and_a_lost_lease_cannot_commit() {
         let first = store.acquire_lease("p", "a", ttl).await.unwrap().unwrap();
         assert_eq!(first.epoch, 1);
         assert!(store.acquire_lease("p", "b", ttl).await.unwrap().is_none());
-        assert!(store.renew_lease(&first, ttl).await.unwrap());
+        assert_eq!(
+            store.renew_lease(&first, ttl).await.unwrap(),
+            LeaseRenewal::Renewed
+        );
         assert_eq!(
             store.lease_owner("p").await.unwrap(),
             Some(("a".to_owned(), true))
@@ -127,7 +130,10 @@ async fn a_lease_is_exclusive_and_a_lost_lease_cannot_commit() {
         tokio::time::sleep(ttl + Duration::from_millis(100)).await;
         let second = store.acquire_lease("p", "b", ttl).await.unwrap().unwrap();
         assert_eq!(second.epoch, 2, "a new owner bumps the epoch");
-        assert!(!store.renew_lease(&first, ttl).await.unwrap());
+        assert_eq!(
+            store.renew_lease(&first, ttl).await.unwrap(),
+            LeaseRenewal::Lost
+        );
         let at = LogPosition::new(9, GlobalPosition(9));
         let refused = store
             .commit_fenced(stale, "p", at, &first)

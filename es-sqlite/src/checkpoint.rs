@@ -1,8 +1,14 @@
 //! Projection checkpoints, committed in the same transaction as the read model's writes.
 
-use es_core::{BackendError, CheckpointStore, GlobalPosition, LogPosition};
+use std::time::Duration;
 
-use crate::error::{classify, to_i64, to_u64};
+use es_core::{
+    BackendError, BackendErrorKind, CheckpointStore, GlobalPosition, Lease, LeaseHolder,
+    LeaseRenewal, LogPosition,
+};
+
+use crate::error::{BACKEND, classify, to_i64, to_u64};
+use crate::lease;
 use crate::store::{BEGIN_IMMEDIATE, SqliteStore, SqliteTransaction};
 
 const CHECKPOINT: &str = "SELECT transaction_id, position FROM checkpoints WHERE projection = ?1";
@@ -22,6 +28,9 @@ const RESET_CHECKPOINT: &str = "DELETE FROM checkpoints WHERE projection = ?1";
 /// While a batch is open it holds the store's only writer connection: appends wait for it, and
 /// a handler must not append to the same store from inside its batch (the append would wait
 /// for the batch, the batch for the append, until the write timeout).
+///
+/// Leases live in the file (the `projection_leases` table, see `crate::lease`), so several
+/// processes on one file share them: one runs each projection, the others stand by.
 impl CheckpointStore for SqliteStore {
     type Transaction = SqliteTransaction;
 
@@ -46,6 +55,74 @@ impl CheckpointStore for SqliteStore {
             .begin_with(BEGIN_IMMEDIATE)
             .await
             .map_err(|error| classify(format!("begin a batch of projection `{projection}`"), error))
+    }
+
+    async fn acquire_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, BackendError> {
+        lease::acquire(self.writer(), projection, owner, ttl).await
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<LeaseRenewal, BackendError> {
+        lease::renew(self.writer(), lease, ttl).await
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), BackendError> {
+        lease::release(self.writer(), lease).await
+    }
+
+    async fn request_lease(
+        &self,
+        projection: &str,
+        requester: &str,
+        ttl: Duration,
+    ) -> Result<Option<LeaseHolder>, BackendError> {
+        lease::request(self.writer(), projection, requester, ttl).await
+    }
+
+    async fn take_over_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Lease, BackendError> {
+        lease::take_over(self.writer(), projection, owner, ttl).await
+    }
+
+    async fn commit_fenced(
+        &self,
+        mut transaction: SqliteTransaction,
+        projection: &str,
+        checkpoint: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        let context = || {
+            format!(
+                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
+                lease.epoch, lease.owner
+            )
+        };
+        // Inside the batch's write transaction: no takeover can come between this and the
+        // commit. Dropping the transaction rolls the batch back.
+        if !lease::held(&mut transaction, lease, context).await? {
+            return Err(BackendError::new(
+                BACKEND,
+                BackendErrorKind::LeaseLost,
+                context(),
+            ));
+        }
+        self.commit(transaction, projection, checkpoint).await
+    }
+
+    async fn lease_owner(&self, projection: &str) -> Result<Option<(String, bool)>, BackendError> {
+        lease::owner(self.readers(), projection).await
     }
 
     async fn commit(

@@ -51,8 +51,8 @@
 //! otherwise; their record is the table `_es_migrations`), all `STRICT` tables: `events`
 //! (position as `INTEGER PRIMARY KEY AUTOINCREMENT`, stream id and version unique together,
 //! event id unique, type, schema version, JSON payload and metadata as text, recorded-at),
-//! `snapshots`, `commands` (idempotency records) and `checkpoints`. A file migrated by a newer
-//! version of the framework is refused with
+//! `snapshots`, `commands` (idempotency records), `checkpoints` and `projection_leases`. A file
+//! migrated by a newer version of the framework is refused with
 //! [`BackendErrorKind::SchemaMismatch`](es_core::BackendErrorKind::SchemaMismatch).
 //!
 //! Every connection uses write-ahead logging (`journal_mode=WAL`), so readers never block the
@@ -102,7 +102,14 @@
 //! The unit of work handed to projection handlers is a [`SqliteTransaction`] on the writer
 //! connection: keep the read model in the same file, write it with plain `sqlx`
 //! (`&mut **tx`), and the runner commits the checkpoint in the same transaction. A crash
-//! anywhere leaves a batch applied entirely or not at all. While a batch runs it holds the
+//! anywhere leaves a batch applied entirely or not at all.
+//!
+//! Projection leases are kept in the file (`projection_leases`), so several processes on one
+//! file share the projections as workers on PostgreSQL do: one runs each projection, the
+//! others stand by and take over within the lease's time to live after it dies, and a batch
+//! commits only while its worker still holds the lease (checked inside the batch's write
+//! transaction). Lease times come from the machine's clock, which every process on the file
+//! shares. While a batch runs it holds the
 //! writer: a handler must not call [`EventStore::append`](es_core::EventStore::append) on the
 //! same store (it would wait for its own batch until the write timeout).
 //!
@@ -137,6 +144,7 @@
 mod append;
 mod checkpoint;
 mod error;
+mod lease;
 mod options;
 mod read;
 mod snapshot;

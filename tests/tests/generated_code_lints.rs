@@ -35,7 +35,7 @@ pub mod domain {
     use super::shadows::{Box, Option, Result, Vec};
     use es_core::{
         Aggregate, Apply, EventEnvelope, Events, Handle, HandleAsync, HandlerError, Project,
-        Projection, event,
+        Projection, Reset, event,
     };
 
     /// Something happened.
@@ -123,10 +123,17 @@ pub mod domain {
 
     /// The projection.
     #[derive(Default, Projection)]
-    #[projection(name = "lint_view", events(Happened, Pinged))]
+    #[projection(name = "lint_view", events(Happened, Pinged), reset)]
     pub struct LintView {
         /// Sum.
         pub sum: u64,
+    }
+
+    impl Reset for LintView {
+        async fn reset(&mut self, (): &mut ()) -> core::result::Result<(), HandlerError> {
+            self.sum = 0;
+            core::result::Result::Ok(())
+        }
     }
 
     impl Project<Happened> for LintView {
@@ -164,4 +171,5 @@ async fn the_lint_clean_domain_runs() {
     assert_eq!(done.version.get(), 2);
     app.catch_up().await.unwrap();
     assert_eq!(app.projection_status()[0].events_applied, 2);
+    assert_eq!(app.rebuild("lint_view", |_| {}).await.unwrap(), 2);
 }

@@ -49,6 +49,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
 
 use futures_core::Stream;
 use futures_util::StreamExt as _;
@@ -61,7 +62,8 @@ use crate::error::{AppendError, BackendError, LoadError};
 use crate::event::{EventId, RecordedEvent};
 use crate::snapshot::Snapshot;
 use crate::store::{
-    AppendRequest, CheckpointStore, CommandRecord, Committed, EventFilter, EventStore, LogWatch,
+    AppendRequest, CheckpointStore, CommandRecord, Committed, EventFilter, EventStore, Lease,
+    LeaseHolder, LeaseRenewal, LogWatch,
 };
 use crate::stream::{GlobalPosition, LogPosition, StreamId, StreamVersion};
 
@@ -112,6 +114,34 @@ struct State {
     commands: HashMap<Uuid, CommandRecord>,
     snapshots: HashMap<StreamId, Snapshot>,
     checkpoints: HashMap<String, LogPosition>,
+    leases: HashMap<String, LeaseRow>,
+}
+
+/// A projection's lease as the store keeps it.
+struct LeaseRow {
+    owner: String,
+    epoch: u64,
+    expires_at: Instant,
+    /// Who asked for it, until when.
+    request: Option<(String, Instant)>,
+}
+
+impl LeaseRow {
+    fn unexpired(&self, now: Instant) -> bool {
+        self.expires_at > now
+    }
+
+    /// The requester, if a request is pending.
+    fn requested_by(&self, now: Instant) -> Option<&str> {
+        self.request
+            .as_ref()
+            .filter(|(_, until)| *until > now)
+            .map(|(requester, _)| requester.as_str())
+    }
+
+    fn holds(&self, lease: &Lease) -> bool {
+        self.owner == lease.owner && self.epoch == lease.epoch
+    }
 }
 
 impl State {
@@ -365,9 +395,176 @@ impl EventStore for MemoryStore {
     }
 }
 
+/// Leases follow the contract's rules (see [`CheckpointStore::acquire_lease`]), under the
+/// store's lock, with the process's monotonic clock: several applications sharing one
+/// `MemoryStore` take turns on a projection as processes do on a database.
 impl CheckpointStore for MemoryStore {
     type Transaction = ();
     const ROLLS_BACK: bool = false;
+    const DURABLE_CHECKPOINTS: bool = false;
+
+    async fn acquire_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, BackendError> {
+        let now = Instant::now();
+        let mut state = self.write();
+        let Some(row) = state.leases.get_mut(projection) else {
+            state.leases.insert(
+                projection.to_owned(),
+                LeaseRow {
+                    owner: owner.to_owned(),
+                    epoch: 1,
+                    expires_at: now + ttl,
+                    request: None,
+                },
+            );
+            return Ok(Some(Lease::new(projection, owner, 1)));
+        };
+        if row
+            .requested_by(now)
+            .is_some_and(|requester| requester != owner)
+        {
+            return Ok(None);
+        }
+        let renewal = row.owner == owner && row.unexpired(now);
+        if !renewal {
+            if row.unexpired(now) {
+                return Ok(None);
+            }
+            row.owner = owner.to_owned();
+            row.epoch += 1;
+        }
+        row.expires_at = now + ttl;
+        if row.requested_by(now) == Some(owner) {
+            row.request = None;
+        }
+        Ok(Some(Lease::new(projection, owner, row.epoch)))
+    }
+
+    async fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> Result<LeaseRenewal, BackendError> {
+        let now = Instant::now();
+        let mut state = self.write();
+        let Some(row) = state
+            .leases
+            .get_mut(&lease.projection)
+            .filter(|row| row.holds(lease))
+        else {
+            return Ok(LeaseRenewal::Lost);
+        };
+        if let Some(requester) = row.requested_by(now).filter(|r| *r != lease.owner) {
+            return Ok(LeaseRenewal::HandOver {
+                requested_by: requester.to_owned(),
+            });
+        }
+        row.expires_at = now + ttl;
+        Ok(LeaseRenewal::Renewed)
+    }
+
+    async fn release_lease(&self, lease: &Lease) -> Result<(), BackendError> {
+        let now = Instant::now();
+        if let Some(row) = self
+            .write()
+            .leases
+            .get_mut(&lease.projection)
+            .filter(|row| row.holds(lease))
+        {
+            row.expires_at = now;
+        }
+        Ok(())
+    }
+
+    async fn request_lease(
+        &self,
+        projection: &str,
+        requester: &str,
+        ttl: Duration,
+    ) -> Result<Option<LeaseHolder>, BackendError> {
+        let now = Instant::now();
+        let mut state = self.write();
+        let Some(row) = state
+            .leases
+            .get_mut(projection)
+            .filter(|row| row.owner != requester && row.unexpired(now))
+        else {
+            return Ok(None);
+        };
+        if row.requested_by(now).is_none_or(|other| other == requester) {
+            row.request = Some((requester.to_owned(), now + ttl));
+        }
+        Ok(Some(LeaseHolder::new(
+            row.owner.clone(),
+            row.epoch,
+            row.expires_at - now,
+            row.requested_by(now).map(str::to_owned),
+        )))
+    }
+
+    async fn take_over_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Lease, BackendError> {
+        let now = Instant::now();
+        let mut state = self.write();
+        let row = state
+            .leases
+            .entry(projection.to_owned())
+            .or_insert_with(|| LeaseRow {
+                owner: owner.to_owned(),
+                epoch: 0,
+                expires_at: now,
+                request: None,
+            });
+        row.owner = owner.to_owned();
+        row.epoch += 1;
+        row.expires_at = now + ttl;
+        row.request = None;
+        Ok(Lease::new(projection, owner, row.epoch))
+    }
+
+    async fn commit_fenced(
+        &self,
+        (): (),
+        projection: &str,
+        checkpoint: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        let now = Instant::now();
+        let mut state = self.write();
+        let held = state
+            .leases
+            .get(projection)
+            .is_some_and(|row| row.holds(lease) && row.unexpired(now));
+        if !held {
+            return Err(BackendError::new(
+                "memory",
+                crate::error::BackendErrorKind::LeaseLost,
+                format!(
+                    "commit a batch of projection `{projection}` at {checkpoint}: the lease of {} (epoch {}) was lost",
+                    lease.owner, lease.epoch
+                ),
+            ));
+        }
+        state.checkpoints.insert(projection.to_owned(), checkpoint);
+        Ok(())
+    }
+
+    async fn lease_owner(&self, projection: &str) -> Result<Option<(String, bool)>, BackendError> {
+        let now = Instant::now();
+        Ok(self
+            .read()
+            .leases
+            .get(projection)
+            .map(|row| (row.owner.clone(), row.unexpired(now))))
+    }
 
     async fn checkpoint(&self, projection: &str) -> Result<LogPosition, BackendError> {
         Ok(self
@@ -403,8 +600,6 @@ impl CheckpointStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly
-
-    use std::time::Duration;
 
     use futures_util::TryStreamExt as _;
     use serde_json::json;

@@ -71,11 +71,17 @@ use crate::stream::{ExpectedVersion, LogPosition, MAX_STREAM_ID_LEN, StreamId, S
 use crate::upcast::{UpcastError, Upcaster};
 
 mod command_path;
+mod leases;
 
 pub use command_path::{
     command_id_answers_only_its_command, commands_of_one_app_on_one_stream_never_conflict,
     refusal_replays_as_the_same_refusal, snapshot_beyond_the_stream_is_ignored,
     unrepresentable_payload_is_refused_before_append,
+};
+pub use leases::{
+    a_lease_has_one_holder_and_a_new_epoch_each_time_it_is_taken,
+    a_requested_lease_is_handed_to_the_requester, a_taken_over_lease_fences_its_old_holder,
+    an_expired_lease_goes_to_the_next_owner, an_expired_request_stands_in_no_ones_way,
 };
 
 /// The one list of case names; every other list (the [`CASES`] constant, [`run_all`], the
@@ -146,6 +152,11 @@ macro_rules! __es_core_conformance_cases {
             refusal_replays_as_the_same_refusal,
             commands_of_one_app_on_one_stream_never_conflict,
             snapshot_beyond_the_stream_is_ignored,
+            a_lease_has_one_holder_and_a_new_epoch_each_time_it_is_taken,
+            an_expired_lease_goes_to_the_next_owner,
+            a_taken_over_lease_fences_its_old_holder,
+            a_requested_lease_is_handed_to_the_requester,
+            an_expired_request_stands_in_no_ones_way,
         ] }
     };
 }

@@ -91,6 +91,26 @@ fn code(model: &ProjectionModel) -> TokenStream {
         ),
         None => (None, TokenStream::new()),
     };
+    // With `reset`, the user's `Reset` impl clears the read model for a rebuild; the bound sits
+    // on the flag, so a missing impl is reported there.
+    let (reset_bound, reset) = match &model.reset {
+        Some(flag) => (
+            Some(quote_spanned!(flag.span()=> Self: #krate::Reset<#tx>,)),
+            quote! {
+                const RESETS: bool = true;
+
+                fn reset<'__a>(
+                    &'__a mut self,
+                    tx: &'__a mut #tx,
+                ) -> impl ::core::future::Future<
+                    Output = ::core::result::Result<(), #krate::HandlerError>,
+                > + ::core::marker::Send + '__a {
+                    <Self as #krate::Reset<#tx>>::reset(self, tx)
+                }
+            },
+        ),
+        None => (None, TokenStream::new()),
+    };
     let handlers = model.events.iter().map(|listed| {
         let ty = &listed.ty;
         quote! {
@@ -126,11 +146,15 @@ fn code(model: &ProjectionModel) -> TokenStream {
         },
     );
 
+    let probe = any_unit_of_work_probe(model);
+
     quote! {
         const _: () = {
             impl #impl_generics #krate::Projection for #ident #ty_generics #where_clause {
                 const NAME: &'static str = #name;
                 const EVENT_TYPES: &'static [&'static str] = &[#(#names),*];
+
+                #probe
             }
 
             impl #dispatch_impl_generics #krate::Dispatch<#tx> for #ident #ty_generics
@@ -139,6 +163,7 @@ fn code(model: &ProjectionModel) -> TokenStream {
                 #tx: ::core::marker::Send,
                 #(#project_bounds,)*
                 #begin_batch_bound
+                #reset_bound
                 #end_batch_bound
             {
                 fn dispatch<'__a>(
@@ -157,10 +182,43 @@ fn code(model: &ProjectionModel) -> TokenStream {
 
                 #begin_batch
 
+                #reset
+
                 #end_batch
             }
 
             #distinct
         };
+    }
+}
+
+/// `Projection::__accepts_any_unit_of_work`: whether the projection dispatches in a unit of work
+/// that no handler can name (`__EsAnyUnit`, private to this expansion), which holds only when
+/// every handler is generic over it. Answered by method resolution (an impl whose bound fails
+/// is passed over for one on a reference), which needs the concrete type: a generic projection
+/// keeps the default `false`.
+fn any_unit_of_work_probe(model: &ProjectionModel) -> TokenStream {
+    if !model.generics.params.is_empty() {
+        return TokenStream::new();
+    }
+    let krate = &model.crate_path;
+    quote! {
+        fn __accepts_any_unit_of_work() -> bool {
+            struct __EsAnyUnit;
+            struct __EsProbe<T>(::core::marker::PhantomData<T>);
+            trait __EsAny {
+                fn __es_any(&self) -> bool {
+                    true
+                }
+            }
+            trait __EsSome {
+                fn __es_any(&self) -> bool {
+                    false
+                }
+            }
+            impl<T: #krate::Dispatch<__EsAnyUnit>> __EsAny for __EsProbe<T> {}
+            impl<T> __EsSome for &__EsProbe<T> {}
+            (&__EsProbe::<Self>(::core::marker::PhantomData)).__es_any()
+        }
     }
 }

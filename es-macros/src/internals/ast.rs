@@ -117,5 +117,7 @@ pub(crate) struct ProjectionModel {
     pub(crate) begin_batch: Option<Ident>,
     /// Set by the `end_batch` flag: the runner calls `EndBatch::end_batch` before each commit.
     pub(crate) end_batch: Option<Ident>,
+    /// Set by the `reset` flag: a rebuild calls `Reset::reset` to clear the read model.
+    pub(crate) reset: Option<Ident>,
     pub(crate) crate_path: CratePath,
 }

@@ -844,19 +844,27 @@ impl Keys for AggregateKeys {
     }
 }
 
-/// `#[projection(name = "...", events(...), begin_batch, end_batch, crate = path)]`.
+/// `#[projection(name = "...", events(...), begin_batch, end_batch, reset, crate = path)]`.
 #[derive(Default)]
 pub(crate) struct ProjectionKeys {
     pub(crate) name: Option<LitStr>,
     pub(crate) events: Option<KeyList<TypePath>>,
     pub(crate) begin_batch: Option<Ident>,
     pub(crate) end_batch: Option<Ident>,
+    pub(crate) reset: Option<Ident>,
     pub(crate) crate_path: Option<Path>,
 }
 
 impl Keys for ProjectionKeys {
     const ATTR: &'static str = "projection";
-    const KEYS: &'static [&'static str] = &["name", "events", "begin_batch", "end_batch", "crate"];
+    const KEYS: &'static [&'static str] = &[
+        "name",
+        "events",
+        "begin_batch",
+        "end_batch",
+        "reset",
+        "crate",
+    ];
 
     fn parse_key(&mut self, cx: &Ctxt, key: &Ident, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
         const NAME: &str = "name = \"order_summary\"";
@@ -881,6 +889,9 @@ impl Keys for ProjectionKeys {
             }
             "end_batch" => {
                 self.end_batch = Some(flag(meta, key)?);
+            }
+            "reset" => {
+                self.reset = Some(flag(meta, key)?);
             }
             "crate" => {
                 self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
@@ -946,6 +957,7 @@ mod tests {
             events(A, b::B),
             begin_batch,
             end_batch,
+            reset,
             crate = ::x,
         ));
         assert!(messages.is_empty(), "{messages:?}");
@@ -953,6 +965,7 @@ mod tests {
             assert!(projection.written(key), "{key}");
         }
         assert!(projection.keys.begin_batch.is_some() && projection.keys.end_batch.is_some());
+        assert!(projection.keys.reset.is_some());
     }
 
     #[test]

@@ -333,6 +333,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
                 events: Vec::new(),
                 begin_batch: None,
                 end_batch: None,
+                reset: None,
                 crate_path: CratePath::es_core(),
             };
         }
@@ -361,6 +362,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
         events,
         begin_batch: keys.begin_batch,
         end_batch: keys.end_batch,
+        reset: keys.reset,
         crate_path: crate_path(keys.crate_path),
     }
 }

@@ -76,17 +76,6 @@ pub enum OpenError {
     Registry(#[source] RegistryError),
 }
 
-/// Why the read model could not be cleared for a rebuild.
-#[derive(Debug, thiserror::Error)]
-pub enum ClearError {
-    /// Resetting the projection's checkpoint failed.
-    #[error("cannot reset the order_summary checkpoint")]
-    Checkpoint(#[from] BackendError),
-    /// Emptying the tables failed.
-    #[error("cannot empty the order_summary tables")]
-    Tables(#[from] sqlx::Error),
-}
-
 /// A store with its read model: what the HTTP handlers and tools need.
 pub trait Backend: Clone + Send + Sync + 'static {
     /// The event store.
@@ -106,11 +95,6 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Events and streams in the store.
     fn counts(&self) -> impl Future<Output = Result<StoreCounts, sqlx::Error>> + Send;
-
-    /// Resets the projection's checkpoint, then empties the read model's tables, for a rebuild.
-    /// Run it while no projection worker runs. (Interrupted between the two steps, the replay
-    /// from zero still converges: each order's first event resets its row.)
-    fn clear_read_model(&self) -> impl Future<Output = Result<(), ClearError>> + Send;
 }
 
 /// The service on an SQLite file.
@@ -244,7 +228,7 @@ where
 
 /// The queries are the same text on both databases; only the pool differs.
 macro_rules! backend_queries {
-    ($backend:ty, $store:ty, $kind:literal, $readers:ident, $writer:ident) => {
+    ($backend:ty, $store:ty, $kind:literal, $readers:ident) => {
         impl Backend for $backend {
             type Store = $store;
 
@@ -277,26 +261,12 @@ macro_rules! backend_queries {
                 .await?;
                 Ok(StoreCounts { events, streams })
             }
-
-            async fn clear_read_model(&self) -> Result<(), ClearError> {
-                self.app
-                    .store()
-                    .reset_checkpoint(<OrderSummaryTable as es_core::Projection>::NAME)
-                    .await?;
-                let mut tx = self.app.store().$writer().begin().await?;
-                for statement in &self.sql.clear {
-                    sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                Ok(tx.commit().await?)
-            }
         }
     };
 }
 
-backend_queries!(SqliteBackend, SqliteStore, "sqlite", readers, writer);
-backend_queries!(PostgresBackend, PostgresStore, "postgres", pool, pool);
+backend_queries!(SqliteBackend, SqliteStore, "sqlite", readers);
+backend_queries!(PostgresBackend, PostgresStore, "postgres", pool);
 
 impl SqliteBackend {
     const fn events_table(&self) -> &'static str {

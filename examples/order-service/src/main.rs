@@ -7,7 +7,9 @@ use std::error::Error;
 use std::net::SocketAddr;
 
 use clap::{Parser, Subcommand};
-use es_core::{EventStore as _, Projection as _, StreamId, StreamVersion};
+use es_core::{
+    EventStore as _, Projection as _, RebuildOptions, RebuildStep, StreamId, StreamVersion,
+};
 use futures_util::TryStreamExt as _;
 use order_service::backend::{
     AnyBackend, Backend, DEFAULT_DATABASE_URL, OpenOptions, is_postgres, redact,
@@ -45,10 +47,20 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
     },
-    /// Rebuilds a projection from the start of the log, showing progress.
+    /// Rebuilds a projection from the start of the log, showing progress. Safe next to a
+    /// running service: the service's worker hands the projection over (or, with
+    /// `--takeover`, is fenced out at once) before anything is cleared, and takes it back
+    /// after the rebuild.
     Rebuild {
         /// The projection (`order_summary`, or the `shipping` process manager).
         projection: String,
+        /// Take the projection's lease at once instead of waiting for its holder to hand it
+        /// over (the holder's batch in flight commits nothing).
+        #[arg(long)]
+        takeover: bool,
+        /// How many seconds to wait for the lease's holder to hand it over.
+        #[arg(long, default_value_t = 60)]
+        wait: u64,
     },
     /// Prints the events of one order.
     Events {
@@ -106,7 +118,18 @@ async fn execute<B: Backend>(
 ) -> Result<(), Box<dyn Error>> {
     match command {
         Command::Serve { addr } => serve(backend, addr, where_).await,
-        Command::Rebuild { projection } => rebuild(&backend, &projection).await,
+        Command::Rebuild {
+            projection,
+            takeover,
+            wait,
+        } => {
+            let mut options =
+                RebuildOptions::default().wait_at_most(std::time::Duration::from_secs(wait));
+            if takeover {
+                options = options.take_over();
+            }
+            rebuild(&backend, &projection, options).await
+        }
         Command::Events { order_id } => events(&backend, order_id).await,
         Command::Stats => stats(&backend).await,
     }
@@ -160,10 +183,12 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: finishing in-flight requests");
 }
 
-async fn rebuild<B: Backend>(backend: &B, projection: &str) -> Result<(), Box<dyn Error>> {
-    if projection == OrderSummaryTable::NAME {
-        backend.clear_read_model().await?;
-    } else if projection != Shipping::NAME {
+async fn rebuild<B: Backend>(
+    backend: &B,
+    projection: &str,
+    options: RebuildOptions,
+) -> Result<(), Box<dyn Error>> {
+    if projection != OrderSummaryTable::NAME && projection != Shipping::NAME {
         return Err(format!(
             "unknown projection `{projection}`; known: {}, {}",
             OrderSummaryTable::NAME,
@@ -181,12 +206,38 @@ async fn rebuild<B: Backend>(backend: &B, projection: &str) -> Result<(), Box<dy
         .map_err(|error| error.to_string())?
         .progress_chars("=> "),
     );
-    bar.set_message(format!("rebuilding {projection}"));
+    let mut last_wait_note: Option<std::time::Instant> = None;
     let applied = backend
         .app()
-        .rebuild(projection, |progress| {
-            bar.set_length(progress.total.max(progress.done));
-            bar.set_position(progress.done);
+        .rebuild_with(projection, options, |step| match step {
+            // Once a second is enough to show the wait goes on.
+            RebuildStep::Waiting { holder }
+                if last_wait_note.is_none_or(|at| at.elapsed().as_secs() >= 1) =>
+            {
+                last_wait_note = Some(std::time::Instant::now());
+                bar.suspend(|| {
+                    eprintln!(
+                        "waiting for worker {} to hand {projection} over (asked; its lease runs out in {:.1} s)",
+                        holder.owner,
+                        holder.expires_in.as_secs_f64()
+                    );
+                });
+            }
+            RebuildStep::TookOver { from } => bar.suspend(|| {
+                eprintln!("took {projection} over from worker {from}: it commits nothing more");
+            }),
+            RebuildStep::LeaseTaken { epoch } => bar.suspend(|| {
+                eprintln!("holding the lease on {projection} (epoch {epoch})");
+            }),
+            RebuildStep::Cleared => {
+                bar.set_message(format!("rebuilding {projection}"));
+                bar.suspend(|| eprintln!("cleared {projection}; replaying the log"));
+            }
+            RebuildStep::Progress(progress) => {
+                bar.set_length(progress.total.max(progress.done));
+                bar.set_position(progress.done);
+            }
+            _ => {}
         })
         .await?;
     bar.finish_with_message(format!("rebuilt {projection}"));

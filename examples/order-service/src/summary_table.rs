@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use es_core::{EventEnvelope, HandlerError, Project, Projection};
+use es_core::{EventEnvelope, HandlerError, Project, Projection, Reset};
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::domain::{
@@ -111,7 +111,8 @@ impl SummarySql {
         OrderPaid,
         OrderShipped,
         OrderCancelled
-    )
+    ),
+    reset
 )]
 pub struct OrderSummaryTable {
     sql: Arc<SummarySql>,
@@ -137,14 +138,30 @@ fn version<E>(event: &EventEnvelope<E>) -> Result<i64, HandlerError> {
 /// The same handlers for each database: only the transaction type differs.
 macro_rules! summary_handlers {
     ($database:ty) => {
+        /// A rebuild empties both tables in the unit of work that resets the checkpoint, under
+        /// the rebuild's lease.
+        impl Reset<Transaction<'static, $database>> for OrderSummaryTable {
+            async fn reset(
+                &mut self,
+                tx: &mut Transaction<'static, $database>,
+            ) -> Result<(), HandlerError> {
+                for statement in &self.sql.clear {
+                    sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Ok(())
+            }
+        }
+
         impl Project<OrderPlaced, Transaction<'static, $database>> for OrderSummaryTable {
             async fn project(
                 &mut self,
                 event: EventEnvelope<OrderPlaced>,
                 tx: &mut Transaction<'static, $database>,
             ) -> Result<(), HandlerError> {
-                // Every order starts here, so a replay from position zero over old rows (a
-                // rebuild interrupted before it cleared the tables) resets each order first.
+                // Every order starts here, so a replay from position zero over old rows resets
+                // each order first (a rebuild clears the tables anyway: see `Reset`).
                 let order_id = order_id_of(event.stream_id.as_str());
                 sqlx::query(sqlx::AssertSqlSafe(self.sql.delete_lines_of_order.as_str()))
                     .bind(order_id)

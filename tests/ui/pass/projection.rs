@@ -129,12 +129,12 @@ fn main() {
 
 /// A projection that buffers rows and writes them once per batch.
 mod bulk {
-    use es_core::{EndBatch, EventEnvelope, HandlerError, Project};
+    use es_core::{EndBatch, EventEnvelope, HandlerError, Project, Reset};
 
     use super::OrderPlaced;
 
     #[derive(Default, es_core::Projection)]
-    #[projection(name = "bulk_orders", events(OrderPlaced), end_batch)]
+    #[projection(name = "bulk_orders", events(OrderPlaced), end_batch, reset)]
     pub struct BulkOrders {
         buffered: Vec<String>,
         written: Vec<String>,
@@ -158,7 +158,16 @@ mod bulk {
         }
     }
 
-    fn runs<P: es_core::Dispatch<()>>(_: P) {}
+    impl Reset for BulkOrders {
+        async fn reset(&mut self, (): &mut ()) -> Result<(), HandlerError> {
+            self.written.clear();
+            Ok(())
+        }
+    }
+
+    fn runs<P: es_core::Dispatch<()>>(_: P) {
+        assert!(P::RESETS, "the reset flag makes the projection rebuildable");
+    }
 
     pub const CHECK: fn() = || runs(BulkOrders::default());
 }

@@ -299,7 +299,7 @@ pub async fn commands_of_one_app_on_one_stream_never_conflict<S: EventStore + Ch
     store: S,
 ) {
     const TASKS: u64 = 8;
-    const EACH: u64 = 25;
+    const EACH: u64 = 100;
     let app = tally_app(store.clone(), 1).await;
     let tasks: Vec<_> = (0..TASKS)
         .map(|_| {

@@ -184,9 +184,15 @@ impl Server {
         self.child.wait().expect("the server exits")
     }
 
-    /// Runs a one-shot subcommand (`rebuild`, `events`, `stats`) on the server's database while
-    /// the server is stopped; its exit status and standard output.
+    /// Runs a one-shot subcommand (`rebuild`, `events`, `stats`) on the server's database,
+    /// stopped or running; its exit status and standard output.
     pub fn tool(&self, args: &[&str]) -> (bool, String) {
+        let (ok, out, _) = self.tool_with_stderr(args);
+        (ok, out)
+    }
+
+    /// [`tool`](Self::tool), with what the tool wrote to standard error too.
+    pub fn tool_with_stderr(&self, args: &[&str]) -> (bool, String, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_order-service"))
             .args(self.database.args())
             .args(args)
@@ -196,7 +202,22 @@ impl Server {
         (
             output.status.success(),
             String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
         )
+    }
+
+    /// Starts a one-shot subcommand on the server's database and returns the running process,
+    /// its standard error piped (to follow what it does, and kill it at a chosen step).
+    pub fn spawn_tool(&self, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_order-service"))
+            .args(self.database.args())
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the order-service binary starts")
     }
 
     /// Starts the server again on the same database and port.
