@@ -314,6 +314,41 @@ impl Framework {
         Ok(started.elapsed())
     }
 
+    /// S5x2: as [`contention`](Self::contention), but the tasks are split between this app and
+    /// a second one over the same store (built here, untimed): two application instances, as
+    /// two processes would be, each queueing its own commands on the order and conflicting
+    /// with the other's, which the command path retries after a jittered pause.
+    pub(crate) async fn contention_two_apps(
+        &self,
+        order: Uuid,
+        per_task: usize,
+    ) -> Result<Duration> {
+        let other = Registry::new(self.store.clone())
+            .aggregate_with(AggregateSettings::<Order>::new(()).max_attempts(CONTENTION_ATTEMPTS))
+            .build()
+            .await?;
+        let started = Instant::now();
+        let tasks: Vec<_> = (0..TASKS)
+            .map(|task| {
+                let app = if task % 2 == 0 {
+                    self.app.clone()
+                } else {
+                    other.clone()
+                };
+                tokio::spawn(async move {
+                    for _ in 0..per_task {
+                        execute(&app, order, Step::Add(workload::contended_item())).await?;
+                    }
+                    Ok::<_, BenchError>(())
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await??;
+        }
+        Ok(started.elapsed())
+    }
+
     /// The units and version of `order`, for S5's check.
     pub(crate) async fn units_and_version(&self, order: Uuid) -> Result<(u64, u64)> {
         let loaded = self.app.load::<Order>(order).await?;

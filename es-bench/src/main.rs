@@ -199,10 +199,19 @@ fn groups(selected: &[Scenario]) -> Vec<Vec<Scenario>> {
         group.extend(rebuilds.into_iter().filter(|&scenario| wants(scenario)));
         groups.push(group);
     }
-    for scenario in [Scenario::S3, Scenario::S5, Scenario::S6] {
-        if wants(scenario) {
-            groups.push(vec![scenario]);
+    if wants(Scenario::S3) {
+        groups.push(vec![Scenario::S3]);
+    }
+    // S5x2's baseline is raw-sqlx's S5, which runs in the same group, just before it.
+    if wants(Scenario::S5) || wants(Scenario::S5x2) {
+        let mut group = vec![Scenario::S5];
+        if wants(Scenario::S5x2) {
+            group.push(Scenario::S5x2);
         }
+        groups.push(group);
+    }
+    if wants(Scenario::S6) {
+        groups.push(vec![Scenario::S6]);
     }
     groups
 }
@@ -479,7 +488,7 @@ impl Bench {
             Scenario::S1 => sizes.seq_orders,
             Scenario::S2 => sizes.par_orders,
             Scenario::S3 => sizes.long_loads,
-            Scenario::S5 => sizes.contention_per_task,
+            Scenario::S5 | Scenario::S5x2 => sizes.contention_per_task,
             Scenario::S4 | Scenario::S4p | Scenario::S4b | Scenario::S6 => 0,
         }
     }
@@ -516,7 +525,7 @@ impl Bench {
                     }
                 };
             }
-            Scenario::S5 => {
+            Scenario::S5 | Scenario::S5x2 => {
                 side.order = Uuid::now_v7();
                 match &side.subject {
                     Subject::Es(es) => es.place(side.order).await?,
@@ -557,6 +566,10 @@ impl Bench {
             }
             (Subject::Es(es), Scenario::S5) => one(es.contention(order, count).await?),
             (Subject::Raw(raw), Scenario::S5) => one(raw.contention(order, count).await?),
+            (Subject::Es(es), Scenario::S5x2) => one(es.contention_two_apps(order, count).await?),
+            (Subject::Raw(_), Scenario::S5x2) => {
+                return Err(BenchError::incorrect("S5x2 is the framework's alone"));
+            }
             (_, Scenario::S4 | Scenario::S4p | Scenario::S4b | Scenario::S6) => {
                 return Err(BenchError::incorrect(format!(
                     "{scenario} runs in rounds, not cut into parts"
@@ -590,7 +603,7 @@ impl Bench {
                     .collect();
                 report::median(&millis).ok_or_else(|| BenchError::incorrect("S3 measured no load"))
             }
-            Scenario::S5 => {
+            Scenario::S5 | Scenario::S5x2 => {
                 let (units, version) = match &side.subject {
                     Subject::Es(es) => es.units_and_version(side.order).await?,
                     Subject::Raw(raw) => raw.units_and_version(side.order).await?,
@@ -598,7 +611,7 @@ impl Bench {
                 let expected = u64::try_from(n)?;
                 if units != expected || version != expected + 1 {
                     return Err(BenchError::incorrect(format!(
-                        "S5 order holds {units} units at version {version}; expected {expected} units at version {}",
+                        "{scenario} order holds {units} units at version {version}; expected {expected} units at version {}",
                         expected + 1
                     )));
                 }

@@ -42,6 +42,11 @@ pub(crate) enum Scenario {
     /// `contention`: 16 tasks add items to one order, retrying on conflicts.
     #[value(name = "S5")]
     S5,
+    /// `contention`, the framework from two application instances (8 tasks each), as two
+    /// processes would run it: commands queue within each, and the two conflict. Framework
+    /// only; its ratio is against raw-sqlx's S5.
+    #[value(name = "S5x2")]
+    S5x2,
     /// `append_batch`: 100 events per append call, to fresh streams.
     #[value(name = "S6")]
     S6,
@@ -49,7 +54,7 @@ pub(crate) enum Scenario {
 
 impl Scenario {
     /// Every scenario, in the order the workload page lists them.
-    pub(crate) const ALL: [Self; 8] = [
+    pub(crate) const ALL: [Self; 9] = [
         Self::S1,
         Self::S2,
         Self::S3,
@@ -57,6 +62,7 @@ impl Scenario {
         Self::S4p,
         Self::S4b,
         Self::S5,
+        Self::S5x2,
         Self::S6,
     ];
 
@@ -70,6 +76,7 @@ impl Scenario {
             Self::S4p => "S4p",
             Self::S4b => "S4b",
             Self::S5 => "S5",
+            Self::S5x2 => "S5x2",
             Self::S6 => "S6",
         }
     }
@@ -84,6 +91,7 @@ impl Scenario {
             Self::S4p => "project_per_event",
             Self::S4b => "project_bulk",
             Self::S5 => "contention",
+            Self::S5x2 => "contention_two_apps",
             Self::S6 => "append_batch",
         }
     }
@@ -91,7 +99,7 @@ impl Scenario {
     /// The unit of the figure.
     pub(crate) const fn unit(self) -> &'static str {
         match self {
-            Self::S1 | Self::S2 | Self::S5 => "commands/s",
+            Self::S1 | Self::S2 | Self::S5 | Self::S5x2 => "commands/s",
             Self::S3 => "ms",
             Self::S4 | Self::S4p | Self::S4b | Self::S6 => "events/s",
         }
@@ -104,17 +112,18 @@ impl Scenario {
 
     /// The scenario whose raw-sqlx figure this one is compared with: itself, except for a
     /// framework variant, which has no baseline of its own (S4p and S4b against S4: plain sqlx
-    /// has one way to rebuild).
+    /// has one way to rebuild; S5x2 against S5: plain sqlx's tasks share nothing either way).
     pub(crate) const fn baseline(self) -> Self {
         match self {
             Self::S4p | Self::S4b => Self::S4,
+            Self::S5x2 => Self::S5,
             other => other,
         }
     }
 
     /// Whether only the framework runs it (a variant of a workload scenario).
     pub(crate) const fn framework_only(self) -> bool {
-        matches!(self, Self::S4p | Self::S4b)
+        matches!(self, Self::S4p | Self::S4b | Self::S5x2)
     }
 
     /// Whether it rebuilds a read model from S2's log (S4, S4p, S4b) rather than being cut
@@ -250,7 +259,7 @@ impl Sizes {
                 (self.par_orders + self.warm_up_orders) * STEPS_PER_ORDER
             }
             Scenario::S3 => self.long_items + 1,
-            Scenario::S5 => self.contention_per_task * TASKS,
+            Scenario::S5 | Scenario::S5x2 => self.contention_per_task * TASKS,
             Scenario::S6 => self.batch_appends * self.batch_events,
         }
     }

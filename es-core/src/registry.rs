@@ -593,7 +593,12 @@ impl<S: CheckpointStore> App<S> {
                 source,
             };
             let store = &self.inner.store;
-            let checkpoint = store.checkpoint(slot.name).await.map_err(store_error)?;
+            // An in-memory projection's checkpoint lives in this process, not in the store.
+            let checkpoint = if slot.leased {
+                store.checkpoint(slot.name).await.map_err(store_error)?
+            } else {
+                slot.status().checkpoint
+            };
             let head = store.head().await.map_err(read_error)?;
             let filter = EventFilter::Types(slot.event_types);
             let events_behind = store

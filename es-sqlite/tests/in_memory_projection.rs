@@ -83,6 +83,12 @@ async fn an_in_memory_projection_replays_the_log_after_a_restart() {
         24,
         "the restarted projection skipped the events it had seen before"
     );
+    let report = app.projection_report().await.unwrap();
+    assert_eq!(
+        (report[0].events_behind, report[0].owner.clone()),
+        (0, None),
+        "{report:?}"
+    );
 
     // Its workers run it too, unleased: every process keeps its own copy.
     let workers = app.start_projections();

@@ -22,10 +22,13 @@
 //! limit; 422 a rule the domain refuses or an invalid field; 503 the database is unreachable.
 //! A refused request changes nothing stored.
 //!
-//! `If-Match: <version>` pins the version a command expects; without it conflicts are retried by
-//! the command path. `Idempotency-Key: <key>` makes a retried POST or DELETE append once and
-//! answer as the first time. `X-Correlation-Id` (a UUID; one is made up when absent) is logged
-//! and stored in the events' metadata, and echoed in the response.
+//! `If-Match: <version>` pins the version a command expects; without it, commands on one order
+//! queue in the service and conflicts with other processes are retried by the command path.
+//! `Idempotency-Key: <key>` makes a retried POST or DELETE append once and answer as the first
+//! time (a refusal too); the command id is derived from the key alone, so the same key with
+//! another body, route, order or product is `422 idempotency_key_reused`. `X-Correlation-Id` (a
+//! UUID; one is made up when absent) is logged and stored in the events' metadata, and echoed in
+//! the response.
 
 use std::fmt;
 use std::time::Instant;

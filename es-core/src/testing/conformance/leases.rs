@@ -92,28 +92,36 @@ pub async fn an_expired_lease_goes_to_the_next_owner<S: EventStore + CheckpointS
     let first = acquire(&store, "a", Duration::from_millis(200))
         .await
         .unwrap_or_else(|| panic!("a free lease was refused"));
-    let stale = store
-        .begin("conformance-projection")
-        .await
-        .or_fail("opening a batch");
     let second = acquire_when_free(&store, "b").await;
     assert!(second.epoch > first.epoch, "the next owner kept the epoch");
     assert_eq!(renew(&store, &first).await, LeaseRenewal::Lost);
+    assert_commit_refused(&store, &first, "under an expired lease").await;
+}
+
+/// Opens a batch and commits it under `lease`, which must be refused as lost and leave the
+/// checkpoint at the start.
+async fn assert_commit_refused<S: CheckpointStore>(store: &S, lease: &Lease, when: &str) {
+    let batch = store
+        .begin("conformance-projection")
+        .await
+        .or_fail("opening a batch");
     let at = LogPosition::new(9, GlobalPosition(9));
     let refused = store
-        .commit_fenced(stale, "conformance-projection", at, &first)
+        .commit_fenced(batch, "conformance-projection", at, lease)
         .await
         .err()
-        .unwrap_or_else(|| panic!("a batch committed under an expired lease"));
+        .unwrap_or_else(|| panic!("a batch committed {when}"));
     assert_eq!(refused.kind(), BackendErrorKind::LeaseLost);
     assert_eq!(
-        checkpoint(&store, "conformance-projection").await,
+        checkpoint(store, "conformance-projection").await,
         LogPosition::START
     );
 }
 
-/// A takeover gives the lease a new epoch at once, whoever held it: the holder's batch in
-/// flight commits nothing and its renewal finds the lease lost, while the new holder commits.
+/// A takeover gives the lease a new epoch at once, whoever held it: from then on the old
+/// holder's batches commit nothing and its renewal finds the lease lost, while the new holder
+/// commits. A batch in flight when the takeover comes either commits before it (the takeover
+/// waits for it) or commits nothing; never after it.
 pub async fn a_taken_over_lease_fences_its_old_holder<S: EventStore + CheckpointStore>(store: S) {
     let first = acquire(&store, "a", LONG)
         .await
@@ -122,32 +130,57 @@ pub async fn a_taken_over_lease_fences_its_old_holder<S: EventStore + Checkpoint
         .begin("conformance-projection")
         .await
         .or_fail("opening a batch");
-    let taken = store
-        .take_over_lease("conformance-projection", "rebuild", LONG)
+    let taking_over = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .take_over_lease("conformance-projection", "rebuild", LONG)
+                .await
+        })
+    };
+    let at = LogPosition::new(5, GlobalPosition(5));
+    let in_flight_outcome = store
+        .commit_fenced(in_flight, "conformance-projection", at, &first)
+        .await;
+    let taken = super::join(taking_over)
         .await
         .or_fail("taking the lease over");
     assert!(taken.epoch > first.epoch, "a takeover kept the epoch");
-    let at = LogPosition::new(5, GlobalPosition(5));
-    let refused = store
-        .commit_fenced(in_flight, "conformance-projection", at, &first)
-        .await
-        .err()
-        .unwrap_or_else(|| panic!("the old holder committed after a takeover"));
-    assert_eq!(refused.kind(), BackendErrorKind::LeaseLost);
+    match in_flight_outcome {
+        Ok(()) => assert_eq!(checkpoint(&store, "conformance-projection").await, at),
+        Err(error) => {
+            assert_eq!(error.kind(), BackendErrorKind::LeaseLost, "{error}");
+            assert_eq!(
+                checkpoint(&store, "conformance-projection").await,
+                LogPosition::START
+            );
+        }
+    }
     assert_eq!(renew(&store, &first).await, LeaseRenewal::Lost);
     assert!(
         acquire(&store, "a", LONG).await.is_none(),
         "the old holder took the lease back"
     );
+    let stale = store
+        .begin("conformance-projection")
+        .await
+        .or_fail("opening a batch");
+    let later = LogPosition::new(7, GlobalPosition(7));
+    let refused = store
+        .commit_fenced(stale, "conformance-projection", later, &first)
+        .await
+        .err()
+        .unwrap_or_else(|| panic!("the old holder committed after a takeover"));
+    assert_eq!(refused.kind(), BackendErrorKind::LeaseLost);
     let batch = store
         .begin("conformance-projection")
         .await
         .or_fail("opening a batch");
     store
-        .commit_fenced(batch, "conformance-projection", at, &taken)
+        .commit_fenced(batch, "conformance-projection", later, &taken)
         .await
         .or_fail("the new holder committing");
-    assert_eq!(checkpoint(&store, "conformance-projection").await, at);
+    assert_eq!(checkpoint(&store, "conformance-projection").await, later);
 }
 
 /// A request for the lease (a rebuild's) is answered by its holder at its next renewal, which
