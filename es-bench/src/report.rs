@@ -64,7 +64,7 @@ impl Figures {
     /// The table of medians and ratios.
     pub(crate) fn table(&self) -> String {
         let mut out = format!(
-            "{:<4} {:<17} {:<11} {:>12} {:>12} {:>8} {:>7}  per-run ratios\n",
+            "{:<4} {:<19} {:<11} {:>12} {:>12} {:>8} {:>7}  per-run ratios\n",
             "", "scenario", "unit", "es", "raw-sqlx", "ratio", "target"
         );
         let scenarios: std::collections::BTreeSet<Scenario> =
@@ -83,7 +83,7 @@ impl Figures {
                     .join(" ")
             });
             out.push_str(&format!(
-                "{:<4} {:<17} {:<11} {:>12} {:>12} {:>8} {:>7.2}  {per_run}\n",
+                "{:<4} {:<19} {:<11} {:>12} {:>12} {:>8} {:>7.2}  {per_run}\n",
                 scenario.id(),
                 scenario.name(),
                 scenario.unit(),

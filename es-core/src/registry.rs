@@ -395,7 +395,7 @@ impl<S: CheckpointStore> App<S> {
         for _ in 0..MAX_ROUNDS {
             let mut commands_issued = false;
             for slot in &self.inner.projections {
-                let applied = self.run_to_end(slot, |_| {}).await?;
+                let applied = self.run_to_end(slot).await?;
                 commands_issued |= slot.issues_commands && applied > 0;
             }
             if !commands_issued {
@@ -482,96 +482,85 @@ impl<S: CheckpointStore> App<S> {
                 })?;
             let mut done = 0u64;
             on_step(RebuildStep::Progress(RebuildProgress { done, total }));
-            let mut renewed = tokio::time::Instant::now();
-            loop {
-                if slot.leased {
-                    renew_if_due(inner, slot.name, &lease, &mut renewed).await?;
-                }
-                let batch = run_recorded(
-                    slot,
-                    &mut **projection,
-                    &inner.store,
-                    inner.runner.batch(),
-                    &lease,
-                )
-                .await?;
-                done += batch.applied as u64;
+            self.replay(slot, &mut **projection, &lease, |applied| {
+                done += applied as u64;
                 on_step(RebuildStep::Progress(RebuildProgress { done, total }));
-                if batch.caught_up_to.is_some() {
-                    return Ok(done);
-                }
-            }
+            })
+            .await
         }
         .await;
-        if slot.leased
-            && let Err(error) = inner.store.release_lease(&lease).await
-        {
-            tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
-        }
+        self.release(slot, &lease).await;
         outcome
     }
 
-    /// Runs `slot` to the end of the log under its lease (taken here, released after);
-    /// `after_batch` sees the events each batch applied. Returns the events applied.
-    async fn run_to_end(
-        &self,
-        slot: &ProjectionSlot<S>,
-        mut after_batch: impl FnMut(usize) + Send,
-    ) -> Result<usize, RunnerError> {
+    /// Runs `slot` to the end of the log under its lease (taken here, released after); returns
+    /// the events applied.
+    async fn run_to_end(&self, slot: &ProjectionSlot<S>) -> Result<u64, RunnerError> {
         let inner = &self.inner;
         let lease = if slot.leased {
-            match take_lease(inner, slot.name).await? {
-                Some(lease) => lease,
-                None => {
-                    let owner = inner
-                        .store
-                        .lease_owner(slot.name)
-                        .await
-                        .map_err(|source| RunnerError::Store {
-                            projection: slot.name,
-                            source,
-                        })?
-                        .map_or_else(String::new, |(owner, _)| owner);
-                    return Err(RunnerError::LeaseLost {
+            let Some(lease) = take_lease(inner, slot.name).await? else {
+                let owner = inner
+                    .store
+                    .lease_owner(slot.name)
+                    .await
+                    .map_err(|source| RunnerError::Store {
                         projection: slot.name,
-                        loss: LeaseLoss::HeldBy { owner },
-                    });
-                }
-            }
+                        source,
+                    })?
+                    .map_or_else(String::new, |(owner, _)| owner);
+                return Err(RunnerError::LeaseLost {
+                    projection: slot.name,
+                    loss: LeaseLoss::HeldBy { owner },
+                });
+            };
+            lease
         } else {
-            Lease::new(slot.name, inner.worker_id.clone(), 0)
+            local_lease(inner, slot)
         };
         let outcome = async {
             let mut projection = slot.projection.lock().await;
             projection.forget_checkpoint();
-            let mut renewed = tokio::time::Instant::now();
-            let mut applied = 0;
-            loop {
-                if slot.leased {
-                    renew_if_due(inner, slot.name, &lease, &mut renewed).await?;
-                }
-                let batch = run_recorded(
-                    slot,
-                    &mut **projection,
-                    &inner.store,
-                    inner.runner.batch(),
-                    &lease,
-                )
-                .await?;
-                applied += batch.applied;
-                after_batch(batch.applied);
-                if batch.caught_up_to.is_some() {
-                    return Ok(applied);
-                }
-            }
+            self.replay(slot, &mut **projection, &lease, |_| {}).await
         }
         .await;
+        self.release(slot, &lease).await;
+        outcome
+    }
+
+    /// Runs `projection` (locked, of `slot`) batch by batch to the end of the log under
+    /// `lease`, renewing it as it goes; `after_batch` sees the events each batch applied.
+    /// Returns the events applied.
+    async fn replay(
+        &self,
+        slot: &ProjectionSlot<S>,
+        projection: &mut dyn ErasedProjection<S>,
+        lease: &Lease,
+        mut after_batch: impl FnMut(usize) + Send,
+    ) -> Result<u64, RunnerError> {
+        let inner = &self.inner;
+        let mut renewed = tokio::time::Instant::now();
+        let mut applied = 0u64;
+        loop {
+            if slot.leased {
+                renew_if_due(inner, slot.name, lease, &mut renewed).await?;
+            }
+            let batch =
+                run_recorded(slot, projection, &inner.store, inner.runner.batch(), lease).await?;
+            applied += batch.applied as u64;
+            after_batch(batch.applied);
+            if batch.caught_up_to.is_some() {
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Gives `lease` back after a run of `slot`, whatever the run's outcome.
+    async fn release(&self, slot: &ProjectionSlot<S>, lease: &Lease) {
         if slot.leased
-            && let Err(error) = inner.store.release_lease(&lease).await
+            && let Err(error) = self.inner.store.release_lease(lease).await
         {
             tracing::warn!(projection = slot.name, %error, "releasing the lease failed");
         }
-        outcome
     }
 
     /// Every projection's checkpoint, lag (events and seconds behind), lease owner and last
@@ -696,6 +685,11 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The lease a projection kept in this process runs under: its own, never shared (epoch 0).
+fn local_lease<S>(inner: &AppInner<S>, slot: &ProjectionSlot<S>) -> Lease {
+    Lease::new(slot.name, inner.worker_id.clone(), 0)
+}
+
 /// Takes the projection's lease for this worker; `None` while another worker holds it.
 async fn take_lease<S: CheckpointStore>(
     inner: &AppInner<S>,
@@ -747,6 +741,7 @@ async fn rebuild_lease<S: CheckpointStore>(
             .request_lease(projection, owner, ttl)
             .await
             .map_err(store_error)?;
+        // Nobody holds it; unless another rebuild has asked for it first, it is ours.
         if holder.is_none()
             && let Some(lease) = inner
                 .store
@@ -756,14 +751,14 @@ async fn rebuild_lease<S: CheckpointStore>(
         {
             return Ok(lease);
         }
+        if started.elapsed() >= options.wait_at_most {
+            return Err(RunnerError::LeaseWait {
+                projection,
+                holder: holder.map_or_else(|| "another rebuild".to_owned(), |h| h.owner),
+                waited: started.elapsed(),
+            });
+        }
         if let Some(holder) = holder {
-            if started.elapsed() >= options.wait_at_most {
-                return Err(RunnerError::LeaseWait {
-                    projection,
-                    holder: holder.owner,
-                    waited: started.elapsed(),
-                });
-            }
             on_step(RebuildStep::Waiting { holder });
         }
         tokio::time::sleep(pause).await;
@@ -918,10 +913,7 @@ async fn step<S: CheckpointStore>(
     match held {
         // Kept in this process: every process runs its own copy, nobody to share a lease with.
         None if !slot.leased => {
-            *held = Some((
-                Lease::new(slot.name, inner.worker_id.clone(), 0),
-                tokio::time::Instant::now(),
-            ));
+            *held = Some((local_lease(inner, slot), tokio::time::Instant::now()));
             slot.status().lease_held = true;
         }
         Some(_) if !slot.leased => {}

@@ -18,10 +18,15 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::stream::StreamId;
 
+/// The streams with a command running or waiting, and each one's turn. Keyed by foldhash,
+/// seeded per process: the map holds only the commands in flight, so even a caller choosing
+/// colliding ids slows nothing but its own commands.
+type Turns = HashMap<StreamId, Arc<AsyncMutex<()>>, foldhash::fast::RandomState>;
+
 /// Per-stream turns for the commands of one application.
 #[derive(Debug, Default)]
 pub(crate) struct StreamQueue {
-    streams: Mutex<HashMap<StreamId, Arc<AsyncMutex<()>>>>,
+    streams: Mutex<Turns>,
 }
 
 /// A command's turn on its stream: held while it loads, decides and appends.
@@ -58,7 +63,7 @@ impl StreamQueue {
     }
 
     // A panic while the map is locked cannot leave it inconsistent: every change is one call.
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, Arc<AsyncMutex<()>>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Turns> {
         self.streams.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
