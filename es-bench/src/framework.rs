@@ -294,24 +294,9 @@ impl Framework {
     }
 
     /// S5: [`TASKS`] tasks each add `per_task` single units to `order`; the command path
-    /// retries on conflicts.
+    /// queues them and retries on conflicts.
     pub(crate) async fn contention(&self, order: Uuid, per_task: usize) -> Result<Duration> {
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|_| {
-                let app = self.app.clone();
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        execute(&app, order, Step::Add(workload::contended_item())).await?;
-                    }
-                    Ok::<_, BenchError>(())
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await??;
-        }
-        Ok(started.elapsed())
+        contend(std::slice::from_ref(&self.app), order, per_task).await
     }
 
     /// S5x2: as [`contention`](Self::contention), but the tasks are split between this app and
@@ -327,26 +312,7 @@ impl Framework {
             .aggregate_with(AggregateSettings::<Order>::new(()).max_attempts(CONTENTION_ATTEMPTS))
             .build()
             .await?;
-        let started = Instant::now();
-        let tasks: Vec<_> = (0..TASKS)
-            .map(|task| {
-                let app = if task % 2 == 0 {
-                    self.app.clone()
-                } else {
-                    other.clone()
-                };
-                tokio::spawn(async move {
-                    for _ in 0..per_task {
-                        execute(&app, order, Step::Add(workload::contended_item())).await?;
-                    }
-                    Ok::<_, BenchError>(())
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await??;
-        }
-        Ok(started.elapsed())
+        contend(&[self.app.clone(), other], order, per_task).await
     }
 
     /// The units and version of `order`, for S5's check.
@@ -371,6 +337,27 @@ impl Framework {
         }
         Ok(started.elapsed())
     }
+}
+
+/// [`TASKS`] tasks, spread over `apps` in turn, each add `per_task` single units to `order`.
+async fn contend(apps: &[App<PostgresStore>], order: Uuid, per_task: usize) -> Result<Duration> {
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..TASKS)
+        .zip(apps.iter().cycle())
+        .map(|(_, app)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                for _ in 0..per_task {
+                    execute(&app, order, Step::Add(workload::contended_item())).await?;
+                }
+                Ok::<_, BenchError>(())
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await??;
+    }
+    Ok(started.elapsed())
 }
 
 /// An `ItemAdded` encoded for `EventStore::append`, as a user batching events writes it.
