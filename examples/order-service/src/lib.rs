@@ -7,12 +7,14 @@
 //! - [`shipment`]: the `Shipment` aggregate and the `shipping` process manager (a paid order
 //!   gets a shipment, exactly once).
 //! - [`backend`]: opening SQLite or PostgreSQL and wiring the aggregate and projection.
-//! - [`http`]: the routes.
+//! - [`http`]: the routes; [`server`]: serving them with timeouts, a connection cap and a
+//!   bounded shutdown.
 
 pub mod backend;
 pub mod domain;
 pub mod http;
 pub mod product;
 pub mod read_model;
+pub mod server;
 pub mod shipment;
 pub mod summary_table;

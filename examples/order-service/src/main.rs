@@ -5,6 +5,7 @@
 
 use std::error::Error;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use es_core::{
@@ -15,6 +16,7 @@ use order_service::backend::{
     AnyBackend, Backend, DEFAULT_DATABASE_URL, OpenOptions, is_postgres, redact,
 };
 use order_service::domain::Order;
+use order_service::server::ServerLimits;
 use order_service::shipment::Shipping;
 use order_service::summary_table::OrderSummaryTable;
 
@@ -43,9 +45,11 @@ struct Cli {
 enum Command {
     /// Serves the HTTP API (the default command).
     Serve {
-        /// The address to listen on.
+        /// The address to listen on (`127.0.0.1:0` takes any free port, and logs it).
         #[arg(long, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Rebuilds a projection from the start of the log, showing progress. Safe next to a
     /// running service: the service's worker hands the projection over (or, with
@@ -69,6 +73,47 @@ enum Command {
     },
     /// Prints event and stream counts and the projections' lag.
     Stats,
+}
+
+/// How long clients may take and how many may be connected (see `order_service::server`).
+#[derive(Debug, clap::Args)]
+struct Limits {
+    /// Seconds a client may take to send a request's headers, from its first byte.
+    #[arg(long, default_value_t = 10.0, value_name = "SECONDS")]
+    header_timeout: f64,
+    /// Seconds a client may take to send a request's body, from its headers.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    body_timeout: f64,
+    /// Seconds a connection may sit idle (no request in flight) before it is closed.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    idle_timeout: f64,
+    /// Seconds a shutdown (Ctrl-C, SIGTERM) waits for requests in flight before it closes
+    /// their connections.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    shutdown_timeout: f64,
+    /// Open connections at most; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 512)]
+    max_connections: usize,
+}
+
+impl Limits {
+    fn server_limits(&self) -> Result<ServerLimits, Box<dyn Error>> {
+        let seconds = |flag: &str, value: f64| {
+            Duration::try_from_secs_f64(value)
+                .ok()
+                .filter(|duration| !duration.is_zero())
+                .ok_or_else(|| {
+                    format!("--{flag} must be a positive number of seconds, not {value}")
+                })
+        };
+        Ok(ServerLimits {
+            header_timeout: seconds("header-timeout", self.header_timeout)?,
+            body_timeout: seconds("body-timeout", self.body_timeout)?,
+            idle_timeout: seconds("idle-timeout", self.idle_timeout)?,
+            shutdown_timeout: seconds("shutdown-timeout", self.shutdown_timeout)?,
+            max_connections: self.max_connections.max(1),
+        })
+    }
 }
 
 #[tokio::main]
@@ -102,8 +147,15 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     } else {
         redact(&options.database_url)
     };
-    let command = cli.command.unwrap_or(Command::Serve {
+    let command = cli.command.unwrap_or_else(|| Command::Serve {
         addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        limits: Limits {
+            header_timeout: 10.0,
+            body_timeout: 30.0,
+            idle_timeout: 60.0,
+            shutdown_timeout: 30.0,
+            max_connections: 512,
+        },
     });
     match AnyBackend::open(options).await? {
         AnyBackend::Sqlite(backend) => execute(backend, command, &where_).await,
@@ -117,7 +169,9 @@ async fn execute<B: Backend>(
     where_: &str,
 ) -> Result<(), Box<dyn Error>> {
     match command {
-        Command::Serve { addr } => serve(backend, addr, where_).await,
+        Command::Serve { addr, limits } => {
+            serve(backend, addr, limits.server_limits()?, where_).await
+        }
         Command::Rebuild {
             projection,
             takeover,
@@ -138,16 +192,24 @@ async fn execute<B: Backend>(
 async fn serve<B: Backend>(
     backend: B,
     addr: SocketAddr,
+    limits: ServerLimits,
     where_: &str,
 ) -> Result<(), Box<dyn Error>> {
     let workers = backend.app().start_projections();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|error| format!("cannot listen on {addr}: {error}"))?;
-    tracing::info!("order service listening on http://{addr}, events in {where_}");
-    axum::serve(listener, order_service::http::router(backend))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|error| {
+        format!(
+            "cannot listen on {addr}: {error} (is another service on that port? choose another with --addr, e.g. --addr 127.0.0.1:8081)"
+        )
+    })?;
+    let bound = listener.local_addr()?;
+    tracing::info!("order service listening on http://{bound}, events in {where_}");
+    order_service::server::serve(
+        listener,
+        order_service::http::router(backend),
+        limits,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("requests finished; stopping projections");
     workers.shutdown().await;
     tracing::info!("stopped");

@@ -128,13 +128,19 @@ fn free_port() -> u16 {
 impl Server {
     /// Starts `order-service serve` on a free port and waits until `/health` answers.
     pub async fn start(database: &Database) -> Self {
-        Self::start_on(database, free_port()).await
+        Self::start_on(database, free_port(), &[]).await
     }
 
-    async fn start_on(database: &Database, port: u16) -> Self {
+    /// [`start`](Self::start) with more `serve` flags (`--idle-timeout 1`, say).
+    pub async fn start_with(database: &Database, flags: &[&str]) -> Self {
+        Self::start_on(database, free_port(), flags).await
+    }
+
+    async fn start_on(database: &Database, port: u16, flags: &[&str]) -> Self {
         let child = Command::new(env!("CARGO_BIN_EXE_order-service"))
             .args(database.args())
             .args(["serve", "--addr", &format!("127.0.0.1:{port}")])
+            .args(flags)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -176,12 +182,35 @@ impl Server {
 
     /// Sends SIGTERM and waits for a clean exit.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal_term();
+        self.child.wait().expect("the server exits")
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill runs");
-        self.child.wait().expect("the server exits")
+    }
+
+    /// The exit status, if the process has exited by `deadline`.
+    pub fn exited_by(&mut self, deadline: Instant) -> Option<std::process::ExitStatus> {
+        loop {
+            if let Some(status) = self.child.try_wait().expect("the process can be waited on") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `host:port` of the server, for raw sockets.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
     }
 
     /// Runs a one-shot subcommand (`rebuild`, `events`, `stats`) on the server's database,
@@ -224,7 +253,7 @@ impl Server {
     pub async fn restart(&mut self) {
         self.kill();
         let database = self.database.clone();
-        *self = Self::start_on(&database, self.port).await;
+        *self = Self::start_on(&database, self.port, &[]).await;
     }
 }
 
