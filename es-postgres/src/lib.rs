@@ -149,4 +149,4 @@ extern crate self as es_postgres;
 mod test_common;
 
 pub use rows::{RowsError, TableRows};
-pub use store::{DEFAULT_SCHEMA, PgTransaction, PostgresOptions, PostgresStore};
+pub use store::{DEFAULT_SCHEMA, PgTransaction, PostgresOptions, PostgresStore, error_kind};

@@ -273,7 +273,7 @@ impl PostgresStore {
                 sqlx::migrate::MigrateError::VersionMissing(_)
                 | sqlx::migrate::MigrateError::VersionMismatch(_)
                 | sqlx::migrate::MigrateError::Dirty(_) => BackendErrorKind::SchemaMismatch,
-                sqlx::migrate::MigrateError::Execute(ref inner) => classify_kind(inner),
+                sqlx::migrate::MigrateError::Execute(ref inner) => error_kind(inner),
                 _ => BackendErrorKind::Other,
             };
             BackendError::new(
@@ -1067,8 +1067,12 @@ fn corrupt(context: String, error: impl std::error::Error + Send + Sync + 'stati
     BackendError::new(BACKEND, BackendErrorKind::Corrupt, context).with_source(error)
 }
 
-/// Classifies by SQLSTATE class and sqlx error variant, never by message text.
-fn classify_kind(error: &sqlx::Error) -> BackendErrorKind {
+/// What kind of failure a `sqlx` error from PostgreSQL is, as the store classifies its own: by
+/// SQLSTATE class and sqlx error variant, never by message text. For queries of your own on
+/// the store's pool (a read model's), so that they map to the same kinds (a connection cut or
+/// the server shutting down is [`BackendErrorKind::Unavailable`]).
+#[must_use]
+pub fn error_kind(error: &sqlx::Error) -> BackendErrorKind {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
@@ -1095,7 +1099,7 @@ fn classify(
     context: impl Into<std::borrow::Cow<'static, str>>,
     error: &sqlx::Error,
 ) -> BackendError {
-    BackendError::new(BACKEND, classify_kind(error), context)
+    BackendError::new(BACKEND, error_kind(error), context)
 }
 
 impl PostgresStore {

@@ -25,13 +25,15 @@ const SQLITE_MISMATCH: i64 = 20;
 const SQLITE_RANGE: i64 = 25;
 const SQLITE_NOTADB: i64 = 26;
 
-/// What kind of failure `error` is.
+/// What kind of failure a `sqlx` error from SQLite is, as the store classifies its own (for
+/// queries of your own on the store's pools, so that they map to the same kinds).
 ///
 /// Busy or locked databases, I/O errors, a full disk, a file that cannot be opened and a pool
 /// that timed out are [`Unavailable`](BackendErrorKind::Unavailable) (retrying may succeed); a
 /// damaged file or an undecodable column is [`Corrupt`](BackendErrorKind::Corrupt); a value
 /// SQLite refuses (too big, wrong type) is [`InvalidInput`](BackendErrorKind::InvalidInput).
-pub(crate) fn classify_kind(error: &sqlx::Error) -> BackendErrorKind {
+#[must_use]
+pub fn error_kind(error: &sqlx::Error) -> BackendErrorKind {
     match error {
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
@@ -59,7 +61,7 @@ pub(crate) fn classify_kind(error: &sqlx::Error) -> BackendErrorKind {
 
 /// `error` as a [`BackendError`] that says what was being done (`context`).
 pub(crate) fn classify(context: impl Into<Cow<'static, str>>, error: sqlx::Error) -> BackendError {
-    BackendError::new(BACKEND, classify_kind(&error), context).with_source(error)
+    BackendError::new(BACKEND, error_kind(&error), context).with_source(error)
 }
 
 /// Stored data that breaks the store's own invariants.

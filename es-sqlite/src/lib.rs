@@ -150,5 +150,6 @@ mod read;
 mod snapshot;
 mod store;
 
+pub use error::error_kind;
 pub use options::SqliteOptions;
 pub use store::{SqliteStore, SqliteTransaction};

@@ -150,7 +150,7 @@ impl SqliteStore {
                     | sqlx::migrate::MigrateError::Dirty(_) => BackendErrorKind::SchemaMismatch,
                     sqlx::migrate::MigrateError::Execute(ref inner)
                     | sqlx::migrate::MigrateError::ExecuteMigration(ref inner, _) => {
-                        crate::error::classify_kind(inner)
+                        crate::error::error_kind(inner)
                     }
                     _ => BackendErrorKind::Other,
                 };

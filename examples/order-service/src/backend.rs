@@ -95,6 +95,10 @@ pub trait Backend: Clone + Send + Sync + 'static {
 
     /// Events and streams in the store.
     fn counts(&self) -> impl Future<Output = Result<StoreCounts, sqlx::Error>> + Send;
+
+    /// What kind of failure an error of this backend's own queries is, as its store classifies
+    /// its own (so that every route maps a database that is down to the same answer).
+    fn error_kind(error: &sqlx::Error) -> es_core::BackendErrorKind;
 }
 
 /// The service on an SQLite file.
@@ -228,9 +232,13 @@ where
 
 /// The queries are the same text on both databases; only the pool differs.
 macro_rules! backend_queries {
-    ($backend:ty, $store:ty, $kind:literal, $readers:ident) => {
+    ($backend:ty, $store:ty, $kind:literal, $readers:ident, $error_kind:path) => {
         impl Backend for $backend {
             type Store = $store;
+
+            fn error_kind(error: &sqlx::Error) -> es_core::BackendErrorKind {
+                $error_kind(error)
+            }
 
             fn kind(&self) -> &'static str {
                 $kind
@@ -265,8 +273,20 @@ macro_rules! backend_queries {
     };
 }
 
-backend_queries!(SqliteBackend, SqliteStore, "sqlite", readers);
-backend_queries!(PostgresBackend, PostgresStore, "postgres", pool);
+backend_queries!(
+    SqliteBackend,
+    SqliteStore,
+    "sqlite",
+    readers,
+    es_sqlite::error_kind
+);
+backend_queries!(
+    PostgresBackend,
+    PostgresStore,
+    "postgres",
+    pool,
+    es_postgres::error_kind
+);
 
 impl SqliteBackend {
     const fn events_table(&self) -> &'static str {

@@ -107,6 +107,16 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     current_version: Option<u64>,
+    /// What went wrong inside, for the log only (server-side failures).
+    cause: Option<String>,
+}
+
+/// Rides on a server-side error answer (5xx) to the correlation middleware, which logs the
+/// cause with the request's correlation id and adds that id to the answer's body, so a caller
+/// can quote it and an operator find the log line. The body never carries the cause.
+#[derive(Clone, Debug)]
+struct Logged {
+    cause: Option<String>,
 }
 
 impl ApiError {
@@ -116,7 +126,13 @@ impl ApiError {
             code,
             message: message.to_string(),
             current_version: None,
+            cause: None,
         }
+    }
+
+    fn with_cause(mut self, cause: &(dyn std::error::Error + 'static)) -> Self {
+        self.cause = Some(chain(cause));
+        self
     }
 
     fn bad_request(code: &'static str, message: impl fmt::Display) -> Self {
@@ -135,10 +151,15 @@ impl ApiError {
         )
     }
 
+    /// A failure of the service itself: the cause is logged (with the request's correlation
+    /// id, from its span), the answer only says where to look.
     fn internal(error: &(dyn std::error::Error + 'static)) -> Self {
-        let message = chain(error);
-        tracing::error!(error = %message, "request failed");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the service failed; the cause is logged under this answer's correlation_id",
+        )
+        .with_cause(error)
     }
 
     fn from_load(error: &LoadError) -> Self {
@@ -149,14 +170,21 @@ impl ApiError {
         }
     }
 
+    /// The one place a store failure becomes an answer: unreachable or cut off (the store
+    /// crates' classification, SQLSTATE 08xxx and 57xxx on PostgreSQL) is 503, a value the
+    /// store refuses 422, anything else 500. The database's own words stay in the log.
     fn from_backend(kind: BackendErrorKind, error: &(dyn std::error::Error + 'static)) -> Self {
         match kind {
-            BackendErrorKind::Unavailable => {
-                let message = chain(error);
-                tracing::warn!(error = %message, "database unavailable");
-                Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
+            BackendErrorKind::Unavailable => Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the database is unavailable; try again shortly",
+            )
+            .with_cause(error),
+            BackendErrorKind::InvalidInput => {
+                tracing::info!(error = %chain(error), "the store refused a value");
+                Self::invalid_field("a field holds a value the store cannot keep")
             }
-            BackendErrorKind::InvalidInput => Self::invalid_field(chain(error)),
             _ => Self::internal(error),
         }
     }
@@ -230,6 +258,11 @@ impl IntoResponse for ApiError {
         let mut response = (self.status, Json(json!({ "error": error }))).into_response();
         if let Some(version) = self.current_version {
             response.headers_mut().insert(header::ETAG, etag(version));
+        }
+        if self.status.is_server_error() {
+            response
+                .extensions_mut()
+                .insert(Logged { cause: self.cause });
         }
         // The request's body was not read whole: the connection cannot carry another request.
         if matches!(
@@ -451,10 +484,37 @@ async fn correlate(mut request: Request, next: Next) -> Response {
             "answered"
         );
     });
+    if let Some(Logged { cause }) = response.extensions_mut().remove::<Logged>() {
+        let cause = cause.as_deref().unwrap_or("(none given)");
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            tracing::warn!(%correlation, cause, "answered 503: the database is unavailable");
+        } else {
+            tracing::error!(%correlation, cause, status = response.status().as_u16(), "request failed");
+        }
+        response = with_correlation_id(response, correlation).await;
+    }
     if let Ok(value) = HeaderValue::from_str(&correlation.to_string()) {
         response.headers_mut().insert("x-correlation-id", value);
     }
     response
+}
+
+/// A logged error's answer with `correlation_id` added to its error object.
+async fn with_correlation_id(response: Response, correlation: Uuid) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, BODY_LIMIT).await else {
+        return Response::from_parts(parts, axum::body::Body::empty());
+    };
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(error) = json
+        .get_mut("error")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        error.insert("correlation_id".to_owned(), json!(correlation));
+    }
+    let body = serde_json::to_vec(&json).unwrap_or_default();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(body))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1000,18 +1060,8 @@ async fn list_orders<B: Backend>(
     let rows = backend
         .summaries(filter)
         .await
-        .map_err(|error| sql_error(&error))?;
+        .map_err(|error| ApiError::from_backend(B::error_kind(&error), &error))?;
     Ok(Json(rows).into_response())
-}
-
-fn sql_error(error: &sqlx::Error) -> ApiError {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_) => ApiError::from_backend(BackendErrorKind::Unavailable, error),
-        _ => ApiError::internal(error),
-    }
 }
 
 /// One stored event as `GET /orders/{id}/events` shows it.
@@ -1119,17 +1169,21 @@ async fn health<B: Backend>(State(backend): State<B>) -> Response {
             }))
             .into_response()
         }
-        Err(error) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "unavailable",
-                "store": {
-                    "backend": backend.kind(),
-                    "reachable": false,
-                    "error": chain(&error),
-                },
-            })),
-        )
-            .into_response(),
+        Err(error) => {
+            // The database's own words stay in the log.
+            tracing::warn!(error = %chain(&error), "health check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({
+                    "status": "unavailable",
+                    "store": {
+                        "backend": backend.kind(),
+                        "reachable": false,
+                        "error": "the store could not be read; the cause is logged",
+                    },
+                })),
+            )
+                .into_response()
+        }
     }
 }
