@@ -45,6 +45,8 @@ pub struct SummaryFilter {
     pub customer_id: Option<String>,
     /// At most this many rows.
     pub limit: u32,
+    /// Only orders whose id sorts after this one (the last row of the page before).
+    pub after: Option<String>,
 }
 
 /// Counts over the whole store, for `stats` and `/health`.
@@ -256,6 +258,7 @@ macro_rules! backend_queries {
                     .bind(filter.status.map(OrderStatus::as_str))
                     .bind(filter.customer_id)
                     .bind(i64::from(filter.limit))
+                    .bind(filter.after)
                     .fetch_all(self.app.store().$readers())
                     .await
             }

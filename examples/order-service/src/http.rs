@@ -8,7 +8,7 @@
 //! | `POST /orders/{id}/pay` `{"amount_cents"}` | pays the exact total |
 //! | `POST /orders/{id}/ship`, `POST /orders/{id}/cancel` `{"reason"}` | ships, cancels |
 //! | `GET /orders/{id}[?at_version=N]` | the order from its events (read-your-writes) |
-//! | `GET /orders?status=&customer_id=&limit=` | rows of the `order_summary` projection |
+//! | `GET /orders?status=&customer_id=&limit=&after=` | rows of the `order_summary` projection, by order id; `limit` 1 to 1,000 (100), `after` the last id of the page before; a `Link: <...>; rel="next"` header when there are more |
 //! | `GET /orders/{id}/events` | the stream, with metadata |
 //! | `GET /orders/{id}/shipment` | the shipment the `shipping` process manager created once the order was paid |
 //! | `GET /health` | store and projection status |
@@ -61,8 +61,9 @@ use crate::shipment::Shipment;
 
 /// The largest request body accepted, in bytes.
 pub const BODY_LIMIT: usize = 16 * 1024;
-/// The longest customer id or SKU, in characters.
-pub const MAX_NAME_CHARS: usize = 128;
+/// The longest customer id, SKU or product name, in bytes of UTF-8: a SKU is part of its
+/// product's stream id, which the stores limit in bytes (128 emoji are 512 bytes).
+pub const MAX_NAME_BYTES: usize = 128;
 /// The longest cancellation reason, in characters.
 pub const MAX_REASON_CHARS: usize = 1000;
 /// Rows `GET /orders` returns when no `limit` is given, and the most it returns.
@@ -199,6 +200,7 @@ impl ApiError {
 
     fn from_command<A: Resource>(id: &str, error: &CommandError<A::Error>) -> Self {
         match error {
+            CommandError::Rejected(refusal) if A::refuses_as_absent(refusal) => A::not_found(id),
             CommandError::Rejected(refusal) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 A::refusal_code(refusal),
@@ -371,9 +373,14 @@ fn query<T>(extracted: Result<Query<T>, QueryRejection>) -> ApiResult<T> {
         .map_err(|rejection| ApiError::bad_request("invalid_query", rejection.body_text()))
 }
 
-/// An order id from the path: a UUID, in its canonical form. Anything else names no order.
+/// An order id from the path: a UUID in its canonical form, lower-case and hyphenated, as the
+/// service writes it. Anything else (upper case, braces, `urn:uuid:`, no hyphens) names no
+/// order: one order has one URL.
 fn order_id(raw: &str) -> ApiResult<Uuid> {
-    Uuid::parse_str(raw).map_err(|_| ApiError::order_not_found(raw))
+    Uuid::try_parse(raw)
+        .ok()
+        .filter(|id| id.hyphenated().encode_lower(&mut Uuid::encode_buffer()) == raw)
+        .ok_or_else(|| ApiError::order_not_found(raw))
 }
 
 fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a str>> {
@@ -387,7 +394,9 @@ fn header_text<'a>(headers: &'a HeaderMap, name: &str) -> ApiResult<Option<&'a s
         .transpose()
 }
 
-/// `If-Match: 3`, `"3"` or `W/"3"`: the version the command expects; `*`: any existing version.
+/// `If-Match: 3` or `"3"` (the `ETag` the service sends): the version the command expects;
+/// `*`: any existing version. Nothing else: a weak tag (`W/"3"`) never matches for a change,
+/// and `+3` or `""3""` is not a version.
 fn if_match(headers: &HeaderMap) -> ApiResult<Option<IfMatch>> {
     let Some(value) = header_text(headers, "if-match")? else {
         return Ok(None);
@@ -396,13 +405,19 @@ fn if_match(headers: &HeaderMap) -> ApiResult<Option<IfMatch>> {
     if value == "*" {
         return Ok(Some(IfMatch::Exists));
     }
-    let bare = value.strip_prefix("W/").unwrap_or(value).trim_matches('"');
-    bare.parse::<u64>()
+    let bare = value
+        .strip_prefix('"')
+        .and_then(|quoted| quoted.strip_suffix('"'))
+        .unwrap_or(value);
+    let digits = !bare.is_empty() && bare.bytes().all(|byte| byte.is_ascii_digit());
+    digits
+        .then(|| bare.parse::<u64>().ok())
+        .flatten()
         .map(|version| Some(IfMatch::Version(StreamVersion(version))))
-        .map_err(|_| {
+        .ok_or_else(|| {
             ApiError::bad_request(
                 "invalid_if_match",
-                format!("If-Match must be a version number, not `{value}`"),
+                format!("If-Match must be a version number, `N` or `\"N\"`, not `{value}`"),
             )
         })
 }
@@ -430,12 +445,11 @@ fn derived_id(parts: &[&str]) -> Uuid {
     Uuid::new_v5(&IDEMPOTENCY_NAMESPACE, parts.join("\n").as_bytes())
 }
 
-/// A short name field: 1 to [`MAX_NAME_CHARS`] characters, no control characters.
+/// A short name field: 1 to [`MAX_NAME_BYTES`] bytes of UTF-8, no control characters.
 fn check_name(field: &str, value: &str) -> ApiResult<()> {
-    let chars = value.chars().count();
-    if chars == 0 || chars > MAX_NAME_CHARS || value.chars().any(char::is_control) {
+    if value.is_empty() || value.len() > MAX_NAME_BYTES || value.chars().any(char::is_control) {
         return Err(ApiError::invalid_field(format!(
-            "`{field}` must be 1 to {MAX_NAME_CHARS} characters without control characters"
+            "`{field}` must be 1 to {MAX_NAME_BYTES} bytes of UTF-8 without control characters"
         )));
     }
     Ok(())
@@ -586,6 +600,10 @@ trait Resource: es_core::Aggregate<Command: Serialize> {
 
     fn refusal_code(refusal: &Self::Error) -> &'static str;
 
+    /// Whether the refusal says the aggregate does not exist (never placed or listed): `404`,
+    /// whatever `If-Match` said.
+    fn refuses_as_absent(refusal: &Self::Error) -> bool;
+
     fn not_found(id: &str) -> ApiError;
 
     fn view(id: &str, version: StreamVersion, state: &Self) -> Self::View;
@@ -596,6 +614,10 @@ impl Resource for Order {
 
     fn refusal_code(refusal: &OrderError) -> &'static str {
         refusal.code()
+    }
+
+    fn refuses_as_absent(refusal: &OrderError) -> bool {
+        matches!(refusal, OrderError::NotPlaced)
     }
 
     fn not_found(id: &str) -> ApiError {
@@ -612,6 +634,10 @@ impl Resource for Product {
 
     fn refusal_code(refusal: &ProductError) -> &'static str {
         refusal.code()
+    }
+
+    fn refuses_as_absent(refusal: &ProductError) -> bool {
+        matches!(refusal, ProductError::NotListed)
     }
 
     fn not_found(id: &str) -> ApiError {
@@ -880,17 +906,15 @@ async fn list_product<B: Backend>(
         executed.version,
         ProductView::new(&body.sku, executed.version, &executed.state),
     );
-    if let Ok(location) = HeaderValue::from_str(&format!(
-        "/products/{}",
-        utf8_percent_encode_path(&body.sku)
-    )) {
+    if let Ok(location) = HeaderValue::from_str(&format!("/products/{}", percent_encode(&body.sku)))
+    {
         response.headers_mut().insert(header::LOCATION, location);
     }
     Ok(response)
 }
 
-/// Percent-encodes everything but unreserved characters, for a path segment.
-fn utf8_percent_encode_path(segment: &str) -> String {
+/// Percent-encodes everything but unreserved characters, for a path segment or a query value.
+fn percent_encode(segment: &str) -> String {
     let mut encoded = String::with_capacity(segment.len());
     for byte in segment.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
@@ -1031,6 +1055,7 @@ struct ListQuery {
     status: Option<String>,
     customer_id: Option<String>,
     limit: Option<u32>,
+    after: Option<String>,
 }
 
 async fn list_orders<B: Backend>(
@@ -1052,16 +1077,38 @@ async fn list_orders<B: Backend>(
         }
     };
     let (default_limit, max_limit) = LIST_LIMITS;
+    let limit = raw.limit.unwrap_or(default_limit).clamp(1, max_limit);
+    let customer_id = raw.customer_id.filter(|customer| !customer.is_empty());
+    // One row more than the page: whether there is a next page, without a count.
     let filter = SummaryFilter {
         status,
-        customer_id: raw.customer_id.filter(|customer| !customer.is_empty()),
-        limit: raw.limit.unwrap_or(default_limit).clamp(1, max_limit),
+        customer_id: customer_id.clone(),
+        limit: limit + 1,
+        after: raw.after.filter(|after| !after.is_empty()),
     };
-    let rows = backend
+    let mut rows = backend
         .summaries(filter)
         .await
         .map_err(|error| ApiError::from_backend(B::error_kind(&error), &error))?;
-    Ok(Json(rows).into_response())
+    let next = (rows.len() > limit as usize).then(|| {
+        rows.truncate(limit as usize);
+        let mut query = vec![format!("limit={limit}")];
+        if let Some(status) = status {
+            query.push(format!("status={}", status.as_str()));
+        }
+        if let Some(customer) = &customer_id {
+            query.push(format!("customer_id={}", percent_encode(customer)));
+        }
+        if let Some(last) = rows.last() {
+            query.push(format!("after={}", percent_encode(&last.id)));
+        }
+        format!("</orders?{}>; rel=\"next\"", query.join("&"))
+    });
+    let mut response = Json(rows).into_response();
+    if let Some(link) = next.and_then(|next| HeaderValue::from_str(&next).ok()) {
+        response.headers_mut().insert(header::LINK, link);
+    }
+    Ok(response)
 }
 
 /// One stored event as `GET /orders/{id}/events` shows it.

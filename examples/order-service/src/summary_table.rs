@@ -29,7 +29,9 @@ pub struct SummarySql {
     subtract_line: String,
     delete_line: String,
     set_status: String,
-    /// Lists summaries; binds `$1` status or NULL, `$2` customer id or NULL, `$3` limit.
+    /// Lists summaries in order id order; binds `$1` status or NULL, `$2` customer id or NULL,
+    /// `$3` limit, `$4` the order id to start after or NULL (keyset paging: the primary key
+    /// is the cursor, so a page costs the same however deep it is).
     pub list: String,
 }
 
@@ -94,7 +96,8 @@ impl SummarySql {
             list: format!(
                 "SELECT order_id, customer_id, status, item_count, total_cents, version \
                  FROM {summary} WHERE ($1 IS NULL OR status = $1) \
-                 AND ($2 IS NULL OR customer_id = $2) ORDER BY order_id LIMIT $3"
+                 AND ($2 IS NULL OR customer_id = $2) AND ($4 IS NULL OR order_id > $4) \
+                 ORDER BY order_id LIMIT $3"
             ),
         }
     }
