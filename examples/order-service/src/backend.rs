@@ -76,6 +76,21 @@ pub enum OpenError {
     /// The aggregates and projections could not be wired.
     #[error("cannot register the aggregates and projections")]
     Registry(#[source] RegistryError),
+    /// A read-only tool found no event store where it was pointed (and created none).
+    #[error("no event store in {place}")]
+    NoStore {
+        /// The schema and URL, or the file.
+        place: String,
+    },
+    /// A read-only tool could not tell whether the event store is there.
+    #[error("cannot look for the event store in {place}")]
+    Lookup {
+        /// The schema and URL, or the file.
+        place: String,
+        /// Why.
+        #[source]
+        source: sqlx::Error,
+    },
 }
 
 /// A store with its read model: what the HTTP handlers and tools need.
@@ -135,6 +150,9 @@ pub struct OpenOptions {
     pub postgres_schema: String,
     /// How projections run.
     pub runner: RunnerSettings,
+    /// For tools that only read (`stats`, `events`): create, migrate and change nothing, and
+    /// fail with [`OpenError::NoStore`] where there is no event store.
+    pub read_only: bool,
 }
 
 impl Default for OpenOptions {
@@ -143,6 +161,7 @@ impl Default for OpenOptions {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             postgres_schema: "orders".to_owned(),
             runner: RunnerSettings::default(),
+            read_only: false,
         }
     }
 }
@@ -182,33 +201,90 @@ impl AnyBackend {
         if is_postgres(&options.database_url) {
             let store = PostgresStore::options()
                 .schema(options.postgres_schema.clone())
+                .run_migrations(!options.read_only)
                 .connect(&options.database_url)
                 .await
                 .map_err(store_error)?;
             let sql = Arc::new(SummarySql::new(&format!("\"{}\".", store.schema())));
-            for statement in &sql.create {
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .execute(store.pool())
+            if options.read_only {
+                let place = || {
+                    format!(
+                        "schema `{}` of {}",
+                        store.schema(),
+                        redact(&options.database_url)
+                    )
+                };
+                let found: Option<String> = sqlx::query_scalar("SELECT to_regclass($1)::text")
+                    .bind(format!("\"{}\".events", store.schema()))
+                    .fetch_one(store.pool())
                     .await
-                    .map_err(OpenError::ReadModel)?;
+                    .map_err(|source| OpenError::Lookup {
+                        place: place(),
+                        source,
+                    })?;
+                if found.is_none() {
+                    return Err(OpenError::NoStore { place: place() });
+                }
+            } else {
+                create_read_model(store.pool(), &sql).await?;
             }
             let app = wire(store, &sql, options.runner).await?;
             Ok(Self::Postgres(PostgresBackend { app, sql }))
         } else {
-            let store = SqliteStore::connect(&options.database_url)
+            let place = || format!("the file {}", redact(&options.database_url));
+            let store = SqliteStore::options()
+                .create_if_missing(!options.read_only)
+                .run_migrations(!options.read_only)
+                .connect(&options.database_url)
                 .await
-                .map_err(store_error)?;
+                .map_err(|source| {
+                    // A missing file, for a tool that creates none.
+                    if options.read_only && source.kind() == es_core::BackendErrorKind::Unavailable
+                    {
+                        OpenError::NoStore { place: place() }
+                    } else {
+                        store_error(source)
+                    }
+                })?;
             let sql = Arc::new(SummarySql::new(""));
-            for statement in &sql.create {
-                sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
-                    .execute(store.writer())
-                    .await
-                    .map_err(OpenError::ReadModel)?;
+            if options.read_only {
+                let found: Option<i64> = sqlx::query_scalar(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+                )
+                .fetch_optional(store.readers())
+                .await
+                .map_err(|source| OpenError::Lookup {
+                    place: place(),
+                    source,
+                })?;
+                if found.is_none() {
+                    return Err(OpenError::NoStore { place: place() });
+                }
+            } else {
+                create_read_model(store.writer(), &sql).await?;
             }
             let app = wire(store, &sql, options.runner).await?;
             Ok(Self::Sqlite(SqliteBackend { app, sql }))
         }
     }
+}
+
+/// Creates the read model's tables where they are missing.
+async fn create_read_model<'p, D: sqlx::Database>(
+    pool: &'p sqlx::Pool<D>,
+    sql: &SummarySql,
+) -> Result<(), OpenError>
+where
+    &'p sqlx::Pool<D>: sqlx::Executor<'p, Database = D>,
+    for<'q> <D as sqlx::Database>::Arguments: sqlx::IntoArguments<D>,
+{
+    for statement in &sql.create {
+        sqlx::query(sqlx::AssertSqlSafe(statement.as_str()))
+            .execute(pool)
+            .await
+            .map_err(OpenError::ReadModel)?;
+    }
+    Ok(())
 }
 
 async fn wire<S>(

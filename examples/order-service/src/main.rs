@@ -37,8 +37,19 @@ struct Cli {
     )]
     pg_schema: String,
 
+    /// How log lines are written to standard error: `text` (coloured only on a terminal) or
+    /// `json` (one object per line, for a log collector). `RUST_LOG` filters them.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+
     #[command(subcommand)]
     command: Option<Command>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,14 +129,25 @@ impl Limits {
 
 #[tokio::main]
 async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // PostgreSQL's notices ("already exists, skipping") are for whoever reads the server's log,
+    // unless `RUST_LOG` names them.
+    const QUIET_NOTICES: &str = "sqlx::postgres::notice=warn";
+    let wanted = std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned());
+    let filter = if wanted.contains("sqlx::postgres::notice") {
+        tracing_subscriber::EnvFilter::new(wanted)
+    } else {
+        tracing_subscriber::EnvFilter::new(format!("{wanted},{QUIET_NOTICES}"))
+    };
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs.json().init(),
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     if let Err(error) = run(cli).await {
         eprintln!("error: {}", order_service::http::chain(error.as_ref()));
         std::process::exit(1);
@@ -136,6 +158,8 @@ async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
     let options = OpenOptions {
         database_url: cli.database_url,
         postgres_schema: cli.pg_schema,
+        // The tools that only read create, migrate and change nothing.
+        read_only: matches!(cli.command, Some(Command::Events { .. } | Command::Stats)),
         ..OpenOptions::default()
     };
     let where_ = if is_postgres(&options.database_url) {

@@ -108,6 +108,22 @@ impl Drop for SchemaGuard {
     }
 }
 
+/// Runs `order-service <args>` on `database` with `RUST_LOG=<log>`, standard error captured
+/// (so not a terminal); its exit status, standard output and standard error.
+pub fn run_tool(database: &Database, args: &[&str], log: &str) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_order-service"))
+        .args(database.args())
+        .args(args)
+        .env("RUST_LOG", log)
+        .output()
+        .expect("the order-service binary runs");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
 /// A running server process, killed on drop.
 pub struct Server {
     child: Child,
@@ -222,17 +238,7 @@ impl Server {
 
     /// [`tool`](Self::tool), with what the tool wrote to standard error too.
     pub fn tool_with_stderr(&self, args: &[&str]) -> (bool, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_order-service"))
-            .args(self.database.args())
-            .args(args)
-            .env("RUST_LOG", "warn")
-            .output()
-            .expect("the order-service binary runs");
-        (
-            output.status.success(),
-            String::from_utf8_lossy(&output.stdout).into_owned(),
-            String::from_utf8_lossy(&output.stderr).into_owned(),
-        )
+        run_tool(&self.database, args, "warn")
     }
 
     /// Starts a one-shot subcommand on the server's database and returns the running process,
