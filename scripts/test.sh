@@ -6,6 +6,11 @@
 # The PostgreSQL tests use the server at DATABASE_URL (default: postgres://postgres@127.0.0.1:5432/test),
 # each in fresh schemas that it drops. When nothing answers there and PostgreSQL's initdb is
 # installed, a throwaway cluster is started in a temporary folder and stopped afterwards.
+#
+# The es-nats tests use the NATS server (with JetStream) at NATS_URL (default: 127.0.0.1:4222).
+# When nothing answers there and nats-server is installed, a throwaway one is started on a free
+# port in a temporary folder and stopped afterwards. The restart tests start private servers
+# of their own with the same program (NATS_SERVER names it if it is not on PATH or in /usr/sbin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +33,15 @@ stop_cluster() {
 as_owner() {
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
+nats_dir=""
+nats_pid=""
+stop_nats() {
+  [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null
+  [ -n "$nats_dir" ] && rm -rf "$nats_dir"
+  return 0
+}
+cleanup() { stop_nats; stop_cluster; }
+trap cleanup EXIT
 
 if ! answers "$host" "$port"; then
   pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
@@ -36,7 +50,6 @@ if ! answers "$host" "$port"; then
     echo "No PostgreSQL answers at $host:$port; starting a throwaway cluster with $pg_bin/initdb." >&2
     cluster=$(mktemp -d)
     chmod 777 "$cluster"
-    trap stop_cluster EXIT
     as_owner "$pg_bin/initdb" -D "$cluster/data" -U postgres -A trust >/dev/null
     port=54329
     as_owner "$pg_bin/pg_ctl" -D "$cluster/data" -l "$cluster/log" -w \
@@ -50,6 +63,42 @@ start a throwaway one. Either
     'pg_ctlcluster --skip-systemctl-redirect \$(ls /etc/postgresql) main start'; or
   - point DATABASE_URL at a server whose user may create schemas, e.g.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/test bash scripts/test.sh
+MSG
+    exit 1
+  fi
+fi
+
+export NATS_URL="${NATS_URL:-127.0.0.1:4222}"
+nats_authority="${NATS_URL#*://}"; nats_authority="${nats_authority##*@}"
+nats_host="${nats_authority%%:*}"; nats_port="${nats_authority##*:}"
+[ "$nats_port" = "$nats_authority" ] && nats_port=4222
+
+if ! answers "$nats_host" "$nats_port"; then
+  nats_bin="${NATS_SERVER:-$(command -v nats-server 2>/dev/null || true)}"
+  for candidate in /usr/sbin/nats-server /usr/local/bin/nats-server; do
+    [ -n "$nats_bin" ] || { [ -x "$candidate" ] && nats_bin="$candidate"; }
+  done
+  if [ -n "$nats_bin" ] && [ -x "$nats_bin" ]; then
+    nats_port=42220
+    while answers 127.0.0.1 "$nats_port"; do nats_port=$((nats_port + 1)); done
+    nats_dir=$(mktemp -d)
+    echo "No NATS server answers at $nats_host:${NATS_URL##*:}; starting a throwaway one ($nats_bin -js) on port $nats_port." >&2
+    "$nats_bin" -a 127.0.0.1 -p "$nats_port" -js -sd "$nats_dir" >"$nats_dir/log" 2>&1 &
+    nats_pid=$!
+    for _ in $(seq 1 100); do answers 127.0.0.1 "$nats_port" && break; sleep 0.1; done
+    if ! answers 127.0.0.1 "$nats_port"; then
+      echo "nats-server did not start; its log:" >&2
+      cat "$nats_dir/log" >&2
+      exit 1
+    fi
+    export NATS_URL="127.0.0.1:$nats_port"
+  else
+    cat >&2 <<MSG
+No NATS server answers at $nats_host:$nats_port (NATS_URL=$NATS_URL), and no nats-server was
+found to start a throwaway one. Either
+  - install it: on Debian/Ubuntu 'apt-get install nats-server' (the tests start it themselves); or
+  - start one with JetStream: 'nats-server -js' and point NATS_URL at it, e.g.
+    NATS_URL=127.0.0.1:4222 bash scripts/test.sh
 MSG
     exit 1
   fi

@@ -1,4 +1,4 @@
-//! The `orders-v1` benchmark (`shared/bench/WORKLOAD.md`): the framework (`es`) against plain
+//! The `orders-v1` benchmark (`es-bench/WORKLOAD.md`): the framework (`es`) against plain
 //! sqlx (`raw-sqlx`) on one PostgreSQL, side by side in every run.
 //!
 //! Standard output gets one JSON line per scenario and system (the median of the runs), in the

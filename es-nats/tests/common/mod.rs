@@ -323,7 +323,7 @@ impl PrivateNats {
     /// connections.
     pub(crate) async fn restart(&mut self) {
         assert!(self.child.is_none(), "the server is already running");
-        let child = Command::new("/usr/sbin/nats-server")
+        let child = Command::new(nats_server_binary())
             .args([
                 "-a",
                 "127.0.0.1",
@@ -336,7 +336,7 @@ impl PrivateNats {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("nats-server starts (is /usr/sbin/nats-server installed?)");
+            .expect("nats-server starts");
         self.child = Some(child);
         let address = self.address();
         eventually(
@@ -367,6 +367,28 @@ impl PrivateNats {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+/// The `nats-server` program: `$NATS_SERVER`, else the first on `PATH`, else where Debian's
+/// package puts it (`/usr/sbin`, which a user's `PATH` may lack).
+fn nats_server_binary() -> std::path::PathBuf {
+    if let Some(path) = std::env::var_os("NATS_SERVER") {
+        return path.into();
+    }
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    on_path
+        .into_iter()
+        .chain(["/usr/sbin".into(), "/usr/local/bin".into()])
+        .map(|dir| dir.join("nats-server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "no nats-server found on PATH, in /usr/sbin or /usr/local/bin: install it \
+                 (Debian: apt-get install nats-server) or name it in NATS_SERVER"
+            )
+        })
 }
 
 impl Drop for PrivateNats {

@@ -1,4 +1,4 @@
-//! The `Order` aggregate of the `orders-v1` workload (`shared/bench/WORKLOAD.md`).
+//! The `Order` aggregate of the `orders-v1` workload (`es-bench/WORKLOAD.md`).
 //!
 //! Rules beyond the workload's table, chosen because the table leaves them open and a real shop
 //! would refuse the command: removing an item also requires an open order (placed, neither paid
