@@ -1,9 +1,9 @@
 //! Procedural macros for `es-core`: `#[event]`, `#[derive(Aggregate)]` and
 //! `#[derive(Projection)]`.
 //!
-//! Depend on `es-core`, which re-exports these macros (feature `derive`, on by default) and
-//! holds the runnable examples; this crate is its implementation detail. What follows is the
-//! reference of every attribute key.
+//! Depend on `es-core`, which re-exports these macros (feature `derive`, on by default); this
+//! crate is its implementation detail. What follows is the reference of every attribute key,
+//! each with an example that runs as a test (through `es-core`, a dev-dependency).
 //!
 //! Each macro runs the same pipeline: the attribute is parsed (`internals::attr`), checked
 //! together with the annotated item into a model (`internals::check`, `internals::ast`), and
@@ -22,12 +22,29 @@ use syn::{DeriveInput, parse_macro_input};
 /// Makes a struct an event: serde, `Clone`, `Debug`, `PartialEq`, a stable name and a schema
 /// version.
 ///
-/// ```ignore
+/// ```
+/// use es_core::{Event, event};
+/// use es_core::upcast::UpcastError;
+/// use serde_json::{Value, json};
+///
 /// #[event]                                   // name "item_added", version 1
 /// pub struct ItemAdded { pub sku: String, pub quantity: u32 }
 ///
+/// /// Version 1 stored cents as `amount`.
+/// fn paid_v1_to_v2(mut payload: Value) -> Result<Value, UpcastError> {
+///     let cents = payload.get("amount").cloned().ok_or(UpcastError::missing_field("amount"))?;
+///     payload["amount_cents"] = cents;
+///     Ok(payload)
+/// }
+///
 /// #[event(name = "order.paid", version = 2, upcast(paid_v1_to_v2))]
 /// pub struct OrderPaid { pub amount_cents: u64 }
+///
+/// assert_eq!((ItemAdded::NAME, ItemAdded::VERSION), ("item_added", 1));
+/// assert_eq!((OrderPaid::NAME, OrderPaid::VERSION), ("order.paid", 2));
+/// let stored = serde_json::value::to_raw_value(&json!({ "amount": 120 })).unwrap();
+/// let paid: OrderPaid = es_core::codec::decode(1, &stored).unwrap();
+/// assert_eq!(paid, OrderPaid { amount_cents: 120 });
 /// ```
 ///
 /// Keys, all optional:
@@ -55,11 +72,50 @@ pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Generates an aggregate's event and command enums and its `Aggregate` impl.
 ///
-/// ```ignore
+/// ```
+/// use es_core::{Aggregate, Apply, Events, Handle, HandleAsync, event};
+///
+/// #[event] pub struct OrderPlaced;
+/// #[event] pub struct OrderPaid { pub cents: u64 }
+///
+/// #[derive(Clone)] pub struct PlaceOrder;
+/// #[derive(Clone)] pub struct PriceOrder;
+///
+/// /// What the async handler asks for prices.
+/// #[derive(Default)]
+/// pub struct Pricing { pub cents: u64 }
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("the order is already placed")]
+/// pub struct OrderError;
+///
 /// #[derive(Default, Aggregate)]
 /// #[aggregate(error = OrderError, events(OrderPlaced, OrderPaid),
 ///             commands(PlaceOrder), async_commands(PriceOrder), services = Pricing)]
 /// pub struct Order { placed: bool, paid_cents: u64 }
+///
+/// impl Apply<OrderPlaced> for Order { fn apply(&mut self, _: &OrderPlaced) { self.placed = true } }
+/// impl Apply<OrderPaid> for Order { fn apply(&mut self, e: &OrderPaid) { self.paid_cents += e.cents } }
+///
+/// impl Handle<PlaceOrder> for Order {
+///     fn handle(&self, _: PlaceOrder) -> Result<Events<Self>, OrderError> {
+///         if self.placed { return Err(OrderError) }
+///         Ok(Events::one(OrderPlaced))
+///     }
+/// }
+///
+/// impl HandleAsync<PriceOrder> for Order {
+///     async fn handle(&self, _: PriceOrder, pricing: &Pricing) -> Result<Events<Self>, OrderError> {
+///         Ok(Events::one(OrderPaid { cents: pricing.cents }))
+///     }
+/// }
+///
+/// // Generated: the `OrderEvent` and `OrderCommand` enums, with `From` for each listed type.
+/// let placed: OrderEvent = OrderPlaced.into();
+/// let _: OrderCommand = PriceOrder.into();
+/// assert_eq!(<Order as Aggregate>::NAME, "order");
+/// let state = es_core::aggregate::fold::<Order>([&placed]);
+/// assert!(state.placed);
 /// ```
 ///
 /// Keys:
@@ -89,18 +145,50 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 
 /// Implements `Projection` and `Dispatch` for a read model.
 ///
-/// ```ignore
+/// ```
+/// use es_core::{EventEnvelope, HandlerError, Project, Projection, Reset, event};
+///
+/// #[event] pub struct OrderPlaced;
+/// #[event] pub struct OrderPaid { pub cents: u64 }
+///
 /// #[derive(Projection)]
-/// #[projection(name = "order_summary", events(OrderPlaced, OrderPaid))]
-/// pub struct OrderSummary { orders: u64 }
+/// #[projection(name = "order_summary", events(OrderPlaced, OrderPaid), reset)]
+/// pub struct OrderSummary { orders: u64, cents: u64 }
+///
+/// // In memory the unit of work is `()`; a SQL store hands its transaction instead.
+/// impl Project<OrderPlaced> for OrderSummary {
+///     async fn project(&mut self, _: EventEnvelope<OrderPlaced>, (): &mut ()) -> Result<(), HandlerError> {
+///         self.orders += 1;
+///         Ok(())
+///     }
+/// }
+///
+/// impl Project<OrderPaid> for OrderSummary {
+///     async fn project(&mut self, paid: EventEnvelope<OrderPaid>, (): &mut ()) -> Result<(), HandlerError> {
+///         self.cents += paid.event.cents;
+///         Ok(())
+///     }
+/// }
+///
+/// // The `reset` flag: how a rebuild clears the read model.
+/// impl Reset for OrderSummary {
+///     async fn reset(&mut self, (): &mut ()) -> Result<(), HandlerError> {
+///         *self = OrderSummary { orders: 0, cents: 0 };
+///         Ok(())
+///     }
+/// }
+///
+/// assert_eq!(OrderSummary::NAME, "order_summary");
+/// assert_eq!(OrderSummary::EVENT_TYPES, ["order_placed", "order_paid"]);
 /// ```
 ///
 /// Keys: `events(A, B, ...)` (required, not empty), `name = "..."` (the checkpoint's stable
 /// name; default `snake_case`), the flags `begin_batch` (the runner hands each batch's events
-/// to the projection's `BeginBatch` impl before dispatching them) and `end_batch` (it calls the
-/// `EndBatch` impl before each commit), `crate = path`. The projection dispatches in a unit of
-/// work `Tx` for which every listed event has an `impl Project<A, Tx>`, and each flag its
-/// `impl BeginBatch<Tx>` or `impl EndBatch<Tx>`.
+/// to the projection's `BeginBatch` impl before dispatching them), `end_batch` (it calls the
+/// `EndBatch` impl before each commit) and `reset` (a rebuild clears the read model through
+/// the `Reset` impl), `crate = path`. The projection dispatches in a unit of work `Tx` for
+/// which every listed event has an `impl Project<A, Tx>`, and each flag its
+/// `impl BeginBatch<Tx>`, `impl EndBatch<Tx>` or `impl Reset<Tx>`.
 #[proc_macro_derive(Projection, attributes(projection))]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);

@@ -6,7 +6,7 @@
 //! starving the others), and a shutdown lets requests in flight finish for a bounded time
 //! ([`ServerLimits::shutdown_timeout`]), then closes what is left.
 //!
-//! Each connection is watched by a task of its own: the bytes read (counted by [`Watched`], a
+//! Each connection is watched by a task of its own: the bytes read (counted by `Watched`, a
 //! wrapper of the socket) and the requests handed to the router (counted by the connection's
 //! service) tell it what the connection is doing: idle (no request in flight, nothing read),
 //! sending a request's head (bytes read, no request yet), or in a request. The watchdog closes
