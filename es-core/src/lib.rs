@@ -52,6 +52,9 @@
 //!
 //! - `derive` (default): re-exports `#[event]`, `#[derive(Aggregate)]`, `#[derive(Projection)]`.
 //! - `testing`: given/when/then fixtures and the store conformance suite.
+//!
+
+#![cfg_attr(feature = "derive", doc = include_str!("tour.md"))]
 
 pub mod aggregate;
 pub mod codec;
