@@ -1,0 +1,150 @@
+//! Running a command from a request: `If-Match`, `Idempotency-Key`, the correlation id, and
+//! the answer with the aggregate's view and `ETag`.
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use es_core::{Executed, ExpectedVersion, StreamVersion};
+use serde::Serialize;
+
+use super::error::{ApiError, ApiResult};
+use super::orders::OrderView;
+use super::products::ProductView;
+use super::request::{CorrelationId, IfMatch, derived_id, idempotency_key, if_match};
+use crate::backend::Backend;
+use crate::domain::{Order, OrderError};
+use crate::product::{Product, ProductError};
+
+pub(super) fn etag(version: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!("\"{version}\"")).unwrap_or(HeaderValue::from_static("\"0\""))
+}
+
+/// `body` as JSON with the aggregate's `version` as its `ETag`.
+pub(super) fn versioned(
+    status: StatusCode,
+    version: StreamVersion,
+    body: impl Serialize,
+) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(header::ETAG, etag(version.get()));
+    response
+}
+
+/// An aggregate the API exposes: its refusals' codes, its "not found" answer and its view. Its
+/// commands are `Serialize`: an `Idempotency-Key` is bound to the command it came with by the
+/// command's fingerprint.
+pub(super) trait Resource: es_core::Aggregate<Command: Serialize> {
+    /// What the API answers with.
+    type View: Serialize;
+
+    fn refusal_code(refusal: &Self::Error) -> &'static str;
+
+    /// Whether the refusal says the aggregate does not exist (never placed or listed): `404`,
+    /// whatever `If-Match` said.
+    fn refuses_as_absent(refusal: &Self::Error) -> bool;
+
+    fn not_found(id: &str) -> ApiError;
+
+    fn view(id: &str, version: StreamVersion, state: &Self) -> Self::View;
+}
+
+impl Resource for Order {
+    type View = OrderView;
+
+    fn refusal_code(refusal: &OrderError) -> &'static str {
+        refusal.code()
+    }
+
+    fn refuses_as_absent(refusal: &OrderError) -> bool {
+        matches!(refusal, OrderError::NotPlaced)
+    }
+
+    fn not_found(id: &str) -> ApiError {
+        ApiError::order_not_found(id)
+    }
+
+    fn view(id: &str, version: StreamVersion, state: &Self) -> OrderView {
+        OrderView::new(id, version, state)
+    }
+}
+
+impl Resource for Product {
+    type View = ProductView;
+
+    fn refusal_code(refusal: &ProductError) -> &'static str {
+        refusal.code()
+    }
+
+    fn refuses_as_absent(refusal: &ProductError) -> bool {
+        matches!(refusal, ProductError::NotListed)
+    }
+
+    fn not_found(id: &str) -> ApiError {
+        ApiError::product_not_found(id)
+    }
+
+    fn view(id: &str, version: StreamVersion, state: &Self) -> ProductView {
+        ProductView::new(id, version, state)
+    }
+}
+
+/// Runs a command on an existing aggregate and answers 200 with its view.
+pub(super) async fn update<B: Backend, A: Resource, C>(
+    backend: &B,
+    id: &str,
+    command: C,
+    headers: &HeaderMap,
+    correlation: CorrelationId,
+) -> ApiResult<Response>
+where
+    C: Into<A::Command> + Clone + Send + 'static,
+{
+    let executed = run::<B, A, C>(backend, id, command, headers, correlation, false).await?;
+    Ok(versioned(
+        StatusCode::OK,
+        executed.version,
+        A::view(id, executed.version, &executed.state),
+    ))
+}
+
+/// Runs `command` on aggregate `id` with the request's options; only a creating command may
+/// start a new stream.
+pub(super) async fn run<B: Backend, A: Resource, C>(
+    backend: &B,
+    id: &str,
+    command: C,
+    headers: &HeaderMap,
+    correlation: CorrelationId,
+    creates: bool,
+) -> ApiResult<Executed<A>>
+where
+    C: Into<A::Command> + Clone + Send + 'static,
+{
+    let id_text = id.to_owned();
+    let mut execute = backend
+        .app()
+        .execute::<A>(id, command)
+        .correlation_id(correlation.0);
+    if creates {
+        execute = execute.expected_version(ExpectedVersion::NoStream);
+    } else {
+        execute = execute.existing();
+        match if_match(headers)? {
+            Some(IfMatch::Version(version)) => {
+                execute = execute.expected_version(ExpectedVersion::Exact(version));
+            }
+            Some(IfMatch::Exists) | None => {}
+        }
+    }
+    // The command id comes from the key alone: the same key on another route, order or
+    // product is the key reused, which the command path refuses, as it refuses the same key
+    // with another body.
+    if let Some(key) = idempotency_key(headers)? {
+        execute = execute.command_id(derived_id(&[key]));
+    }
+    execute
+        .await
+        .map_err(|error| ApiError::from_command::<A>(&id_text, &error))
+}
