@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The reliability suite: SIGKILL tests (writers and projection workers), PostgreSQL connection
 # terminations and restarts, command interleavings, rebuilds next to a live service (and one
-# SIGKILLed and run again) on SQLite and PostgreSQL, 64 clients on one order, and the bad-input
-# corpus. Prints a summary.
+# SIGKILLed and run again) on SQLite and PostgreSQL, 64 clients on one order, the bad-input
+# corpus, and schemathesis against the service's OpenAPI document. Prints a summary.
 #
 #   bash scripts/reliability.sh          short mode (the counts CI runs: 5 kills each)
 #   bash scripts/reliability.sh --long   long mode (50 kills each, 5 minutes of fuzzing per target)
@@ -26,6 +26,10 @@ status=0
 cargo test "${locked[@]}" -p es-postgres --test kill --test leases --test restart --test bad_inputs -- --nocapture 2>&1 | tee -a "$log" || status=1
 cargo test "${locked[@]}" -p order-service --test corpus --test concurrency --test http_crash \
   --test live_rebuild --test hot_order -- --nocapture 2>&1 | tee -a "$log" || status=1
+# The HTTP contract: schemathesis against /openapi.json on SQLite and PostgreSQL.
+examples=50
+[ -n "${ES_LONG:-}" ] && examples=500
+bash scripts/schemathesis.sh "$examples" 2>&1 | tee -a "$log" || status=1
 if [ -n "${ES_LONG:-}" ]; then
   # Fuzzing needs nightly and cargo-fuzz; the long mode runs each target for 5 minutes.
   bash scripts/fuzz.sh 300 2>&1 | tee -a "$log" || status=1

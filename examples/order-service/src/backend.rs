@@ -19,14 +19,16 @@ use crate::summary_table::{OrderSummaryTable, SummarySql};
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://orders.db";
 
 /// One row of the `order_summary` read model, as `GET /orders` returns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct SummaryRow {
     /// The order id.
+    #[schema(format = Uuid)]
     #[sqlx(rename = "order_id")]
     pub id: String,
     /// Who placed it.
     pub customer_id: String,
     /// `placed`, `paid`, `shipped` or `cancelled`.
+    #[schema(value_type = crate::domain::OrderStatus)]
     pub status: String,
     /// Units over all lines.
     pub item_count: i64,

@@ -102,7 +102,7 @@ pub struct CancelOrder {
 pub const MAX_AMOUNT: u64 = i64::MAX.unsigned_abs();
 
 /// Where an order is in its life.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// No events yet.
@@ -188,6 +188,21 @@ pub enum OrderError {
 }
 
 impl OrderError {
+    /// Every [`code`](Self::code) a refusal can have.
+    pub const CODES: &'static [&'static str] = &[
+        "already_placed",
+        "not_placed",
+        "already_paid",
+        "order_cancelled",
+        "zero_quantity",
+        "unknown_sku",
+        "no_items",
+        "wrong_amount",
+        "not_paid",
+        "already_shipped",
+        "too_large",
+    ];
+
     /// A stable, machine-readable name for the refusal (the HTTP error `code`).
     #[must_use]
     pub const fn code(&self) -> &'static str {

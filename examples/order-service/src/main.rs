@@ -84,6 +84,9 @@ enum Command {
     },
     /// Prints event and stream counts and the projections' lag.
     Stats,
+    /// Prints the API's OpenAPI 3.1 document (what `GET /openapi.json` serves); opens no
+    /// store.
+    Openapi,
 }
 
 /// How long clients may take and how many may be connected (see `order_service::server`).
@@ -155,6 +158,13 @@ async fn main() {
 }
 
 async fn run(cli: Cli) -> Result<(), Box<dyn Error>> {
+    if matches!(cli.command, Some(Command::Openapi)) {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&order_service::http::document())?
+        );
+        return Ok(());
+    }
     let options = OpenOptions {
         database_url: cli.database_url,
         postgres_schema: cli.pg_schema,
@@ -210,6 +220,8 @@ async fn execute<B: Backend>(
         }
         Command::Events { order_id } => events(&backend, order_id).await,
         Command::Stats => stats(&backend).await,
+        // Answered before any store is opened.
+        Command::Openapi => Ok(()),
     }
 }
 

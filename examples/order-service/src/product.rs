@@ -99,6 +99,15 @@ pub enum ProductError {
 }
 
 impl ProductError {
+    /// Every [`code`](Self::code) a refusal can have.
+    pub const CODES: &'static [&'static str] = &[
+        "already_listed",
+        "not_listed",
+        "zero_quantity",
+        "insufficient_stock",
+        "too_large",
+    ];
+
     /// A stable, machine-readable name for the refusal (the HTTP error `code`).
     #[must_use]
     pub const fn code(&self) -> &'static str {

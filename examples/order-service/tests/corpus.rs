@@ -76,6 +76,7 @@ async fn every_bad_input_gets_its_error_and_changes_nothing() {
     let api = Api::new(&server.base);
     let order = api.place("c0").await;
     let client = reqwest::Client::new();
+    let document = api.get("/openapi.json").await.body;
 
     for case in &cases {
         let client = if case.fresh_connection {
@@ -113,6 +114,10 @@ async fn every_bad_input_gets_its_error_and_changes_nothing() {
         };
         assert!(status < 500, "{}: a server error: {answer:?}", case.name);
         assert_error(&answer, case.status, &case.code);
+        let path = url.trim_start_matches(&server.base);
+        if let Err(problem) = support::check_documented(&document, &case.method, path, &answer) {
+            panic!("{}: not as /openapi.json documents: {problem}", case.name);
+        }
     }
 
     // Nothing refused above was stored.

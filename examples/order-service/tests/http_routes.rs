@@ -387,6 +387,10 @@ async fn every_route_and_error_code(api: &Api) {
     assert_eq!(health.body["status"], "ok", "{health:?}");
     assert_eq!(health.body["store"]["reachable"], true);
     assert_eq!(health.body["projections"][0]["name"], "order_summary");
+
+    // Every answer above, errors included, is one the OpenAPI document describes.
+    let checked = api.assert_all_documented().await;
+    assert!(checked > 50, "only {checked} answers were checked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -449,6 +453,115 @@ async fn the_product_catalogue_over_http() {
     assert_eq!(product.status, 200);
     assert_eq!(product.body["version"], 4);
     assert_eq!(product.body["stock"], 5);
+    api.assert_all_documented().await;
+}
+
+/// `/openapi.json` is an OpenAPI 3.1 document of every route the service serves, and
+/// `order-service openapi` prints the same document without a store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_covers_every_route() {
+    let (database, _dir) = Database::sqlite();
+    let server = Server::start(&database).await;
+    let api = Api::new(&server.base);
+    let served = api.get("/openapi.json").await;
+    assert_eq!(served.status, 200);
+    assert_eq!(served.headers["content-type"], "application/json");
+    let document = served.body;
+    assert_eq!(document["openapi"], "3.1.0");
+    let routes = [
+        ("post", "/orders"),
+        ("get", "/orders"),
+        ("get", "/orders/{id}"),
+        ("post", "/orders/{id}/items"),
+        ("delete", "/orders/{id}/items/{sku}"),
+        ("post", "/orders/{id}/pay"),
+        ("post", "/orders/{id}/ship"),
+        ("post", "/orders/{id}/cancel"),
+        ("get", "/orders/{id}/events"),
+        ("get", "/orders/{id}/shipment"),
+        ("post", "/products"),
+        ("get", "/products/{sku}"),
+        ("post", "/products/{sku}/restock"),
+        ("post", "/products/{sku}/reserve"),
+        ("post", "/products/{sku}/price"),
+        ("get", "/health"),
+        ("get", "/openapi.json"),
+    ];
+    let mut documented = 0;
+    for (path, item) in document["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            assert!(
+                routes.contains(&(method.as_str(), path.as_str())),
+                "{method} {path} is documented but not a route of this test's list"
+            );
+            documented += 1;
+        }
+    }
+    assert_eq!(documented, routes.len(), "a route is not documented");
+    for (method, path) in routes {
+        let operation = &document["paths"][path][method];
+        let responses = operation["responses"].as_object().unwrap();
+        // Every route can fail inside or lose its database.
+        for status in ["500", "503"] {
+            assert!(
+                responses.contains_key(status),
+                "{method} {path}: no {status}"
+            );
+        }
+        // A body can be too large or too slow.
+        if operation.get("requestBody").is_some() {
+            for status in ["400", "408", "413", "422"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path}: no {status}"
+                );
+            }
+        }
+        // Commands document the headers they read.
+        let headers: Vec<&str> = operation["parameters"]
+            .as_array()
+            .map(|parameters| {
+                parameters
+                    .iter()
+                    .filter(|parameter| parameter["in"] == "header")
+                    .filter_map(|parameter| parameter["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(headers.contains(&"X-Correlation-Id"), "{method} {path}");
+        if method != "get" {
+            assert!(headers.contains(&"Idempotency-Key"), "{method} {path}");
+        }
+        if method != "get" && !matches!(path, "/orders" | "/products") {
+            assert!(headers.contains(&"If-Match"), "{method} {path}");
+        }
+    }
+    // Every error code the service and its domain use is in the enum.
+    let codes: Vec<&str> = document["components"]["schemas"]["ErrorCode"]["enum"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|code| code.as_str().unwrap())
+        .collect();
+    for code in order_service::http::error_codes() {
+        assert!(codes.contains(&code), "{code}");
+    }
+    for code in [
+        "version_conflict",
+        "wrong_amount",
+        "insufficient_stock",
+        "overloaded",
+    ] {
+        assert!(codes.contains(&code), "{code}");
+    }
+
+    let (ok, printed) = server.tool(&["openapi"]);
+    assert!(ok, "{printed}");
+    let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();
+    assert_eq!(
+        printed, document,
+        "the printed document differs from the served one"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

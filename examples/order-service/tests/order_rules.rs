@@ -368,3 +368,45 @@ proptest! {
         runtime.block_on(replay_matches_fold(commands));
     }
 }
+
+/// `OrderError::CODES` (what the OpenAPI document lists) holds every refusal's code, once.
+#[test]
+fn every_refusal_code_is_listed() {
+    let every = [
+        OrderError::AlreadyPlaced,
+        OrderError::NotPlaced,
+        OrderError::AlreadyPaid,
+        OrderError::Cancelled,
+        OrderError::ZeroQuantity,
+        OrderError::UnknownSku { sku: "a".into() },
+        OrderError::Empty,
+        OrderError::WrongAmount {
+            total_cents: 1,
+            paid_cents: 2,
+        },
+        OrderError::NotPaid,
+        OrderError::AlreadyShipped,
+        OrderError::TooLarge,
+    ];
+    // Fails to compile when a variant is added, so this list stays whole.
+    for refusal in &every {
+        match refusal {
+            OrderError::AlreadyPlaced
+            | OrderError::NotPlaced
+            | OrderError::AlreadyPaid
+            | OrderError::Cancelled
+            | OrderError::ZeroQuantity
+            | OrderError::UnknownSku { .. }
+            | OrderError::Empty
+            | OrderError::WrongAmount { .. }
+            | OrderError::NotPaid
+            | OrderError::AlreadyShipped
+            | OrderError::TooLarge => {}
+        }
+    }
+    let mut codes: Vec<&str> = every.iter().map(OrderError::code).collect();
+    codes.sort_unstable();
+    let mut listed = OrderError::CODES.to_vec();
+    listed.sort_unstable();
+    assert_eq!(codes, listed);
+}

@@ -88,3 +88,33 @@ fn the_price_changes() {
             unit_price_cents: 55,
         }]);
 }
+
+/// `ProductError::CODES` (what the OpenAPI document lists) holds every refusal's code, once.
+#[test]
+fn every_refusal_code_is_listed() {
+    let every = [
+        ProductError::AlreadyListed,
+        ProductError::NotListed,
+        ProductError::ZeroQuantity,
+        ProductError::InsufficientStock {
+            in_stock: 1,
+            requested: 2,
+        },
+        ProductError::TooLarge,
+    ];
+    // Fails to compile when a variant is added, so this list stays whole.
+    for refusal in &every {
+        match refusal {
+            ProductError::AlreadyListed
+            | ProductError::NotListed
+            | ProductError::ZeroQuantity
+            | ProductError::InsufficientStock { .. }
+            | ProductError::TooLarge => {}
+        }
+    }
+    let mut codes: Vec<&str> = every.iter().map(ProductError::code).collect();
+    codes.sort_unstable();
+    let mut listed = ProductError::CODES.to_vec();
+    listed.sort_unstable();
+    assert_eq!(codes, listed);
+}

@@ -7,9 +7,15 @@ use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use es_core::{BackendErrorKind, CommandError, LoadError};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
+use utoipa::{PartialSchema, ToSchema};
+use uuid::Uuid;
 
 use super::command::{Resource, etag};
+use crate::domain::OrderError;
+use crate::product::ProductError;
 
 /// An error answer: status, stable code, message, and extra fields for the error object.
 #[derive(Debug)]
@@ -164,13 +170,101 @@ pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// The codes the service itself answers with; the domain's refusals add their own
+/// ([`OrderError::CODES`], [`ProductError::CODES`]).
+pub(super) const SERVICE_CODES: &[&str] = &[
+    "body_timeout",
+    "body_too_large",
+    "idempotency_key_reused",
+    "idempotency_replay_diverged",
+    "internal",
+    "invalid_field",
+    "invalid_header",
+    "invalid_id",
+    "invalid_idempotency_key",
+    "invalid_if_match",
+    "invalid_json",
+    "invalid_path",
+    "invalid_query",
+    "method_not_allowed",
+    "order_not_found",
+    "overloaded",
+    "product_not_found",
+    "route_not_found",
+    "shipment_not_found",
+    "unavailable",
+    "unreadable_body",
+    "version_conflict",
+    "version_not_found",
+];
+
+/// Every `code` an error answer can carry, sorted and without repeats.
+#[must_use]
+pub fn error_codes() -> Vec<&'static str> {
+    let mut codes: Vec<&'static str> = SERVICE_CODES
+        .iter()
+        .chain(OrderError::CODES)
+        .chain(ProductError::CODES)
+        .copied()
+        .collect();
+    codes.sort_unstable();
+    codes.dedup();
+    codes
+}
+
+/// The schema of an error's `code`: a string, one of [`error_codes`].
+pub(super) struct ErrorCode;
+
+impl PartialSchema for ErrorCode {
+    fn schema() -> RefOr<Schema> {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some(
+                "Stable and machine-readable: what went wrong. The service's README says what \
+                 each code means.",
+            ))
+            .enum_values(Some(error_codes()))
+            .into()
+    }
+}
+
+impl ToSchema for ErrorCode {}
+
+/// Every error answer's body: `{"error": {...}}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorBody {
+    error: ErrorObject,
+}
+
+/// What went wrong: a stable code to branch on and a message for people.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErrorObject {
+    /// Stable and machine-readable; the service's README lists what each means.
+    #[schema(value_type = ErrorCode)]
+    code: &'static str,
+    /// For people; its wording may change.
+    message: String,
+    /// With `version_conflict`: the version the aggregate is at (also the answer's `ETag`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    current_version: Option<u64>,
+    /// With a server-side failure (5xx): the id the cause is logged under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
+    correlation_id: Option<Uuid>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut error = json!({ "code": self.code, "message": self.message });
-        if let Some(version) = self.current_version {
-            error["current_version"] = json!(version);
-        }
-        let mut response = (self.status, Json(json!({ "error": error }))).into_response();
+        let body = ErrorBody {
+            error: ErrorObject {
+                code: self.code,
+                message: self.message,
+                current_version: self.current_version,
+                correlation_id: None,
+            },
+        };
+        let mut response = (self.status, Json(body)).into_response();
         if let Some(version) = self.current_version {
             response.headers_mut().insert(header::ETAG, etag(version));
         }

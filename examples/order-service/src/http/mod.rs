@@ -12,6 +12,7 @@
 //! | `GET /orders/{id}/events` | the stream, with metadata |
 //! | `GET /orders/{id}/shipment` | the shipment the `shipping` process manager created once the order was paid |
 //! | `GET /health` | store and projection status |
+//! | `GET /openapi.json` | the OpenAPI 3.1 document of this API ([`document`]) |
 //! | `POST /products` `{"sku", "name", "unit_price_cents", "stock"}` | lists a product: 201 |
 //! | `GET /products/{sku}` | the product with its stock and `version` |
 //! | `POST /products/{sku}/restock`, `.../reserve` `{"quantity"}` | adds or takes stock |
@@ -33,6 +34,7 @@
 mod command;
 mod error;
 mod health;
+mod openapi;
 mod orders;
 mod products;
 mod request;
@@ -42,9 +44,11 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use uuid::Uuid;
 
-pub use error::chain;
+pub use error::{chain, error_codes};
 use error::{method_not_allowed, unknown_route};
 use health::health;
+pub use openapi::document;
+use openapi::openapi_json;
 use orders::{
     add_item, cancel, get_order, list_orders, order_events, order_shipment, pay, place_order,
     remove_item, ship,
@@ -86,6 +90,7 @@ pub fn router<B: Backend>(backend: B) -> Router {
         .route("/products/{sku}/reserve", post(reserve::<B>))
         .route("/products/{sku}/price", post(change_price::<B>))
         .route("/health", get(health::<B>))
+        .route("/openapi.json", get(openapi_json))
         .fallback(unknown_route)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

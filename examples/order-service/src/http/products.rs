@@ -6,19 +6,29 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use es_core::StreamVersion;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::command::{run, update, versioned};
 use super::error::{ApiError, ApiResult};
-use super::request::{CorrelationId, JsonBody, check_name, path};
+use super::openapi::{BadRequest, Conflict, NotFound, Unprocessable};
+use super::request::{
+    CommandHeaders, CorrelationId, CreateHeaders, JsonBody, SkuPath, check_name, path,
+};
 use crate::backend::Backend;
 use crate::product::{ChangePrice, ListProduct, Product, ProductError, ReserveStock, Restock};
 
-#[derive(Debug, Serialize)]
+/// A product as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
 pub(super) struct ProductView {
+    /// Its SKU.
     sku: String,
+    /// The product's version: how many events its stream holds (also its `ETag`).
     version: u64,
+    /// Its name.
     name: String,
+    /// The price of one unit, in cents.
     unit_price_cents: u64,
+    /// Units in stock.
     stock: u64,
 }
 
@@ -34,13 +44,46 @@ impl ProductView {
     }
 }
 
-#[derive(Deserialize)]
+/// `POST /products`.
+#[derive(Deserialize, ToSchema)]
 pub(super) struct ListProductBody {
+    /// 1 to 128 bytes of UTF-8, no control characters; part of the product's URL.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     sku: String,
+    /// 1 to 128 bytes of UTF-8, no control characters.
+    #[schema(
+        min_length = 1,
+        max_length = 128,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]+$"
+    )]
     name: String,
+    /// The price of one unit, in cents.
     unit_price_cents: u64,
+    /// Units in stock to begin with.
     stock: u64,
 }
+
+/// Lists a product in the catalogue.
+#[utoipa::path(
+    post,
+    path = "/products",
+    tag = "products",
+    request_body = ListProductBody,
+    params(CreateHeaders),
+    responses(
+        (status = 201, description = "Listed.", body = ProductView, headers(
+            ("ETag" = String, description = "The product's version, quoted."),
+            ("Location" = String, description = "`/products/{sku}`, the SKU percent-encoded."),
+        )),
+        (status = 400, response = BadRequest),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+    ),
+)]
 
 pub(super) async fn list_product<B: Backend>(
     State(backend): State<B>,
@@ -94,6 +137,18 @@ pub(super) fn percent_encode(segment: &str) -> String {
     encoded
 }
 
+/// A product, folded from its events.
+#[utoipa::path(
+    get,
+    path = "/products/{sku}",
+    tag = "products",
+    params(SkuPath),
+    responses(
+        (status = 200, description = "The product.", body = ProductView, headers(("ETag" = String, description = "The product's version, quoted."))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+    ),
+)]
 pub(super) async fn get_product<B: Backend>(
     State(backend): State<B>,
     raw_sku: Result<Path<String>, PathRejection>,
@@ -115,10 +170,29 @@ pub(super) async fn get_product<B: Backend>(
     ))
 }
 
-#[derive(Deserialize)]
+/// `POST /products/{sku}/restock` and `.../reserve`.
+#[derive(Deserialize, ToSchema)]
 pub(super) struct QuantityBody {
+    /// Units: at least 1.
+    #[schema(minimum = 1)]
     quantity: u64,
 }
+
+/// Adds units to a product's stock.
+#[utoipa::path(
+    post,
+    path = "/products/{sku}/restock",
+    tag = "products",
+    request_body = QuantityBody,
+    params(SkuPath, CommandHeaders),
+    responses(
+        (status = 200, description = "Restocked.", body = ProductView, headers(("ETag" = String, description = "The product's version, quoted."))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+    ),
+)]
 
 pub(super) async fn restock<B: Backend>(
     State(backend): State<B>,
@@ -135,6 +209,21 @@ pub(super) async fn restock<B: Backend>(
     update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
 }
 
+/// Takes units from a product's stock; never more than it holds.
+#[utoipa::path(
+    post,
+    path = "/products/{sku}/reserve",
+    tag = "products",
+    request_body = QuantityBody,
+    params(SkuPath, CommandHeaders),
+    responses(
+        (status = 200, description = "Reserved.", body = ProductView, headers(("ETag" = String, description = "The product's version, quoted."))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+    ),
+)]
 pub(super) async fn reserve<B: Backend>(
     State(backend): State<B>,
     axum::Extension(correlation): axum::Extension<CorrelationId>,
@@ -150,10 +239,28 @@ pub(super) async fn reserve<B: Backend>(
     update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
 }
 
-#[derive(Deserialize)]
+/// `POST /products/{sku}/price`.
+#[derive(Deserialize, ToSchema)]
 pub(super) struct PriceBody {
+    /// The new price of one unit, in cents.
     unit_price_cents: u64,
 }
+
+/// Changes a product's price (orders already placed keep theirs).
+#[utoipa::path(
+    post,
+    path = "/products/{sku}/price",
+    tag = "products",
+    request_body = PriceBody,
+    params(SkuPath, CommandHeaders),
+    responses(
+        (status = 200, description = "Changed.", body = ProductView, headers(("ETag" = String, description = "The product's version, quoted."))),
+        (status = 400, response = BadRequest),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 422, response = Unprocessable),
+    ),
+)]
 
 pub(super) async fn change_price<B: Backend>(
     State(backend): State<B>,

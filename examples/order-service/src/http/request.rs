@@ -12,6 +12,7 @@ use axum::response::Response;
 use es_core::StreamVersion;
 use serde::de::DeserializeOwned;
 use serde_json::json;
+use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::error::{ApiError, ApiResult, Logged};
@@ -135,6 +136,76 @@ pub(super) fn if_match(headers: &HeaderMap) -> ApiResult<Option<IfMatch>> {
                 format!("If-Match must be a version number, `N` or `\"N\"`, not `{value}`"),
             )
         })
+}
+
+/// The headers a command on an existing aggregate reads, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(
+    dead_code,
+    reason = "describes headers to the OpenAPI document; read by `if_match`"
+)]
+pub(super) struct CommandHeaders {
+    /// The version the command expects: `N` or `"N"` (the `ETag` the service sends), or `*`
+    /// for any. Absent: commands on one aggregate queue and a conflict with another process
+    /// is retried; present and not current: `409 version_conflict`.
+    #[param(
+        rename = "If-Match",
+        pattern = r#"^(\*|[0-9]+|"[0-9]+")$"#,
+        nullable = false
+    )]
+    if_match: Option<String>,
+    /// Makes a retried request append once and answer as the first time; the same key with
+    /// another request is `422 idempotency_key_reused`. 1 to 255 visible ASCII characters.
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = "^[!-~]{1,255}$",
+        nullable = false
+    )]
+    idempotency_key: Option<String>,
+}
+
+/// The header a creating command reads, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[expect(
+    dead_code,
+    reason = "describes headers to the OpenAPI document; read by `idempotency_key`"
+)]
+pub(super) struct CreateHeaders {
+    /// Makes a retried request create once and answer as the first time; the same key with
+    /// another request is `422 idempotency_key_reused`. 1 to 255 visible ASCII characters.
+    #[param(
+        rename = "Idempotency-Key",
+        pattern = "^[!-~]{1,255}$",
+        nullable = false
+    )]
+    idempotency_key: Option<String>,
+}
+
+/// The order id in a path, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(
+    dead_code,
+    reason = "describes the path to the OpenAPI document; read by `order_id`"
+)]
+pub(super) struct OrderPath {
+    /// The order id: a UUID in canonical form (lower case, hyphenated); any other spelling
+    /// names no order.
+    id: Uuid,
+}
+
+/// The SKU in a path, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+#[expect(
+    dead_code,
+    reason = "describes the path to the OpenAPI document; read by `path`"
+)]
+pub(super) struct SkuPath {
+    /// The product's SKU, percent-encoded.
+    sku: String,
 }
 
 pub(super) enum IfMatch {

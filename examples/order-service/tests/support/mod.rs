@@ -9,6 +9,7 @@
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -277,11 +278,13 @@ pub struct Answer {
     pub body: Value,
 }
 
-/// A small client for the API.
+/// A small client for the API. It remembers every answer, so a test can check them all
+/// against the service's OpenAPI document at the end ([`Api::assert_all_documented`]).
 #[derive(Clone)]
 pub struct Api {
     client: reqwest::Client,
     base: String,
+    seen: Arc<Mutex<Vec<(String, String, Answer)>>>,
 }
 
 impl Api {
@@ -289,13 +292,30 @@ impl Api {
         Self {
             client: reqwest::Client::new(),
             base: base.to_owned(),
+            seen: Arc::default(),
         }
     }
 
     /// The same server over a new connection pool: for a request after which the server closes
     /// the connection (a body over the limit is answered before it is read).
     pub fn fresh(&self) -> Self {
-        Self::new(&self.base)
+        Self {
+            client: reqwest::Client::new(),
+            ..self.clone()
+        }
+    }
+
+    /// Asserts that every answer this client (and its `fresh` copies) got is one the
+    /// service's `/openapi.json` documents; returns how many were checked.
+    pub async fn assert_all_documented(&self) -> usize {
+        let document = self.get("/openapi.json").await.body;
+        let seen = self.seen.lock().unwrap();
+        for (method, path, answer) in seen.iter() {
+            if let Err(problem) = check_documented(&document, method, path, answer) {
+                panic!("{method} {path}: {problem}: {answer:?}");
+            }
+        }
+        seen.len()
     }
 
     pub async fn send(
@@ -317,6 +337,7 @@ impl Api {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> Result<Answer, reqwest::Error> {
+        let method_text = method.to_owned();
         let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
         let mut request = self
             .client
@@ -339,11 +360,21 @@ impl Api {
         } else {
             serde_json::from_str(&text).unwrap_or_else(|error| panic!("not JSON ({error}): {text}"))
         };
-        Ok(Answer {
+        let answer = Answer {
             status,
             headers,
             body,
-        })
+        };
+        self.seen.lock().unwrap().push((
+            method_text,
+            path.to_owned(),
+            Answer {
+                status: answer.status,
+                headers: answer.headers.clone(),
+                body: answer.body.clone(),
+            },
+        ));
+        Ok(answer)
     }
 
     pub async fn get(&self, path: &str) -> Answer {
@@ -374,4 +405,81 @@ pub fn assert_error(answer: &Answer, status: u16, code: &str) {
             .is_some_and(|message| !message.is_empty()),
         "{answer:?}"
     );
+}
+
+/// Whether `document` (the service's OpenAPI document) documents `answer` to `method path`:
+/// the route and method exist (or the answer says they do not), the status is one the
+/// operation lists, an error's `code` is one of `ErrorCode`'s, and a success's documented
+/// `ETag` and `Location` headers are there.
+pub fn check_documented(
+    document: &Value,
+    method: &str,
+    path: &str,
+    answer: &Answer,
+) -> Result<(), String> {
+    let path = path.split('?').next().unwrap_or(path);
+    let segments: Vec<&str> = path.split('/').collect();
+    // The template that matches segment for segment, literal segments preferred.
+    let template = document["paths"]
+        .as_object()
+        .ok_or("the document has no paths")?
+        .keys()
+        .filter_map(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            (parts.len() == segments.len()).then_some(())?;
+            let mut literal = 0;
+            for (part, segment) in parts.iter().zip(&segments) {
+                if part.starts_with('{') {
+                    if segment.is_empty() {
+                        return None;
+                    }
+                } else if part == segment {
+                    literal += 1;
+                } else {
+                    return None;
+                }
+            }
+            Some((literal, template.clone()))
+        })
+        .max()
+        .map(|(_, template)| template);
+    let code = answer.body["error"]["code"].as_str();
+    let Some(template) = template else {
+        return if answer.status == 404 && code == Some("route_not_found") {
+            Ok(())
+        } else {
+            Err("no documented route matches".to_owned())
+        };
+    };
+    let Some(operation) = document["paths"][&template].get(method.to_ascii_lowercase()) else {
+        return if answer.status == 405 && code == Some("method_not_allowed") {
+            Ok(())
+        } else {
+            Err(format!("{template} documents no {method}"))
+        };
+    };
+    let mut response = operation["responses"]
+        .get(answer.status.to_string())
+        .ok_or_else(|| format!("{method} {template} does not document {}", answer.status))?;
+    if let Some(reference) = response["$ref"].as_str() {
+        let name = reference.rsplit('/').next().unwrap_or_default();
+        response = &document["components"]["responses"][name];
+    }
+    if answer.status >= 400 && answer.body.get("error").is_some() {
+        let codes = document["components"]["schemas"]["ErrorCode"]["enum"]
+            .as_array()
+            .ok_or("the document has no ErrorCode enum")?;
+        let code = code.ok_or("an error without a code")?;
+        if !codes.iter().any(|known| known == code) {
+            return Err(format!("`{code}` is not in the ErrorCode enum"));
+        }
+    }
+    if answer.status < 300 {
+        for header in ["ETag", "Location"] {
+            if response["headers"].get(header).is_some() && !answer.headers.contains_key(header) {
+                return Err(format!("the documented {header} header is missing"));
+            }
+        }
+    }
+    Ok(())
 }
