@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 examples="${1:-50}"
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}"
 schemathesis_version=4.32.5
-venv=target/schemathesis-venv
+venv="$PWD/target/schemathesis-venv"
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance
 
 if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$schemathesis_version"; then
@@ -35,7 +35,7 @@ fi
 locked=()
 [ -f Cargo.lock ] && locked=(--locked)
 cargo build "${locked[@]}" -p order-service
-service=target/debug/order-service
+service="$PWD/target/debug/order-service"
 
 work=$(mktemp -d)
 pg_schema="schemathesis_$$"
@@ -84,13 +84,14 @@ for store in sqlite postgres; do
     start --database-url "$DATABASE_URL" --pg-schema "$pg_schema"
   fi
   echo "== schemathesis on $store ($base, $examples examples per operation)"
-  if ! "$venv/bin/schemathesis" run "$base/openapi.json" \
+  # Run from the temporary folder: schemathesis keeps a cache in its working directory.
+  if ! (cd "$work" && "$venv/bin/schemathesis" run "$base/openapi.json" \
       --checks "$checks" \
       --max-examples "$examples" \
       --seed 20261207 \
       --workers 1 \
       --request-timeout 10 \
-      --no-color; then
+      --no-color); then
     echo "schemathesis: FAILED on $store" >&2
     status=1
   fi
