@@ -41,7 +41,7 @@ work=$(mktemp -d)
 pg_schema="schemathesis_$$"
 pid=""
 cleanup() {
-  [ -n "$pid" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
+  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
   psql -q "$DATABASE_URL" -c "drop schema if exists $pg_schema cascade" >/dev/null 2>&1 || true
   rm -rf "$work"
 }

@@ -36,11 +36,12 @@ as_owner() {
 nats_dir=""
 nats_pid=""
 stop_nats() {
-  [ -n "$nats_pid" ] && kill "$nats_pid" 2>/dev/null && wait "$nats_pid" 2>/dev/null
-  [ -n "$nats_dir" ] && rm -rf "$nats_dir"
+  # A server stopped by its signal exits non-zero; that must not end the cleanup (set -e).
+  if [ -n "$nats_pid" ]; then kill "$nats_pid" 2>/dev/null || true; wait "$nats_pid" 2>/dev/null || true; fi
+  if [ -n "$nats_dir" ]; then rm -rf "$nats_dir"; fi
   return 0
 }
-cleanup() { stop_nats; stop_cluster; }
+cleanup() { stop_nats || true; stop_cluster || true; }
 trap cleanup EXIT
 
 if ! answers "$host" "$port"; then
