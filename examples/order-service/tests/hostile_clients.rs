@@ -136,12 +136,29 @@ async fn connections_over_the_cap_get_503_and_the_others_are_served() {
         &["--max-connections", "4", "--idle-timeout", "60"],
     )
     .await;
-    // The health check of `start` has closed its connection by now; fill the cap.
+    // Fill the cap with 4 connections of ours. The connection of `start`'s health check may
+    // still count for a moment after it was dropped; while it does, one of ours is answered
+    // 503 and closed, so fill again until all 4 are admitted (silent).
     let mut held = Vec::new();
-    for _ in 0..4 {
-        held.push(connect(&server).await);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        held.clear();
+        for _ in 0..4 {
+            held.push(connect(&server).await);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut all_admitted = true;
+        for connection in &mut held {
+            let (sent, closed) = read_until_closed(connection, Duration::from_millis(50)).await;
+            all_admitted &= sent.is_empty() && !closed;
+        }
+        if all_admitted {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never got 4 connections admitted");
+        held.clear();
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut over = connect(&server).await;
     over.write_all(b"GET /health HTTP/1.1\r\nhost: test\r\n\r\n")
         .await
