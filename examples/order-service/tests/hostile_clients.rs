@@ -155,7 +155,10 @@ async fn connections_over_the_cap_get_503_and_the_others_are_served() {
         if all_admitted {
             break;
         }
-        assert!(Instant::now() < deadline, "never got 4 connections admitted");
+        assert!(
+            Instant::now() < deadline,
+            "never got 4 connections admitted"
+        );
         held.clear();
         tokio::time::sleep(Duration::from_millis(300)).await;
     }

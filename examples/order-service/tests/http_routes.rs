@@ -555,6 +555,32 @@ async fn the_openapi_document_covers_every_route() {
         assert!(codes.contains(&code), "{code}");
     }
 
+    // Every reference names something the document holds.
+    fn references<'a>(value: &'a serde_json::Value, found: &mut Vec<&'a str>) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(reference) = map.get("$ref").and_then(serde_json::Value::as_str) {
+                    found.push(reference);
+                }
+                map.values().for_each(|value| references(value, found));
+            }
+            serde_json::Value::Array(items) => {
+                items.iter().for_each(|value| references(value, found))
+            }
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    references(&document, &mut found);
+    assert!(found.len() > 20, "{found:?}");
+    for reference in found {
+        let pointer = reference.strip_prefix('#').unwrap();
+        assert!(
+            document.pointer(pointer).is_some(),
+            "{reference} names nothing"
+        );
+    }
+
     let (ok, printed) = server.tool(&["openapi"]);
     assert!(ok, "{printed}");
     let printed: serde_json::Value = serde_json::from_str(&printed).unwrap();

@@ -2,15 +2,16 @@
 //! the answer with the aggregate's view and `ETag`.
 
 use axum::Json;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use es_core::{Executed, ExpectedVersion, StreamVersion};
 use serde::Serialize;
 
+use super::correlation::CorrelationId;
 use super::error::{ApiError, ApiResult};
+use super::extract::{CommandHeaders, IfMatch, derived_id};
 use super::orders::OrderView;
 use super::products::ProductView;
-use super::request::{CorrelationId, IfMatch, derived_id, idempotency_key, if_match};
 use crate::backend::Backend;
 use crate::domain::{Order, OrderError};
 use crate::product::{Product, ProductError};
@@ -95,13 +96,15 @@ pub(super) async fn update<B: Backend, A: Resource, C>(
     backend: &B,
     id: &str,
     command: C,
-    headers: &HeaderMap,
+    headers: CommandHeaders,
     correlation: CorrelationId,
 ) -> ApiResult<Response>
 where
     C: Into<A::Command> + Clone + Send + 'static,
 {
-    let executed = run::<B, A, C>(backend, id, command, headers, correlation, false).await?;
+    let target = Target::Existing(headers.if_match);
+    let key = headers.idempotency_key.as_deref();
+    let executed = run::<B, A, C>(backend, id, command, target, key, correlation).await?;
     Ok(versioned(
         StatusCode::OK,
         executed.version,
@@ -109,42 +112,45 @@ where
     ))
 }
 
-/// Runs `command` on aggregate `id` with the request's options; only a creating command may
-/// start a new stream.
+/// What a command may act on.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Target {
+    /// A new stream only (a creating command).
+    New,
+    /// An existing aggregate, at the version `If-Match` names if it names one.
+    Existing(Option<IfMatch>),
+}
+
+/// Runs `command` on aggregate `id`, with the request's idempotency key and correlation id.
 pub(super) async fn run<B: Backend, A: Resource, C>(
     backend: &B,
     id: &str,
     command: C,
-    headers: &HeaderMap,
+    target: Target,
+    idempotency_key: Option<&str>,
     correlation: CorrelationId,
-    creates: bool,
 ) -> ApiResult<Executed<A>>
 where
     C: Into<A::Command> + Clone + Send + 'static,
 {
-    let id_text = id.to_owned();
     let mut execute = backend
         .app()
         .execute::<A>(id, command)
         .correlation_id(correlation.0);
-    if creates {
-        execute = execute.expected_version(ExpectedVersion::NoStream);
-    } else {
-        execute = execute.existing();
-        match if_match(headers)? {
-            Some(IfMatch::Version(version)) => {
-                execute = execute.expected_version(ExpectedVersion::Exact(version));
-            }
-            Some(IfMatch::Exists) | None => {}
-        }
-    }
+    execute = match target {
+        Target::New => execute.expected_version(ExpectedVersion::NoStream),
+        Target::Existing(Some(IfMatch::Version(version))) => execute
+            .existing()
+            .expected_version(ExpectedVersion::Exact(version)),
+        Target::Existing(Some(IfMatch::Exists) | None) => execute.existing(),
+    };
     // The command id comes from the key alone: the same key on another route, order or
     // product is the key reused, which the command path refuses, as it refuses the same key
     // with another body.
-    if let Some(key) = idempotency_key(headers)? {
+    if let Some(key) = idempotency_key {
         execute = execute.command_id(derived_id(&[key]));
     }
     execute
         .await
-        .map_err(|error| ApiError::from_command::<A>(&id_text, &error))
+        .map_err(|error| ApiError::from_command::<A>(id, &error))
 }

@@ -32,18 +32,20 @@
 //! the response.
 
 mod command;
+mod correlation;
 mod error;
+mod extract;
 mod health;
 mod openapi;
 mod orders;
 mod products;
-mod request;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, get, post};
 use uuid::Uuid;
 
+use correlation::correlate;
 pub use error::{chain, error_codes};
 use error::{method_not_allowed, unknown_route};
 use health::health;
@@ -54,7 +56,6 @@ use orders::{
     remove_item, ship,
 };
 use products::{change_price, get_product, list_product, reserve, restock};
-use request::correlate;
 
 use crate::backend::Backend;
 

@@ -90,7 +90,7 @@ pub(super) struct Unprocessable(ErrorBody);
         openapi_json,
     ),
     components(
-        schemas(ErrorBody, ErrorCode),
+        schemas(ErrorBody, ErrorCode, orders::ListStatus),
         responses(BadRequest, NotFound, Conflict, Unprocessable),
     ),
     tags(

@@ -3,9 +3,8 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
-use axum::extract::rejection::{PathRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use es_core::{EventStore as _, StreamId, StreamVersion};
 use futures_util::TryStreamExt as _;
@@ -14,14 +13,15 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::LIST_LIMITS;
-use super::command::{run, update, versioned};
+use super::command::{Target, run, update, versioned};
+use super::correlation::CorrelationId;
 use super::error::{ApiError, ApiResult};
+use super::extract::{
+    ApiPath, ApiQuery, CommandHeaders, CreateHeaders, JsonBody, OrderPath, check_name,
+    check_reason, derived_id, empty_as_none,
+};
 use super::openapi::{BadRequest, Conflict, NotFound, Unprocessable};
 use super::products::percent_encode;
-use super::request::{
-    CommandHeaders, CorrelationId, CreateHeaders, JsonBody, OrderPath, check_name, check_reason,
-    derived_id, idempotency_key, order_id, path, query,
-};
 use crate::backend::{Backend, SummaryFilter, SummaryRow};
 use crate::domain::{
     AddItem, CancelOrder, Order, OrderStatus, PayOrder, PlaceOrder, RemoveItem, ShipOrder,
@@ -114,17 +114,15 @@ pub(super) struct PlaceBody {
 
 pub(super) async fn place_order<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    headers: CreateHeaders,
     JsonBody(body): JsonBody<PlaceBody>,
 ) -> ApiResult<Response> {
     check_name("customer_id", &body.customer_id)?;
+    let key = headers.idempotency_key.as_deref();
     // With an idempotency key the order id is derived from it, so a retry finds the order the
     // first request created instead of placing a second one.
-    let id = match idempotency_key(&headers)? {
-        Some(key) => derived_id(&["place order", key]),
-        None => Uuid::now_v7(),
-    };
+    let id = key.map_or_else(Uuid::now_v7, |key| derived_id(&["place order", key]));
     let command = PlaceOrder {
         customer_id: body.customer_id,
     };
@@ -132,9 +130,9 @@ pub(super) async fn place_order<B: Backend>(
         &backend,
         &id.to_string(),
         command,
-        &headers,
+        Target::New,
+        key,
         correlation,
-        true,
     )
     .await?;
     let id = id.to_string();
@@ -184,19 +182,26 @@ pub(super) struct AddItemBody {
 
 pub(super) async fn add_item<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    OrderPath { id }: OrderPath,
+    headers: CommandHeaders,
     JsonBody(body): JsonBody<AddItemBody>,
 ) -> ApiResult<Response> {
-    let id = order_id(&path(raw_id)?)?;
     check_name("sku", &body.sku)?;
     let command = AddItem {
         sku: body.sku,
         quantity: body.quantity,
         unit_price_cents: body.unit_price_cents,
     };
-    update::<B, Order, _>(&backend, &id.to_string(), command, &headers, correlation).await
+    update::<B, Order, _>(&backend, &id.to_string(), command, headers, correlation).await
+}
+
+/// The SKU of an order line in a path.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub(super) struct LinePath {
+    /// The SKU whose line to remove, percent-encoded.
+    sku: String,
 }
 
 /// Removes a SKU's line from a placed order.
@@ -204,11 +209,7 @@ pub(super) async fn add_item<B: Backend>(
     delete,
     path = "/orders/{id}/items/{sku}",
     tag = "orders",
-    params(
-        OrderPath,
-        ("sku" = String, Path, description = "The SKU whose line to remove."),
-        CommandHeaders,
-    ),
+    params(OrderPath, LinePath, CommandHeaders),
     responses(
         (status = 200, description = "Removed.", body = OrderView, headers(("ETag" = String, description = "The order's version, quoted."))),
         (status = 400, response = BadRequest),
@@ -219,18 +220,17 @@ pub(super) async fn add_item<B: Backend>(
 )]
 pub(super) async fn remove_item<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw: Result<Path<(String, String)>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    OrderPath { id }: OrderPath,
+    ApiPath(LinePath { sku }): ApiPath<LinePath>,
+    headers: CommandHeaders,
 ) -> ApiResult<Response> {
-    let (raw_id, sku) = path(raw)?;
-    let id = order_id(&raw_id)?;
     check_name("sku", &sku)?;
     update::<B, Order, _>(
         &backend,
         &id.to_string(),
         RemoveItem { sku },
-        &headers,
+        headers,
         correlation,
     )
     .await
@@ -261,16 +261,15 @@ pub(super) struct PayBody {
 
 pub(super) async fn pay<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    OrderPath { id }: OrderPath,
+    headers: CommandHeaders,
     JsonBody(body): JsonBody<PayBody>,
 ) -> ApiResult<Response> {
-    let id = order_id(&path(raw_id)?)?;
     let command = PayOrder {
         amount_cents: body.amount_cents,
     };
-    update::<B, Order, _>(&backend, &id.to_string(), command, &headers, correlation).await
+    update::<B, Order, _>(&backend, &id.to_string(), command, headers, correlation).await
 }
 
 /// Ships a paid order.
@@ -289,12 +288,11 @@ pub(super) async fn pay<B: Backend>(
 )]
 pub(super) async fn ship<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    OrderPath { id }: OrderPath,
+    headers: CommandHeaders,
 ) -> ApiResult<Response> {
-    let id = order_id(&path(raw_id)?)?;
-    update::<B, Order, _>(&backend, &id.to_string(), ShipOrder, &headers, correlation).await
+    update::<B, Order, _>(&backend, &id.to_string(), ShipOrder, headers, correlation).await
 }
 
 /// `POST /orders/{id}/cancel`.
@@ -323,17 +321,16 @@ pub(super) struct CancelBody {
 
 pub(super) async fn cancel<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw_id: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    OrderPath { id }: OrderPath,
+    headers: CommandHeaders,
     JsonBody(body): JsonBody<CancelBody>,
 ) -> ApiResult<Response> {
-    let id = order_id(&path(raw_id)?)?;
     check_reason(&body.reason)?;
     let command = CancelOrder {
         reason: body.reason,
     };
-    update::<B, Order, _>(&backend, &id.to_string(), command, &headers, correlation).await
+    update::<B, Order, _>(&backend, &id.to_string(), command, headers, correlation).await
 }
 
 /// `GET /orders/{id}`'s query.
@@ -360,12 +357,9 @@ pub(super) struct AtVersion {
 
 pub(super) async fn get_order<B: Backend>(
     State(backend): State<B>,
-    raw_id: Result<Path<String>, PathRejection>,
-    at: Result<Query<AtVersion>, QueryRejection>,
+    OrderPath { id }: OrderPath,
+    ApiQuery(AtVersion { at_version: at }): ApiQuery<AtVersion>,
 ) -> ApiResult<Response> {
-    let raw_id = path(raw_id)?;
-    let id = order_id(&raw_id)?;
-    let at = query(at)?.at_version;
     let loaded = match at {
         Some(version) => {
             backend
@@ -377,7 +371,7 @@ pub(super) async fn get_order<B: Backend>(
     }
     .map_err(|error| ApiError::from_load(&error))?;
     if loaded.version == StreamVersion::INITIAL {
-        return Err(ApiError::order_not_found(&raw_id));
+        return Err(ApiError::order_not_found(&id.to_string()));
     }
     if let Some(version) = at
         && loaded.version.get() != version
@@ -402,9 +396,10 @@ pub(super) async fn get_order<B: Backend>(
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub(super) struct ListQuery {
-    /// Only orders in this status: `placed`, `paid`, `shipped` or `cancelled` (empty: any).
-    #[param(nullable = false, pattern = "^(placed|paid|shipped|cancelled)?$")]
-    status: Option<String>,
+    /// Only orders in this status (empty: any).
+    #[serde(default, deserialize_with = "empty_as_none")]
+    #[param(nullable = false)]
+    status: Option<ListStatus>,
     /// Only this customer's orders (empty: anyone's).
     #[param(nullable = false)]
     customer_id: Option<String>,
@@ -414,6 +409,31 @@ pub(super) struct ListQuery {
     /// The last order id of the page before (the `next` link carries it).
     #[param(nullable = false)]
     after: Option<String>,
+}
+
+/// The statuses `GET /orders` filters by: those of an order that exists.
+#[derive(Clone, Copy, Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub(super) enum ListStatus {
+    /// Placed, not paid.
+    Placed,
+    /// Paid, not shipped.
+    Paid,
+    /// Shipped.
+    Shipped,
+    /// Cancelled.
+    Cancelled,
+}
+
+impl From<ListStatus> for OrderStatus {
+    fn from(status: ListStatus) -> Self {
+        match status {
+            ListStatus::Placed => Self::Placed,
+            ListStatus::Paid => Self::Paid,
+            ListStatus::Shipped => Self::Shipped,
+            ListStatus::Cancelled => Self::Cancelled,
+        }
+    }
 }
 
 /// Rows of the `order_summary` projection, by order id, a page at a time: eventually
@@ -433,22 +453,9 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list_orders<B: Backend>(
     State(backend): State<B>,
-    raw: Result<Query<ListQuery>, QueryRejection>,
+    ApiQuery(raw): ApiQuery<ListQuery>,
 ) -> ApiResult<Response> {
-    let raw = query(raw)?;
-    let status = match raw.status.as_deref() {
-        None | Some("") => None,
-        Some("placed") => Some(OrderStatus::Placed),
-        Some("paid") => Some(OrderStatus::Paid),
-        Some("shipped") => Some(OrderStatus::Shipped),
-        Some("cancelled") => Some(OrderStatus::Cancelled),
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_query",
-                format!("status must be placed, paid, shipped or cancelled, not `{other}`"),
-            ));
-        }
-    };
+    let status = raw.status.map(OrderStatus::from);
     // Nothing stored holds a control character (names refuse them), and PostgreSQL cannot
     // compare text holding NUL: such a filter is malformed, not a question to the store.
     for (name, value) in [("customer_id", &raw.customer_id), ("after", &raw.after)] {
@@ -554,12 +561,11 @@ pub(super) struct MetadataView {
 
 pub(super) async fn order_events<B: Backend>(
     State(backend): State<B>,
-    raw_id: Result<Path<String>, PathRejection>,
+    OrderPath { id }: OrderPath,
 ) -> ApiResult<Response> {
-    let raw_id = path(raw_id)?;
-    let id = order_id(&raw_id)?;
+    let not_found = || ApiError::order_not_found(&id.to_string());
     let stream_id = StreamId::for_aggregate(<Order as es_core::Aggregate>::NAME, id)
-        .map_err(|_| ApiError::order_not_found(&raw_id))?;
+        .map_err(|_| not_found())?;
     let events: Vec<EventView> = backend
         .app()
         .store()
@@ -582,7 +588,7 @@ pub(super) async fn order_events<B: Backend>(
         .await
         .map_err(|error| ApiError::from_load(&error))?;
     if events.is_empty() {
-        return Err(ApiError::order_not_found(&raw_id));
+        return Err(not_found());
     }
     Ok(Json(events).into_response())
 }
@@ -613,10 +619,8 @@ pub(super) struct ShipmentView {
 )]
 pub(super) async fn order_shipment<B: Backend>(
     State(backend): State<B>,
-    raw_id: Result<Path<String>, PathRejection>,
+    OrderPath { id }: OrderPath,
 ) -> ApiResult<Response> {
-    let raw_id = path(raw_id)?;
-    let id = order_id(&raw_id)?;
     let loaded = backend
         .app()
         .load::<Shipment>(id)
@@ -626,7 +630,7 @@ pub(super) async fn order_shipment<B: Backend>(
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
             "shipment_not_found",
-            format!("order `{raw_id}` has no shipment (yet: it is created once the order is paid)"),
+            format!("order `{id}` has no shipment (yet: it is created once the order is paid)"),
         ));
     }
     Ok(Json(ShipmentView {

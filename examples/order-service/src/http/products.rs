@@ -1,19 +1,17 @@
 //! The catalogue routes.
 
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 use es_core::StreamVersion;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::command::{run, update, versioned};
+use super::command::{Target, run, update, versioned};
+use super::correlation::CorrelationId;
 use super::error::{ApiError, ApiResult};
+use super::extract::{CommandHeaders, CreateHeaders, JsonBody, SkuPath, check_name};
 use super::openapi::{BadRequest, Conflict, NotFound, Unprocessable};
-use super::request::{
-    CommandHeaders, CorrelationId, CreateHeaders, JsonBody, SkuPath, check_name, path,
-};
 use crate::backend::Backend;
 use crate::product::{ChangePrice, ListProduct, Product, ProductError, ReserveStock, Restock};
 
@@ -87,8 +85,8 @@ pub(super) struct ListProductBody {
 
 pub(super) async fn list_product<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    headers: CreateHeaders,
     JsonBody(body): JsonBody<ListProductBody>,
 ) -> ApiResult<Response> {
     check_name("sku", &body.sku)?;
@@ -98,20 +96,22 @@ pub(super) async fn list_product<B: Backend>(
         unit_price_cents: body.unit_price_cents,
         stock: body.stock,
     };
-    let executed = run::<B, Product, _>(&backend, &body.sku, command, &headers, correlation, true)
-        .await
-        .map_err(|error| {
-            // Listing an existing SKU is refused by the domain, not a conflict on "no stream".
-            if error.code == "version_conflict" {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    ProductError::AlreadyListed.code(),
-                    ProductError::AlreadyListed,
-                )
-            } else {
-                error
-            }
-        })?;
+    let key = headers.idempotency_key.as_deref();
+    let executed =
+        run::<B, Product, _>(&backend, &body.sku, command, Target::New, key, correlation)
+            .await
+            .map_err(|error| {
+                // Listing an existing SKU is refused by the domain, not a conflict on "no stream".
+                if error.code == "version_conflict" {
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        ProductError::AlreadyListed.code(),
+                        ProductError::AlreadyListed,
+                    )
+                } else {
+                    error
+                }
+            })?;
     let mut response = versioned(
         StatusCode::CREATED,
         executed.version,
@@ -151,10 +151,8 @@ pub(super) fn percent_encode(segment: &str) -> String {
 )]
 pub(super) async fn get_product<B: Backend>(
     State(backend): State<B>,
-    raw_sku: Result<Path<String>, PathRejection>,
+    SkuPath { sku }: SkuPath,
 ) -> ApiResult<Response> {
-    let sku = path(raw_sku)?;
-    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
     let loaded = backend
         .app()
         .load::<Product>(&sku)
@@ -196,17 +194,15 @@ pub(super) struct QuantityBody {
 
 pub(super) async fn restock<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw_sku: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    SkuPath { sku }: SkuPath,
+    headers: CommandHeaders,
     JsonBody(body): JsonBody<QuantityBody>,
 ) -> ApiResult<Response> {
-    let sku = path(raw_sku)?;
-    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
     let command = Restock {
         quantity: body.quantity,
     };
-    update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
+    update::<B, Product, _>(&backend, &sku, command, headers, correlation).await
 }
 
 /// Takes units from a product's stock; never more than it holds.
@@ -226,17 +222,15 @@ pub(super) async fn restock<B: Backend>(
 )]
 pub(super) async fn reserve<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw_sku: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    SkuPath { sku }: SkuPath,
+    headers: CommandHeaders,
     JsonBody(body): JsonBody<QuantityBody>,
 ) -> ApiResult<Response> {
-    let sku = path(raw_sku)?;
-    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
     let command = ReserveStock {
         quantity: body.quantity,
     };
-    update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
+    update::<B, Product, _>(&backend, &sku, command, headers, correlation).await
 }
 
 /// `POST /products/{sku}/price`.
@@ -264,15 +258,13 @@ pub(super) struct PriceBody {
 
 pub(super) async fn change_price<B: Backend>(
     State(backend): State<B>,
-    axum::Extension(correlation): axum::Extension<CorrelationId>,
-    raw_sku: Result<Path<String>, PathRejection>,
-    headers: HeaderMap,
+    correlation: CorrelationId,
+    SkuPath { sku }: SkuPath,
+    headers: CommandHeaders,
     JsonBody(body): JsonBody<PriceBody>,
 ) -> ApiResult<Response> {
-    let sku = path(raw_sku)?;
-    check_name("sku", &sku).map_err(|_| ApiError::product_not_found(&sku))?;
     let command = ChangePrice {
         unit_price_cents: body.unit_price_cents,
     };
-    update::<B, Product, _>(&backend, &sku, command, &headers, correlation).await
+    update::<B, Product, _>(&backend, &sku, command, headers, correlation).await
 }
