@@ -13,7 +13,12 @@ use time::OffsetDateTime;
 
 use crate::error::{BACKEND, classify, log_position, to_i64};
 use crate::read;
-use crate::store::BEGIN_IMMEDIATE;
+
+/// How every write transaction of the store begins: it takes SQLite's write lock at once, so a
+/// transaction that has read never has to upgrade to a write lock later (in WAL mode that
+/// upgrade fails at once with `SQLITE_BUSY_SNAPSHOT` when another connection wrote meanwhile,
+/// whatever the busy timeout).
+pub(crate) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 
 /// Events per `INSERT` statement: 6 bound values each plus 2 shared ones stay far below
 /// SQLite's limit of 32 766 parameters, and one statement covers any usual append.

@@ -7,9 +7,10 @@ use es_core::{
     LeaseRenewal, LogPosition,
 };
 
+use crate::append::BEGIN_IMMEDIATE;
 use crate::error::{BACKEND, classify, to_i64, to_u64};
 use crate::lease;
-use crate::store::{BEGIN_IMMEDIATE, SqliteStore, SqliteTransaction};
+use crate::store::{SqliteStore, SqliteTransaction};
 
 const CHECKPOINT: &str = "SELECT transaction_id, position FROM checkpoints WHERE projection = ?1";
 

@@ -145,6 +145,8 @@ mod append;
 mod checkpoint;
 mod error;
 mod lease;
+mod migrate;
+mod open;
 mod options;
 mod read;
 mod snapshot;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use es_core::snapshot::Snapshot;
 use es_core::store::{CommandRecord, LogWatch, StoredEvent};
 use es_core::{
-    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventFilter, EventStore,
-    LoadError, LogPosition, RecordedEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, BackendError, Committed, EventFilter, EventStore, LoadError,
+    LogPosition, RecordedEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use sqlx::sqlite::SqlitePool;
@@ -17,6 +17,7 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
+use crate::append::BEGIN_IMMEDIATE;
 use crate::error::{BACKEND, classify};
 use crate::options::SqliteOptions;
 use crate::{append, read, snapshot};
@@ -25,12 +26,6 @@ use crate::{append, read, snapshot};
 /// unit of work handed to projection handlers, and what [`SqliteStore::begin_write`] returns
 /// for the outbox pattern.
 pub type SqliteTransaction = sqlx::Transaction<'static, Sqlite>;
-
-/// How every write transaction of the store begins: it takes SQLite's write lock at once, so a
-/// transaction that has read never has to upgrade to a write lock later (in WAL mode that
-/// upgrade fails at once with `SQLITE_BUSY_SNAPSHOT` when another connection wrote meanwhile,
-/// whatever the busy timeout).
-pub(crate) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 
 /// The SQLite event store: one file, one writer connection, a pool of read-only connections.
 /// Cheap to clone: clones share the pools and the watch.
@@ -113,7 +108,7 @@ impl SqliteStore {
     /// Closes the store's connections, for every clone: readers first, then the writer, which
     /// checkpoints the write-ahead log into the main file and removes the `-wal` and `-shm`
     /// files. Waits for the connections in use to be returned. Later calls on any clone fail
-    /// with [`BackendErrorKind::Unavailable`]. Dropping the last clone also closes the store,
+    /// with [`BackendErrorKind::Unavailable`](es_core::BackendErrorKind::Unavailable). Dropping the last clone also closes the store,
     /// in the background.
     pub async fn close(&self) {
         self.inner.readers.close().await;
@@ -124,38 +119,11 @@ impl SqliteStore {
     /// told otherwise). Their record is kept in the table `_es_migrations`.
     ///
     /// # Errors
-    /// [`BackendErrorKind::SchemaMismatch`] when the file holds migrations this version does
+    /// [`BackendErrorKind::SchemaMismatch`](es_core::BackendErrorKind::SchemaMismatch) when the file holds migrations this version does
     /// not know (written by a newer version of the framework), or a changed or half-applied
-    /// one; [`BackendErrorKind::Unavailable`] when the file cannot be written.
+    /// one; [`BackendErrorKind::Unavailable`](es_core::BackendErrorKind::Unavailable) when the file cannot be written.
     pub async fn migrate(&self) -> Result<(), BackendError> {
-        let mut migrator = sqlx::migrate!("./migrations");
-        migrator.dangerous_set_table_name("_es_migrations");
-        let context = || format!("migrate the event store in `{}`", self.inner.file);
-        let mut connection = self
-            .inner
-            .writer
-            .acquire()
-            .await
-            .map_err(|error| classify(context(), error))?;
-        migrator
-            .run_direct(None, &mut *connection, false)
-            .await
-            .map_err(|error| {
-                let kind = match error {
-                    sqlx::migrate::MigrateError::VersionMissing(_)
-                    | sqlx::migrate::MigrateError::VersionMismatch(_)
-                    | sqlx::migrate::MigrateError::VersionNotPresent(_)
-                    | sqlx::migrate::MigrateError::VersionTooOld(..)
-                    | sqlx::migrate::MigrateError::VersionTooNew(..)
-                    | sqlx::migrate::MigrateError::Dirty(_) => BackendErrorKind::SchemaMismatch,
-                    sqlx::migrate::MigrateError::Execute(ref inner)
-                    | sqlx::migrate::MigrateError::ExecuteMigration(ref inner, _) => {
-                        crate::error::error_kind(inner)
-                    }
-                    _ => BackendErrorKind::Other,
-                };
-                BackendError::new(BACKEND, kind, context()).with_source(error)
-            })
+        crate::migrate::migrate(&self.inner.writer, &self.inner.file).await
     }
 
     /// Begins a write transaction on the store's writer connection (`BEGIN IMMEDIATE`), for
@@ -165,7 +133,7 @@ impl SqliteStore {
     /// transaction until the write timeout).
     ///
     /// # Errors
-    /// [`BackendErrorKind::Unavailable`] when the writer connection does not become free within
+    /// [`BackendErrorKind::Unavailable`](es_core::BackendErrorKind::Unavailable) when the writer connection does not become free within
     /// the write timeout, or the file is locked by another process beyond the busy timeout.
     pub async fn begin_write(&self) -> Result<SqliteTransaction, BackendError> {
         self.inner
@@ -188,7 +156,7 @@ impl SqliteStore {
     /// append (a conflict, say) leaves the caller's transaction usable and unchanged. A
     /// connection outside a transaction gets a transaction of its own, committed here. A
     /// transaction begun with a plain `BEGIN` on a connection of another pool may fail with
-    /// [`BackendErrorKind::Unavailable`] (SQLite's busy snapshot) if the store wrote since it
+    /// [`BackendErrorKind::Unavailable`](es_core::BackendErrorKind::Unavailable) (SQLite's busy snapshot) if the store wrote since it
     /// began reading: begin it with `BEGIN IMMEDIATE`.
     ///
     /// The store's watch cannot see the caller's commit: call [`SqliteStore::wake_readers`]
