@@ -130,7 +130,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {}", chain(&error));
+            eprintln!("error: {}", es_core::ErrorChain(&error));
             ExitCode::FAILURE
         }
     }
@@ -170,18 +170,6 @@ where
 /// How many rounds [`in_rounds`] runs: the warm-up ones and at least one timed.
 fn rounds(warm_up: usize, timed: usize) -> usize {
     warm_up + timed.max(1)
-}
-
-/// An error with its causes, on one line.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Scenarios that run in one schema, in order: S4, S4p and S4b rebuild from the log S2 wrote,

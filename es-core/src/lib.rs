@@ -57,6 +57,7 @@
 #![cfg_attr(feature = "derive", doc = include_str!("tour.md"))]
 
 pub mod aggregate;
+mod chain;
 pub mod codec;
 pub mod command;
 pub mod error;
@@ -80,6 +81,7 @@ pub mod testing;
 pub mod __private;
 
 pub use aggregate::{Aggregate, Apply, EventSet, Events, Handle, HandleAsync};
+pub use chain::ErrorChain;
 pub use command::{AggregateSettings, CommandOptions, Executed, Loaded};
 pub use error::{
     AppendError, BackendError, BackendErrorKind, CommandError, HandlerError, InvalidStreamId,

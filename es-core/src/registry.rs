@@ -19,6 +19,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, EventSet};
+use crate::chain::ErrorChain;
 use crate::command::{self, AggregateSettings, CommandOptions, Executed, Loaded};
 use crate::error::{
     BackendErrorKind, CommandError, LeaseLoss, LoadError, RegistryError, RunnerError,
@@ -667,22 +668,11 @@ async fn run_recorded<S: EventStore>(
         }
         Err(error) => {
             projection.forget_checkpoint();
-            status.last_error = Some(error_chain(error));
+            status.last_error = Some(ErrorChain(error).to_string());
             status.consecutive_failures += 1;
         }
     }
     result
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The lease a projection kept in this process runs under: its own, never shared (epoch 0).
@@ -845,13 +835,13 @@ async fn run_projection<S: CheckpointStore>(
         let next = match step(slot, inner, &mut lease).await {
             // Another worker (a rebuild, a takeover) has the lease: not a failure of ours.
             Err(error) if lease_lost(&error) => {
-                tracing::info!(projection = slot.name, reason = %error_chain(&error), "lease lost; standing by");
+                tracing::info!(projection = slot.name, reason = %ErrorChain(&error), "lease lost; standing by");
                 lease = None;
                 slot.status().lease_held = false;
                 Next::Pause(ttl / 3)
             }
             Err(error) => {
-                tracing::error!(projection = slot.name, error = %error_chain(&error), "projection batch failed; retrying");
+                tracing::error!(projection = slot.name, error = %ErrorChain(&error), "projection batch failed; retrying");
                 let pause = backoff;
                 backoff = (backoff * 2).min(inner.runner.longest_backoff());
                 Next::Pause(pause)

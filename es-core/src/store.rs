@@ -31,6 +31,7 @@ use crate::fingerprint::CommandFingerprint;
 use crate::snapshot::Snapshot;
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
+pub mod column;
 mod lease;
 pub mod memory;
 mod session;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use es_core::snapshot::Snapshot;
-use es_core::store::{CommandRecord, LogWatch};
+use es_core::store::{CommandRecord, LogWatch, column};
 use es_core::{
     AppendError, AppendRequest, BackendError, BackendErrorKind, CheckpointStore,
     CommandFingerprint, CommandOutcome, CommandSession, Committed, EventFilter, EventId,
@@ -996,23 +996,11 @@ fn load_to_append(error: LoadError) -> AppendError {
 }
 
 fn to_i64(value: u64, context: &impl Fn() -> String) -> Result<i64, BackendError> {
-    i64::try_from(value).map_err(|_| {
-        BackendError::new(
-            BACKEND,
-            BackendErrorKind::InvalidInput,
-            format!("{}: {value} does not fit a signed 64-bit column", context()),
-        )
-    })
+    column::to_i64(BACKEND, value, context)
 }
 
 fn from_i64(value: i64, context: &impl Fn() -> String) -> Result<StreamVersion, BackendError> {
-    u64::try_from(value).map(StreamVersion).map_err(|_| {
-        BackendError::new(
-            BACKEND,
-            BackendErrorKind::Corrupt,
-            format!("{}: negative number {value} stored", context()),
-        )
-    })
+    column::to_version(BACKEND, value, context)
 }
 
 /// The log position of a stored (transaction id, position) pair.

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use es_core::store::column;
 use es_core::{BackendError, BackendErrorKind, GlobalPosition, LogPosition, StreamVersion};
 
 /// The name the store gives itself in [`BackendError`]s.
@@ -72,34 +73,22 @@ pub(crate) fn corrupt(
     BackendError::new(BACKEND, BackendErrorKind::Corrupt, context).with_source(error)
 }
 
-/// A number from the API as a signed 64-bit column value.
+/// A number from the API as a signed 64-bit column value ([`column::to_i64`]).
 pub(crate) fn to_i64(value: u64, context: impl FnOnce() -> String) -> Result<i64, BackendError> {
-    i64::try_from(value).map_err(|_| {
-        BackendError::new(
-            BACKEND,
-            BackendErrorKind::InvalidInput,
-            format!("{}: {value} does not fit a signed 64-bit column", context()),
-        )
-    })
+    column::to_i64(BACKEND, value, context)
 }
 
-/// A stored signed 64-bit number as an unsigned one.
+/// A stored signed 64-bit number as an unsigned one ([`column::to_u64`]).
 pub(crate) fn to_u64(value: i64, context: impl FnOnce() -> String) -> Result<u64, BackendError> {
-    u64::try_from(value).map_err(|_| {
-        BackendError::new(
-            BACKEND,
-            BackendErrorKind::Corrupt,
-            format!("{}: negative number {value} stored", context()),
-        )
-    })
+    column::to_u64(BACKEND, value, context)
 }
 
-/// A stored stream version.
+/// A stored stream version ([`column::to_version`]).
 pub(crate) fn version(
     value: i64,
     context: impl FnOnce() -> String,
 ) -> Result<StreamVersion, BackendError> {
-    to_u64(value, context).map(StreamVersion)
+    column::to_version(BACKEND, value, context)
 }
 
 /// The log position of the event stored at `position`: writes are serialised, so the commit

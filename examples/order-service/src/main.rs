@@ -152,7 +152,7 @@ async fn main() {
             .init(),
     }
     if let Err(error) = run(cli).await {
-        eprintln!("error: {}", order_service::http::chain(error.as_ref()));
+        eprintln!("error: {}", es_core::ErrorChain(error.as_ref()));
         std::process::exit(1);
     }
 }

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::Request;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use es_core::{BackendErrorKind, CommandError, LoadError};
+use es_core::{BackendErrorKind, CommandError, ErrorChain, LoadError};
 use serde::Serialize;
 use utoipa::openapi::RefOr;
 use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
@@ -48,7 +48,7 @@ impl ApiError {
     }
 
     pub(super) fn with_cause(mut self, cause: &(dyn std::error::Error + 'static)) -> Self {
-        self.cause = Some(chain(cause));
+        self.cause = Some(ErrorChain(cause).to_string());
         self
     }
 
@@ -82,7 +82,7 @@ impl ApiError {
     pub(super) fn from_load(error: &LoadError) -> Self {
         match error {
             LoadError::Backend(backend) => Self::from_backend(backend.kind(), error),
-            LoadError::InvalidStreamId(_) => Self::bad_request("invalid_id", chain(error)),
+            LoadError::InvalidStreamId(_) => Self::bad_request("invalid_id", ErrorChain(error)),
             _ => Self::internal(error),
         }
     }
@@ -102,7 +102,7 @@ impl ApiError {
             )
             .with_cause(error),
             BackendErrorKind::InvalidInput => {
-                tracing::info!(error = %chain(error), "the store refused a value");
+                tracing::info!(error = %ErrorChain(error), "the store refused a value");
                 Self::invalid_field("a field holds a value the store cannot keep")
             }
             _ => Self::internal(error),
@@ -155,19 +155,6 @@ impl ApiError {
             _ => Self::internal(error),
         }
     }
-}
-
-/// An error and its sources, joined with `: `, for messages and logs.
-#[must_use]
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The codes the service itself answers with; the domain's refusals add their own

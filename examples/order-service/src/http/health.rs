@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::error::chain;
 use crate::backend::Backend;
+use es_core::ErrorChain;
 
 /// The service's health.
 #[derive(Serialize, ToSchema)]
@@ -111,7 +111,7 @@ pub(super) async fn health<B: Backend>(State(backend): State<B>) -> Response {
         }
         Err(error) => {
             // The database's own words stay in the log.
-            tracing::warn!(error = %chain(&error), "health check failed");
+            tracing::warn!(error = %ErrorChain(&error), "health check failed");
             let view = HealthView {
                 status: "unavailable",
                 store: StoreView {

@@ -46,7 +46,7 @@ use axum::routing::{delete, get, post};
 use uuid::Uuid;
 
 use correlation::correlate;
-pub use error::{chain, error_codes};
+pub use error::error_codes;
 use error::{method_not_allowed, unknown_route};
 use health::health;
 pub use openapi::document;
