@@ -136,10 +136,20 @@
 //! only found by its poll.
 
 mod announce;
+mod append;
+mod checkpoint;
+mod error;
+mod event_store;
+mod notify;
+mod open;
+mod options;
+mod read;
 mod rows;
 mod session;
 mod sql;
 mod store;
+#[cfg(test)]
+mod tests;
 
 // The in-crate tests share `tests/common`, which names this crate as its users do.
 #[cfg(test)]
@@ -148,5 +158,8 @@ extern crate self as es_postgres;
 #[path = "../tests/common/mod.rs"]
 mod test_common;
 
+pub use checkpoint::PgTransaction;
+pub use error::error_kind;
+pub use options::{DEFAULT_SCHEMA, PostgresOptions};
 pub use rows::{RowsError, TableRows};
-pub use store::{DEFAULT_SCHEMA, PgTransaction, PostgresOptions, PostgresStore, error_kind};
+pub use store::PostgresStore;
