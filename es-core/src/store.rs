@@ -162,8 +162,8 @@ impl AppendRequest {
 
     /// Declares that the caller does not need the position of the last appended event: the
     /// store may return [`Committed::last_position`] as `None` although events were written
-    /// (es-postgres then inserts without returning a row, which cost the command path about 3%
-    /// of its time). Versions, conflicts and durability are as for any append.
+    /// (es-postgres then inserts without returning a row, which the command path gains by: see
+    /// M1 in `es-bench/README.md`). Versions, conflicts and durability are as for any append.
     #[must_use]
     pub const fn without_position(mut self) -> Self {
         self.without_position = true;

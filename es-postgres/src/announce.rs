@@ -18,9 +18,8 @@
 //! and the pending commits are simply dropped at the next check, since a reader that starts
 //! listening later reads the log once it listens. A check that finds a listener announces
 //! what is pending, so a reader that registered just after a check hears of the commits since
-//! within [`LISTENERS_CHECK`]. In the server's log of the benchmark's sequential commands, where
-//! nobody listened, the appends that carried the announcement (5% of them) took about 50 µs
-//! more each than the others to bind and execute.
+//! within [`LISTENERS_CHECK`]. An append that carries the announcement costs the server more to
+//! bind and execute than one that does not (M14 in `es-bench/README.md`).
 
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};

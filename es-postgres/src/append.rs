@@ -73,7 +73,7 @@ impl PostgresStore {
         // With no reader watching, nobody is woken: a reader that subscribes later reads the
         // log from its checkpoint before it waits. Skipping the send spares every append the
         // channel's lock and its eight wake-up lists, which the command path paid for nothing
-        // (callgrind: 424 instructions a command in S1).
+        // (M9 in `es-bench/README.md`).
         if self.inner.head.receiver_count() > 0 {
             self.inner.head.send_modify(|n| *n = n.wrapping_add(1));
         }
@@ -305,7 +305,7 @@ impl PostgresStore {
         // The version is checked by reading it, unless the stream cannot be behind `before`:
         // a new stream, or a version the caller just read (events are never removed). Then
         // the unique key of version `before + 1` refuses a writer that came first, which
-        // saves an index scan (about 20 µs of server time per append).
+        // saves an index scan (M10 in `es-bench/README.md`).
         let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read);
         let announcing = usize::from(announce);
         let returning = usize::from(!request.without_position);
@@ -485,11 +485,10 @@ pub(crate) fn first_repeated(ids: &[Uuid]) -> Option<Uuid> {
 ///
 /// When every event has the same type and schema version (a batch import, most commands'
 /// events), those are sent once, as two scalar parameters, and their arrays as NULL: `UNNEST`
-/// pads a NULL array's column with NULLs, which the statements replace by the scalars. Two
-/// arrays of a hundred elements cost the server about 10 µs per append to receive and unnest
-/// (the bind of S6's 100-event append: median 0.093 ms instead of 0.106 in the server's log,
-/// 1,400 appends), and the client their encoding. One statement text serves both forms, so a
-/// pooled connection parses it once and needs no second plan.
+/// pads a NULL array's column with NULLs, which the statements replace by the scalars. The two
+/// arrays would cost the server time to receive and unnest (M11 in `es-bench/README.md`) and
+/// the client their encoding. One statement text serves both forms, so a pooled connection
+/// parses it once and needs no second plan.
 pub(crate) struct Columns<'r> {
     ids: Vec<Uuid>,
     /// `None` when the events share [`shared_type`](Self::shared_type).

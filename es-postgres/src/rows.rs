@@ -236,7 +236,8 @@ struct Shape {
     overriding: &'static str,
     /// `SELECT` of the stored rows of a JSON array of keys, with each key's position. The
     /// statements take JSON as `json`, not `jsonb`: PostgreSQL's custom plans fold the cast of
-    /// the parameter while planning, and building a `jsonb` of a batch cost 0.7 ms there.
+    /// the parameter while planning, and building a `jsonb` of a batch is costly there (M12 in
+    /// `es-bench/README.md`).
     load: String,
     /// `DELETE` of the rows of a JSON array of keys.
     delete: String,
@@ -602,7 +603,7 @@ where
     /// The statement writing the key and the columns marked in `columns`, but those the
     /// database makes, of the rows `writes` says: rows that may be stored are upserted, rows
     /// known absent plainly inserted, which spares the speculative insertion `ON CONFLICT`
-    /// makes per row (850 new rows: 2.5 ms inserted, 3.6 ms upserted). Should another session
+    /// makes per row (M13 in `es-bench/README.md`). Should another session
     /// insert such a row after the batch loaded, the insert fails on the key's unique index
     /// and the runner retries the batch, which then loads it.
     fn write_statement(&mut self, shape: &Shape, columns: &[bool], writes: Writes) -> Arc<str> {

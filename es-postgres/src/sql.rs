@@ -54,9 +54,9 @@ SELECT (SELECT version FROM current) AS version_before,
 "#;
 
 /// The common appends are lean: at an exact version, with no command id and no notification in
-/// the caller's transaction. [`APPEND`]'s bookkeeping costs the server about 40 µs per
-/// statement when warm, and its planning more on a connection's first uses (PostgreSQL plans
-/// each of a connection's first five executions anew). Each lean statement is one insert.
+/// the caller's transaction. [`APPEND`]'s bookkeeping costs the server time on every statement,
+/// and its planning more on a connection's first uses (PostgreSQL plans each of a connection's
+/// first five executions anew; M2 in `es-bench/README.md`). Each lean statement is one insert.
 ///
 /// `guarded`: the insert happens only if the stream is at version `$2`, and writes nothing
 /// otherwise (the caller then reads the actual version: a conflict is the rare case, and a
@@ -68,20 +68,17 @@ SELECT (SELECT version FROM current) AS version_before,
 /// `announcing`: the announcing form also queues the
 /// store's announcement (see `crate::announce`), sent at its commit, once however many events
 /// it writes; its last two parameters are the channel and the payload. At most one append per
-/// announcement interval takes it (in S1, 156 of 3,000). The plain form spares every other
-/// append the common table expression and the two parameters: in S1, the single-event append's
-/// bind and execute took the server 0.049 ms against plain sqlx's insert's 0.043 (medians of
-/// 3,000 in the server's log), where one form for both had taken 0.067 against 0.053. A
-/// connection parses each text it runs once in its life and plans it anew only for its first
-/// five executions, so more texts cost a running service nothing that lasts.
+/// announcement interval takes it. The plain form spares every other append the common table
+/// expression and the two parameters (M3 in `es-bench/README.md`). A connection parses each
+/// text it runs once in its life and plans it anew only for its first five executions, so more
+/// texts cost a running service nothing that lasts.
 ///
 /// `returning`: the statement returns the position and transaction id of the event it wrote
 /// (the transaction id as it is: `xid8` is an unsigned 64-bit integer on the wire, read as an
 /// `i64`, as [`EVENT_COLUMNS`] does). Not returning, for an append made without a position
 /// (`AppendRequest::without_position`, the command path's): the caller counts the rows
-/// written. A returned row cost PostgreSQL a tuple store and the client a row to decode; by
-/// turns, S1 and S2 went from 0.95-0.97 and 0.94-0.97 to 0.98-0.99 and 0.97-1.00 without it
-/// (`--runs 3 --scenario S1,S2`, five each).
+/// written. A returned row costs PostgreSQL a tuple store and the client a row to decode (M1 in
+/// `es-bench/README.md`).
 ///
 /// One event: parameters 1 stream id, 2 version before, 3 event id, 4 type, 5 schema version,
 /// 6 payload, 7 metadata (NULL stores `{}`); announcing, 8 channel and 9 payload.
@@ -110,8 +107,8 @@ pub(crate) fn append_one(guarded: bool, announcing: bool, returning: bool) -> St
 /// 11 payload.
 ///
 /// `returning`: returns one row, the last position written and the transaction id, both NULL
-/// when the version check failed (a row per event cost the server and the client more than
-/// the aggregate, about 40 µs for 100 events). Not returning: nothing; the caller counts the
+/// when the version check failed (a row per event costs the server and the client more than
+/// the aggregate: M4 in `es-bench/README.md`). Not returning: nothing; the caller counts the
 /// rows written.
 pub(crate) fn append_many(guarded: bool, announcing: bool, returning: bool) -> String {
     let announce = announce(announcing, 10);
@@ -180,12 +177,10 @@ pub(crate) const FIND_EVENT_ID: &str =
 /// [`read_all`] adds the stream id as a tenth, [`load_stream`] does not need it. The
 /// transaction id is sent as it is (`xid8` is an unsigned 64-bit integer on the wire) and read
 /// as an `i64`: a cast through text cost the server and the client a conversion per row.
-/// Empty metadata (most events carry none) is sent as NULL: converting `{}` to text cost the
-/// server about a quarter of a global read (`COPY` of the read to `/dev/null` in binary, 12,000
-/// rows: 13.8 ms with the conversion, 11.7 ms with `NULLIF`, 10.6 ms without the column).
-/// Schema version 1, most events', is sent as NULL too (see [`fold_stream`]). The payload
-/// comes as `jsonb`, as in [`fold_stream`]: reading 12,192 events in batches of 5,000 took 2 to
-/// 4% less than with the payload cast to `text` (medians of 60 reads by turns).
+/// Empty metadata (most events carry none) is sent as NULL: converting `{}` to text is a large
+/// part of a global read's server time. Schema version 1, most events', is sent as NULL too
+/// (see [`fold_stream`]). The payload comes as `jsonb`, as in [`fold_stream`], which reads
+/// faster than a cast to `text` (both: M5 in `es-bench/README.md`).
 const EVENT_COLUMNS: &str = "position, transaction_id, \
     stream_version, event_id, event_type, NULLIF(schema_version, 1) AS schema_version, \
     payload, NULLIF(metadata, '{}'::jsonb)::text AS metadata, recorded_at";
@@ -195,8 +190,8 @@ const EVENT_COLUMNS: &str = "position, transaction_id, \
 /// its sixth execution on a connection, and a generic plan assumes a parameterised limit keeps
 /// a tenth of the rows, so PostgreSQL reads the `(stream_id, stream_version)` index in order
 /// and hands over the first row at once. Without it, on a table it has no statistics for (or
-/// with few events per stream in them), it chose a bitmap scan and sorted every row first: in
-/// psql, a stream of 10,001 events took 7.3 ms to execute that way and 4.2 ms in index order.
+/// with few events per stream in them), it chose a bitmap scan and sorted every row first,
+/// which is slower for a long stream (M6 in `es-bench/README.md`).
 pub(crate) const IN_VERSION_ORDER: &str = "ORDER BY stream_version LIMIT $3";
 
 /// What [`IN_VERSION_ORDER`]'s `$3` is bound to: no limit.
@@ -216,9 +211,7 @@ pub(crate) fn load_stream() -> String {
 /// cast to `text`.
 ///
 /// Schema version 1, which most events have, comes as NULL: a NULL is four bytes on the wire
-/// and nothing to decode, an `int8` twelve and a conversion. Loading a stream of 10,001 events
-/// 100 times by turns, the median load took 2 to 3% less than with the version sent as it is
-/// (and 1 to 2% more than with no version column at all).
+/// and nothing to decode, an `int8` twelve and a conversion (M7 in `es-bench/README.md`).
 /// Read in index order, see [`IN_VERSION_ORDER`].
 pub(crate) fn fold_stream() -> String {
     format!("{FOLD_SELECT} WHERE stream_id = $1 AND stream_version > $2 {IN_VERSION_ORDER}")
