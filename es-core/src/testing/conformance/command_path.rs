@@ -7,7 +7,7 @@ use std::future::Future;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use super::{OrFail as _, join, stream};
+use super::helpers::{OrFail as _, join, stream};
 use crate::aggregate::{Aggregate, EventSet, Events};
 use crate::codec::{self, DecodeError, EncodeError};
 use crate::command::{AggregateSettings, Executed};
@@ -170,7 +170,7 @@ async fn record_with_id<S: EventStore>(
 }
 
 async fn version<S: EventStore>(store: &S, id: &str) -> StreamVersion {
-    super::version_of(store, &tally_stream(id)).await
+    super::helpers::version_of(store, &tally_stream(id)).await
 }
 
 /// A decided event whose JSON would not decode back (a NaN, an infinity) is refused before the

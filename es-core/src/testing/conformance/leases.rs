@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{OrFail as _, checkpoint};
+use super::helpers::{OrFail as _, checkpoint};
 use crate::error::BackendErrorKind;
 use crate::store::{CheckpointStore, EventStore, Lease, LeaseRenewal};
 use crate::stream::{GlobalPosition, LogPosition};
@@ -142,7 +142,7 @@ pub async fn a_taken_over_lease_fences_its_old_holder<S: EventStore + Checkpoint
     let in_flight_outcome = store
         .commit_fenced(in_flight, "conformance-projection", at, &first)
         .await;
-    let taken = super::join(taking_over)
+    let taken = super::helpers::join(taking_over)
         .await
         .or_fail("taking the lease over");
     assert!(taken.epoch > first.epoch, "a takeover kept the epoch");
