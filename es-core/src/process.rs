@@ -204,12 +204,8 @@ where
             .get()
             .and_then(Weak::upgrade)
             .map(App::from_inner)
-            .ok_or_else(|| {
-                store_error(crate::BackendError::new(
-                    "runner",
-                    crate::BackendErrorKind::Other,
-                    format!("process manager `{}` ran without its application", P::NAME),
-                ))
+            .ok_or(RunnerError::ApplicationDropped {
+                projection: P::NAME,
             })?;
         let checkpoint = match self.checkpoint {
             Some(checkpoint) => checkpoint,
