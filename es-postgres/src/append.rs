@@ -3,11 +3,10 @@
 
 use std::sync::atomic::Ordering;
 
-use es_core::store::CommandRecord;
+use es_core::store::{CommandRecord, column};
 use es_core::{
-    AppendError, AppendRequest, BackendError, BackendErrorKind, CommandFingerprint, CommandOutcome,
-    Committed, EventId, EventStore, ExpectedVersion, LoadError, LogPosition, Metadata, StreamId,
-    StreamVersion,
+    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId, EventStore,
+    ExpectedVersion, LoadError, LogPosition, Metadata, StreamVersion,
 };
 use serde_json::value::RawValue;
 use sqlx::postgres::PgRow;
@@ -83,40 +82,23 @@ impl PostgresStore {
         }
     }
 
-    /// The record of command `command_id`, read on `executor` (a [`CommandRow`]).
+    /// The record of command `command_id`, read on `executor` (a [`column::CommandRow`]).
     pub(crate) async fn command_on(
         &self,
         executor: impl sqlx::PgExecutor<'_>,
         command_id: Uuid,
     ) -> Result<Option<CommandRecord>, LoadError> {
         let context = || format!("find command {command_id}");
-        let row: Option<CommandRow> = sqlx::query_as(sqlx::AssertSqlSafe(
+        let row: Option<column::CommandRow> = sqlx::query_as(sqlx::AssertSqlSafe(
             self.inner.queries.find_command.as_str(),
         ))
         .bind(command_id)
         .fetch_optional(executor)
         .await
         .map_err(|error| classify(context(), &error).with_source(error))?;
-        let Some((stream_id, before, after, fingerprint, refused)) = row else {
-            return Ok(None);
-        };
-        let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
-        let fingerprint = fingerprint
-            .map(|bytes| {
-                CommandFingerprint::try_from(bytes.as_slice())
-                    .map_err(|error| corrupt(context(), error))
-            })
-            .transpose()?;
-        Ok(Some(
-            CommandRecord::new(
-                command_id,
-                stream_id,
-                from_i64(before, &context)?,
-                from_i64(after, &context)?,
-            )
-            .with_fingerprint(fingerprint)
-            .with_outcome(CommandOutcome::from_refused(refused)),
-        ))
+        row.map(|row| column::command_record(BACKEND, command_id, row, context))
+            .transpose()
+            .map_err(LoadError::from)
     }
 
     /// Appends `request` on `connection`, outside any transaction of the caller: claims the
@@ -472,9 +454,6 @@ impl PostgresStore {
         found.map_err(load_to_append)
     }
 }
-
-/// A row of `sql::FIND_COMMAND`: stream id, versions before and after, fingerprint, refused.
-pub(crate) type CommandRow = (String, i64, i64, Option<Vec<u8>>, bool);
 
 pub(crate) fn first_repeated(ids: &[Uuid]) -> Option<Uuid> {
     let mut seen = std::collections::HashSet::with_capacity(ids.len());

@@ -3,10 +3,10 @@
 
 use std::ops::ControlFlow;
 
-use es_core::store::{CommandRecord, StoredEvent};
+use es_core::store::{CommandRecord, StoredEvent, column};
 use es_core::{
-    BackendError, CommandFingerprint, CommandOutcome, EventFilter, EventId, LoadError, LogPosition,
-    Metadata, RecordedEvent, StreamId, StreamVersion,
+    BackendError, EventFilter, EventId, LoadError, LogPosition, Metadata, RecordedEvent, StreamId,
+    StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
@@ -16,7 +16,7 @@ use sqlx::{Row as _, SqliteConnection};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::error::{classify, corrupt, log_position, to_i64, version};
+use crate::error::{BACKEND, classify, corrupt, log_position, to_i64, version};
 
 /// One stream's events after a version, in version order (served by the unique index on
 /// `(stream_id, stream_version)`).
@@ -183,40 +183,19 @@ pub(crate) async fn head(readers: &SqlitePool) -> Result<Option<LogPosition>, Lo
 const FIND_COMMAND: &str = "SELECT stream_id, version_before, version_after, fingerprint, \
      refused FROM commands WHERE command_id = ?1";
 
-/// A row of [`FIND_COMMAND`]: stream id, versions before and after, fingerprint, refused.
-type CommandRow = (String, i64, i64, Option<Vec<u8>>, bool);
-
 /// The record of an idempotent command, read on `connection`.
 pub(crate) async fn find_command(
     connection: &mut SqliteConnection,
     command_id: Uuid,
 ) -> Result<Option<CommandRecord>, BackendError> {
     let context = || format!("find command {command_id}");
-    let row: Option<CommandRow> = sqlx::query_as(FIND_COMMAND)
+    let row: Option<column::CommandRow> = sqlx::query_as(FIND_COMMAND)
         .bind(command_id)
         .fetch_optional(connection)
         .await
         .map_err(|error| classify(context(), error))?;
-    let Some((stream_id, before, after, fingerprint, refused)) = row else {
-        return Ok(None);
-    };
-    let stream_id = StreamId::new(stream_id).map_err(|error| corrupt(context(), error))?;
-    let fingerprint = fingerprint
-        .map(|bytes| {
-            CommandFingerprint::try_from(bytes.as_slice())
-                .map_err(|error| corrupt(context(), error))
-        })
-        .transpose()?;
-    Ok(Some(
-        CommandRecord::new(
-            command_id,
-            stream_id,
-            version(before, context)?,
-            version(after, context)?,
-        )
-        .with_fingerprint(fingerprint)
-        .with_outcome(CommandOutcome::from_refused(refused)),
-    ))
+    row.map(|row| column::command_record(BACKEND, command_id, row, context))
+        .transpose()
 }
 
 /// What a broken column of an event names: its position, version and stream.

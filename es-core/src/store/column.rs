@@ -13,8 +13,12 @@
 //! assert_eq!(stored.kind(), es_core::BackendErrorKind::Corrupt);
 //! ```
 
+use uuid::Uuid;
+
 use crate::error::{BackendError, BackendErrorKind};
-use crate::stream::StreamVersion;
+use crate::fingerprint::CommandFingerprint;
+use crate::store::{CommandOutcome, CommandRecord};
+use crate::stream::{StreamId, StreamVersion};
 
 /// `value` as a column value; over `i64::MAX` is [`BackendErrorKind::InvalidInput`] of
 /// `backend`, with `context` saying what was being done.
@@ -64,4 +68,38 @@ pub fn to_version(
     context: impl FnOnce() -> String,
 ) -> Result<StreamVersion, BackendError> {
     to_u64(backend, value, context).map(StreamVersion)
+}
+
+/// A command record as SQL stores keep it, one row: the stream id, the versions before and
+/// after, the fingerprint's bytes (none for a record written before fingerprints) and whether
+/// the command was refused.
+pub type CommandRow = (String, i64, i64, Option<Vec<u8>>, bool);
+
+/// The [`CommandRecord`] of command `command_id` from its stored [`CommandRow`]; a column that
+/// breaks the record's invariants is [`BackendErrorKind::Corrupt`] of `backend`.
+///
+/// # Errors
+/// When the stream id, a version or the fingerprint is not one the store could have written.
+pub fn command_record(
+    backend: &'static str,
+    command_id: Uuid,
+    (stream_id, before, after, fingerprint, refused): CommandRow,
+    context: impl Fn() -> String,
+) -> Result<CommandRecord, BackendError> {
+    let corrupt = || BackendError::new(backend, BackendErrorKind::Corrupt, context());
+    let stream_id = StreamId::new(stream_id).map_err(|error| corrupt().with_source(error))?;
+    let fingerprint = fingerprint
+        .map(|bytes| {
+            CommandFingerprint::try_from(bytes.as_slice())
+                .map_err(|error| corrupt().with_source(error))
+        })
+        .transpose()?;
+    Ok(CommandRecord::new(
+        command_id,
+        stream_id,
+        to_version(backend, before, &context)?,
+        to_version(backend, after, &context)?,
+    )
+    .with_fingerprint(fingerprint)
+    .with_outcome(CommandOutcome::from_refused(refused)))
 }
