@@ -13,24 +13,17 @@ locked=()
 [ -f Cargo.lock ] && locked=(--locked)
 cargo build "${locked[@]}" --quiet -p order-service
 
+# shellcheck source=scripts/service.sh
+source scripts/service.sh
 work=$(mktemp -d)
-pid=""
 cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  stop_service
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-target/debug/order-service --database-url "sqlite://$work/orders.db" serve --addr 127.0.0.1:0 \
-  >"$work/log" 2>&1 &
-pid=$!
-address=""
-for _ in $(seq 1 200); do
-  address=$(grep -o 'listening on http://[0-9.:]*' "$work/log" | head -n 1 | sed 's|listening on http://||' || true)
-  [ -n "$address" ] && break
-  sleep 0.1
-done
-[ -n "$address" ] || { echo "readme-session: the service did not start:" >&2; cat "$work/log" >&2; exit 1; }
+start_service "$work/log" --database-url "sqlite://$work/orders.db"
+address=${service_url#http://}
 
 # The session as written, on the port this service took.
 printf '%s\n' "$session" | sed "s|localhost:8080|$address|g" >"$work/session.sh"

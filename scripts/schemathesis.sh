@@ -35,39 +35,20 @@ fi
 locked=()
 [ -f Cargo.lock ] && locked=(--locked)
 cargo build "${locked[@]}" -p order-service
-service="$PWD/target/debug/order-service"
+# shellcheck source=scripts/service.sh
+source scripts/service.sh
 
 work=$(mktemp -d)
 pg_schema="schemathesis_$$"
-pid=""
 cleanup() {
-  if [ -n "$pid" ]; then kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; fi
+  stop_service
   psql -q "$DATABASE_URL" -c "drop schema if exists $pg_schema cascade" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-# Starts the service with "$@" on a free port and sets $base to its address.
-start() {
-  "$service" "$@" serve --addr 127.0.0.1:0 >"$work/log" 2>&1 &
-  pid=$!
-  base=""
-  for _ in $(seq 1 200); do
-    base=$(grep -o 'listening on http://[0-9.:]*' "$work/log" | head -n 1 | sed 's/listening on //' || true)
-    [ -n "$base" ] && break
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$base" ]; then
-    echo "schemathesis: the service did not start; its log:" >&2
-    cat "$work/log" >&2
-    exit 1
-  fi
-}
-
 stop() {
-  kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  pid=""
+  stop_service
   # A 5xx is logged with its cause; show it with the failure.
   if grep -q 'request failed' "$work/log"; then
     echo "schemathesis: the service logged failures:" >&2
@@ -79,13 +60,13 @@ stop() {
 status=0
 for store in sqlite postgres; do
   if [ "$store" = sqlite ]; then
-    start --database-url "sqlite://$work/events.sqlite"
+    start_service "$work/log" --database-url "sqlite://$work/events.sqlite"
   else
-    start --database-url "$DATABASE_URL" --pg-schema "$pg_schema"
+    start_service "$work/log" --database-url "$DATABASE_URL" --pg-schema "$pg_schema"
   fi
-  echo "== schemathesis on $store ($base, $examples examples per operation)"
+  echo "== schemathesis on $store ($service_url, $examples examples per operation)"
   # Run from the temporary folder: schemathesis keeps a cache in its working directory.
-  if ! (cd "$work" && "$venv/bin/schemathesis" run "$base/openapi.json" \
+  if ! (cd "$work" && "$venv/bin/schemathesis" run "$service_url/openapi.json" \
       --checks "$checks" \
       --max-examples "$examples" \
       --seed 20261207 \
