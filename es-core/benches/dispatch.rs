@@ -1,7 +1,7 @@
 //! Generated dispatch and (de)serialisation against the handwritten equivalent.
 //!
 //! `cargo bench -p es-core --bench dispatch`. Each pair runs the same work on the same data: the
-//! generated side through `Aggregate::apply` / `EventSet::{encode, decode}`, the handwritten
+//! generated side through `Aggregate::apply_event` / `EventSet::{encode, decode}`, the handwritten
 //! side through a `match` over a hand-written enum and plain `serde_json` calls.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)] // a benchmark binary
 
@@ -145,7 +145,7 @@ fn benches(c: &mut Criterion) {
         b.iter(|| {
             let mut state = Generated::default();
             for event in black_box(&generated) {
-                Aggregate::apply(&mut state, event);
+                state.apply_event(event);
             }
             black_box((state.units, state.total, state.paid))
         });

@@ -40,11 +40,16 @@ pub trait Aggregate: Default + Send + Sync + Sized + 'static {
     /// How the state is snapshotted, if at all.
     type Snapshot: SnapshotCodec<Self>;
 
-    /// Folds one event into the state. Must not fail: events are facts.
-    fn apply(&mut self, event: &Self::Event);
+    /// Folds one event of the aggregate's event set into the state, by calling the [`Apply`]
+    /// impl of the event it holds. Must not fail: events are facts.
+    ///
+    /// Named apart from [`Apply::apply`] so that `state.apply(&event)` on a user's event is
+    /// never ambiguous when both traits are imported.
+    fn apply_event(&mut self, event: &Self::Event);
 
-    /// Decides the events a command produces, or refuses it.
-    fn handle<'a>(
+    /// Decides the events one of the aggregate's commands produces, or refuses it, by calling
+    /// the [`Handle`] or [`HandleAsync`] impl of the command it holds.
+    fn handle_command<'a>(
         &'a self,
         command: Self::Command,
         services: &'a Self::Services,
@@ -81,11 +86,14 @@ pub trait Handle<C>: Aggregate {
 #[diagnostic::on_unimplemented(
     message = "`{Self}` lists async command `{C}` but does not implement `HandleAsync<{C}>`",
     label = "this command needs a `HandleAsync` impl on `{Self}`",
-    note = "add `impl es_core::HandleAsync<{C}> for {Self} {{ async fn handle(&self, command: {C}, services: &Self::Services) -> Result<es_core::Events<Self>, Self::Error> {{ .. }} }}`"
+    note = "add `impl es_core::HandleAsync<{C}> for {Self} {{ async fn handle_async(&self, command: {C}, services: &Self::Services) -> Result<es_core::Events<Self>, Self::Error> {{ .. }} }}`"
 )]
 pub trait HandleAsync<C>: Aggregate {
     /// Decides the events `command` produces, consulting `services`, or refuses it.
-    fn handle(
+    ///
+    /// Named apart from [`Handle::handle`] so that `state.handle(command)` is never ambiguous
+    /// on an aggregate with both kinds of command.
+    fn handle_async(
         &self,
         command: C,
         services: &Self::Services,
@@ -231,7 +239,7 @@ impl<A: Aggregate> IntoIterator for Events<A> {
 pub fn fold<'a, A: Aggregate>(events: impl IntoIterator<Item = &'a A::Event>) -> A {
     let mut state = A::default();
     for event in events {
-        state.apply(event);
+        state.apply_event(event);
     }
     state
 }

@@ -386,7 +386,7 @@ async fn fold_stream<A: Aggregate>(
                     stream_version: stored.stream_version,
                     source,
                 })?;
-            loaded.state.apply(&event);
+            loaded.state.apply_event(&event);
             loaded.version = expected;
             visit(expected, &event);
             Ok(ControlFlow::Continue(()))
@@ -503,7 +503,7 @@ where
             };
             return refuse(&mut recorded, &mut session, options.command_id, error).await;
         }
-        let handled = state.handle(recorded.command.clone().into(), settings.services());
+        let handled = state.handle_command(recorded.command.clone().into(), settings.services());
         let (request, refusal) = match decide(handled, &mut session).await {
             Ok(decided) => {
                 let decided = decided.into_vec();
@@ -564,7 +564,7 @@ where
                 };
                 session.release();
                 for event in &decided {
-                    state.apply(event);
+                    state.apply_event(event);
                 }
                 save_snapshot_if_due(
                     store,
@@ -753,7 +753,7 @@ impl<A: Aggregate, C: Into<A::Command> + Clone + Send> Recorded<'_, A, C> {
             // the same error.
             let handled = loaded
                 .state
-                .handle(self.command.clone().into(), self.settings.services());
+                .handle_command(self.command.clone().into(), self.settings.services());
             return match decide(handled, session).await {
                 Err(rejection) => Err(CommandError::Rejected(rejection)),
                 Ok(_) => Err(CommandError::ReplayDiverged {

@@ -126,6 +126,9 @@ pub trait Project<E: Event, Tx = ()>: Projection {
 pub trait Dispatch<Tx>: Projection {
     /// Decodes `event` and calls the matching [`Project`] handler. Events not listed are
     /// ignored (stores filter them out already).
+    ///
+    /// The hooks below are named `run_*` so they never shadow the user's [`BeginBatch`],
+    /// [`EndBatch`] and [`Reset`] methods when both traits are in scope.
     fn dispatch<'a>(
         &'a mut self,
         event: &'a RecordedEvent,
@@ -134,7 +137,7 @@ pub trait Dispatch<Tx>: Projection {
 
     /// Runs the projection's [`BeginBatch`] hook on a batch's `events` if it has one (the
     /// `begin_batch` flag); nothing otherwise.
-    fn begin_batch<'a>(
+    fn run_begin_batch<'a>(
         &'a mut self,
         events: &'a [RecordedEvent],
         tx: &'a mut Tx,
@@ -147,7 +150,7 @@ pub trait Dispatch<Tx>: Projection {
     const RESETS: bool = false;
 
     /// Runs the projection's [`Reset`] hook if it has one (the `reset` flag); nothing otherwise.
-    fn reset<'a>(
+    fn run_reset<'a>(
         &'a mut self,
         tx: &'a mut Tx,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {
@@ -157,7 +160,7 @@ pub trait Dispatch<Tx>: Projection {
 
     /// Runs the projection's [`EndBatch`] hook if it has one (the `end_batch` flag); nothing
     /// otherwise.
-    fn end_batch<'a>(
+    fn run_end_batch<'a>(
         &'a mut self,
         tx: &'a mut Tx,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send + 'a {

@@ -424,7 +424,10 @@ impl<P, K> Erased<P, K> {
             .await
             .map_err(store_error)?;
         if let Some(first) = events.first()
-            && let Err(error) = self.projection.begin_batch(events, &mut transaction).await
+            && let Err(error) = self
+                .projection
+                .run_begin_batch(events, &mut transaction)
+                .await
         {
             // The batch is retried whole: nothing of it is dispatched or committed.
             drop(transaction);
@@ -442,7 +445,7 @@ impl<P, K> Erased<P, K> {
             }
         }
         if let Some(last) = events.last()
-            && let Err(error) = self.projection.end_batch(&mut transaction).await
+            && let Err(error) = self.projection.run_end_batch(&mut transaction).await
         {
             // The batch is retried whole: nothing of it is committed.
             drop(transaction);
@@ -480,7 +483,7 @@ impl<P, K> Erased<P, K> {
             return;
         };
         let mut transaction = transaction;
-        if let Err(error) = self.projection.end_batch(&mut transaction).await {
+        if let Err(error) = self.projection.run_end_batch(&mut transaction).await {
             tracing::error!(%error, "the end-of-batch hook failed before a failed event; the batch is retried whole");
             return;
         }
@@ -543,7 +546,7 @@ where
             .begin(store, P::NAME)
             .await
             .map_err(store_error)?;
-        if let Err(error) = self.projection.reset(&mut transaction).await {
+        if let Err(error) = self.projection.run_reset(&mut transaction).await {
             drop(transaction);
             return Err(RunnerError::Reset {
                 projection: P::NAME,

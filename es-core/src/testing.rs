@@ -59,14 +59,14 @@ impl<A: Aggregate> Given<A> {
     /// Decides `command` against the history, polling the decision on this thread.
     pub fn when(self, command: impl Into<A::Command>) -> When<A> {
         let state = self.state();
-        let outcome = block_on(state.handle(command.into(), &self.services));
+        let outcome = block_on(state.handle_command(command.into(), &self.services));
         When { state, outcome }
     }
 
     /// Decides `command` against the history on the caller's async runtime.
     pub async fn when_async(self, command: impl Into<A::Command>) -> When<A> {
         let state = self.state();
-        let outcome = state.handle(command.into(), &self.services).await;
+        let outcome = state.handle_command(command.into(), &self.services).await;
         When { state, outcome }
     }
 }
@@ -124,7 +124,7 @@ impl<A: Aggregate> When<A> {
                 }
                 let mut state = self.state;
                 for event in &events {
-                    state.apply(event);
+                    state.apply_event(event);
                 }
                 state
             }

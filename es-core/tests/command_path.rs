@@ -127,7 +127,7 @@ impl Handle<Nothing> for Counter {
 }
 
 impl HandleAsync<IncrementByQuote> for Counter {
-    async fn handle(
+    async fn handle_async(
         &self,
         _: IncrementByQuote,
         services: &Quotes,

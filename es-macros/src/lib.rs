@@ -105,7 +105,7 @@ pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 ///
 /// impl HandleAsync<PriceOrder> for Order {
-///     async fn handle(&self, _: PriceOrder, pricing: &Pricing) -> Result<Events<Self>, OrderError> {
+///     async fn handle_async(&self, _: PriceOrder, pricing: &Pricing) -> Result<Events<Self>, OrderError> {
 ///         Ok(Events::one(OrderPaid { cents: pricing.cents }))
 ///     }
 /// }

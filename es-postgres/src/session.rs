@@ -190,7 +190,7 @@ mod tests {
     }
 
     impl HandleAsync<CheckWithTheDatabase> for Checker {
-        async fn handle(
+        async fn handle_async(
             &self,
             _: CheckWithTheDatabase,
             pool: &PgPool,

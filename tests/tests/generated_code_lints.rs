@@ -112,7 +112,7 @@ pub mod domain {
         }
     }
     impl HandleAsync<DoItLater> for Linted {
-        async fn handle(
+        async fn handle_async(
             &self,
             _: DoItLater,
             _: &Clock,

@@ -468,7 +468,7 @@ fn aggregate_impl(
         let (ty, variant) = (&listed.ty, &listed.variant);
         quote_spanned! {listed.span=>
             #command_enum::#variant(command) => {
-                <Self as #krate::HandleAsync<#ty>>::handle(self, command, services).await
+                <Self as #krate::HandleAsync<#ty>>::handle_async(self, command, services).await
             }
         }
     });
@@ -491,11 +491,11 @@ fn aggregate_impl(
             type Services = #services;
             type Snapshot = #snapshot;
 
-            fn apply(&mut self, event: &#event_enum) {
+            fn apply_event(&mut self, event: &#event_enum) {
                 #apply
             }
 
-            fn handle<'__a>(
+            fn handle_command<'__a>(
                 &'__a self,
                 command: #command_enum,
                 #services_param: &'__a <Self as #krate::Aggregate>::Services,

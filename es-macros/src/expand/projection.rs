@@ -60,7 +60,7 @@ fn code(model: &ProjectionModel) -> TokenStream {
         Some(flag) => (
             Some(quote_spanned!(flag.span()=> Self: #krate::BeginBatch<#tx>,)),
             quote! {
-                fn begin_batch<'__a>(
+                fn run_begin_batch<'__a>(
                     &'__a mut self,
                     events: &'__a [#krate::RecordedEvent],
                     tx: &'__a mut #tx,
@@ -79,7 +79,7 @@ fn code(model: &ProjectionModel) -> TokenStream {
         Some(flag) => (
             Some(quote_spanned!(flag.span()=> Self: #krate::EndBatch<#tx>)),
             quote! {
-                fn end_batch<'__a>(
+                fn run_end_batch<'__a>(
                     &'__a mut self,
                     tx: &'__a mut #tx,
                 ) -> impl ::core::future::Future<
@@ -99,7 +99,7 @@ fn code(model: &ProjectionModel) -> TokenStream {
             quote! {
                 const RESETS: bool = true;
 
-                fn reset<'__a>(
+                fn run_reset<'__a>(
                     &'__a mut self,
                     tx: &'__a mut #tx,
                 ) -> impl ::core::future::Future<

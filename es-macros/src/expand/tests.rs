@@ -748,7 +748,7 @@ fn aggregate_expansion() {
         "typeSnapshot=::es_core::snapshot::JsonSnapshot<2>;",
         "<Selfas::es_core::Apply<paid::OrderPaid>>::apply(self,event)",
         "<Selfas::es_core::Handle<PlaceOrder>>::handle(self,command)",
-        "<Selfas::es_core::HandleAsync<PriceOrder>>::handle(self,command,services).await",
+        "<Selfas::es_core::HandleAsync<PriceOrder>>::handle_async(self,command,services).await",
         "services:&'__a<Selfas::es_core::Aggregate>::Services",
         "::es_core::__private::str_eq(__es_event::<OrderPlaced>().name,__es_event::<paid::OrderPaid>().name)",
     ] {

@@ -70,7 +70,7 @@ fn main() {
     assert_eq!(Table::NAME, "table");
     assert_eq!(PingCount::EVENT_TYPES, ["ping"]);
     let mut table = Table::default();
-    renamed::Aggregate::apply(&mut table, &TableEvent::from(Pinged));
+    renamed::Aggregate::apply_event(&mut table, &TableEvent::from(Pinged));
     assert_eq!(table.pings, 1);
     let _ = Ping;
 }

@@ -158,7 +158,7 @@ impl Handle<PayOrder> for Order {
 }
 
 impl HandleAsync<PriceItem> for Order {
-    async fn handle(
+    async fn handle_async(
         &self,
         command: PriceItem,
         services: &Pricing,
@@ -174,7 +174,7 @@ fn decide(order: &Order, command: impl Into<OrderCommand>) -> Result<Vec<OrderEv
         .expect("runtime");
     let pricing = Pricing { cents_per_item: 250 };
     runtime
-        .block_on(Aggregate::handle(order, command.into(), &pricing))
+        .block_on(Aggregate::handle_command(order, command.into(), &pricing))
         .map(Events::into_vec)
 }
 
@@ -197,7 +197,7 @@ fn main() {
         PayOrder { amount_cents: 500 }.into(),
     ] {
         for event in decide(&order, command).expect("accepted") {
-            Aggregate::apply(&mut order, &event);
+            Aggregate::apply_event(&mut order, &event);
         }
     }
     assert_eq!(

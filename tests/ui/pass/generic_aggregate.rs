@@ -52,7 +52,7 @@ impl<S: Step> Apply<Counted> for Counter<S> {
 }
 
 impl<S: Step> HandleAsync<CountBy> for Counter<S> {
-    async fn handle(&self, _: CountBy, services: &S) -> Result<Events<Self>, Never> {
+    async fn handle_async(&self, _: CountBy, services: &S) -> Result<Events<Self>, Never> {
         Ok(Events::one(Counted { by: services.step() }))
     }
 }
@@ -64,10 +64,10 @@ fn main() {
     let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
     for _ in 0..3 {
         let events = runtime
-            .block_on(Aggregate::handle(&counter, CounterCommand::from(CountBy), &Fixed(5)))
+            .block_on(Aggregate::handle_command(&counter, CounterCommand::from(CountBy), &Fixed(5)))
             .expect("accepted");
         for event in events {
-            Aggregate::apply(&mut counter, &event);
+            Aggregate::apply_event(&mut counter, &event);
         }
     }
     assert_eq!(counter.total, 15);

@@ -112,7 +112,7 @@ impl ::es_core::Handle<Place> for Tab {
 }
 
 impl ::es_core::HandleAsync<Pay> for Tab {
-    async fn handle(
+    async fn handle_async(
         &self,
         command: Pay,
         (): &(),
@@ -156,13 +156,13 @@ fn main() {
     let mut tab = <Tab as ::core::default::Default>::default();
     let commands = [TabCommand::from(Place), TabCommand::from(Pay(4))];
     for command in commands {
-        let decided = runtime.block_on(::es_core::Aggregate::handle(&tab, command, &()));
+        let decided = runtime.block_on(::es_core::Aggregate::handle_command(&tab, command, &()));
         for event in decided.unwrap_or_else(|error| panic!("{error}")) {
-            ::es_core::Aggregate::apply(&mut tab, &event);
+            ::es_core::Aggregate::apply_event(&mut tab, &event);
         }
     }
     assert_eq!(tab.total, 5);
-    let refused = runtime.block_on(::es_core::Aggregate::handle(&tab, Pay(0).into(), &()));
+    let refused = runtime.block_on(::es_core::Aggregate::handle_command(&tab, Pay(0).into(), &()));
     assert!(refused.is_err());
     assert_eq!(<Totals as ::es_core::Projection>::EVENT_TYPES, ["placed", "paid"]);
     let _ = TabEvent::Placed(Placed { n: 0 });

@@ -121,9 +121,9 @@ fn main() {
     // Both hooks, reached through `Dispatch` as the runner reaches them.
     let mut framed = framed::CachedOrders::default();
     let placed = &events[..1];
-    runtime.block_on(framed.begin_batch(placed, &mut ())).expect("begun");
+    runtime.block_on(framed.run_begin_batch(placed, &mut ())).expect("begun");
     runtime.block_on(framed.dispatch(&placed[0], &mut ())).expect("projected");
-    runtime.block_on(framed.end_batch(&mut ())).expect("ended");
+    runtime.block_on(framed.run_end_batch(&mut ())).expect("ended");
     assert_eq!(framed.log, ["load order-1", "place ada", "write order-1"]);
 }
 

@@ -117,13 +117,13 @@ impl Aggregate for Tally {
     type Services = ();
     type Snapshot = JsonSnapshot<1>;
 
-    fn apply(&mut self, event: &TallyEvent) {
+    fn apply_event(&mut self, event: &TallyEvent) {
         let TallyEvent::Recorded(recorded) = event;
         self.total += recorded.amount;
         self.count += 1;
     }
 
-    fn handle<'a>(
+    fn handle_command<'a>(
         &'a self,
         command: TallyCommand,
         (): &'a (),
