@@ -590,9 +590,8 @@ fn units_and_cents(item: &ItemAdded) -> Result<(i64, i64), HandlerError> {
 /// The order id in an order's stream id.
 fn order_id(stream_id: &StreamId) -> &str {
     stream_id
-        .as_str()
-        .strip_prefix("order-")
-        .unwrap_or(stream_id.as_str())
+        .aggregate_parts()
+        .map_or(stream_id.as_str(), |(_, order_id)| order_id)
 }
 
 impl Project<OrderPlaced, PgTransaction> for PerEventOrderSummary {

@@ -459,15 +459,17 @@ pub enum RegistryError {
         /// The aggregate registered second.
         second: &'static str,
     },
-    /// One aggregate's stream prefix (`"{name}-"`) begins another's, so stream ids would overlap.
+    /// An aggregate name that cannot begin a stream id: empty, or holding a `-` (stream ids
+    /// are `{name}-{id}` and split at the first `-`), whitespace or a control character.
+    /// `#[derive(Aggregate)]` refuses these at compile time; this catches hand-written impls.
     #[error(
-        "stream prefix `{first}-` of aggregate `{first}` overlaps with aggregate `{second}`; rename one"
+        "aggregate name `{name}` {reason}; stream ids are `{{name}}-{{id}}`, split at the first `-`"
     )]
-    OverlappingStreamPrefix {
-        /// The shorter name.
-        first: &'static str,
-        /// The name it begins.
-        second: &'static str,
+    InvalidAggregateName {
+        /// The name.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// Two projections share a name (and would share a checkpoint).
     #[error("projection `{name}` is registered twice")]

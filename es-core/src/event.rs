@@ -187,6 +187,20 @@ impl RecordedEvent {
     pub const fn log_position(&self) -> LogPosition {
         LogPosition::new(self.transaction, self.position)
     }
+
+    /// The type of the aggregate whose stream holds the event (see
+    /// [`StreamId::aggregate_parts`]); `None` for a stream not named `{aggregate}-{id}`.
+    #[must_use]
+    pub fn aggregate_type(&self) -> Option<&str> {
+        self.stream_id.aggregate_parts().map(|(name, _)| name)
+    }
+
+    /// The id of that aggregate as its commands were sent to it; `None` for a stream not
+    /// named `{aggregate}-{id}`.
+    #[must_use]
+    pub fn aggregate_id(&self) -> Option<&str> {
+        self.stream_id.aggregate_parts().map(|(_, id)| id)
+    }
 }
 
 /// A decoded event with its envelope: what projections and process managers receive.
@@ -228,5 +242,20 @@ impl<E> EventEnvelope<E> {
     #[must_use]
     pub const fn position(&self) -> GlobalPosition {
         self.log_position.position
+    }
+
+    /// The type of the aggregate whose stream holds the event, as its `name` (`"account"` for
+    /// stream `"account-alice"`); `None` for a stream not named `{aggregate}-{id}`.
+    #[must_use]
+    pub fn aggregate_type(&self) -> Option<&str> {
+        self.stream_id.aggregate_parts().map(|(name, _)| name)
+    }
+
+    /// The id of that aggregate as the command was sent to it (`"alice"` for stream
+    /// `"account-alice"`, from `app.execute::<Account>("alice", ..)`); `None` for a stream not
+    /// named `{aggregate}-{id}`.
+    #[must_use]
+    pub fn aggregate_id(&self) -> Option<&str> {
+        self.stream_id.aggregate_parts().map(|(_, id)| id)
     }
 }

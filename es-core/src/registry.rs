@@ -84,21 +84,14 @@ impl<S: EventStore> Registry<S> {
     }
 
     fn claim(&mut self, name: &'static str, event_types: &'static [&'static str]) {
+        if let Some(reason) = crate::stream::aggregate_name_problem(name) {
+            self.errors
+                .push(RegistryError::InvalidAggregateName { name, reason });
+        }
         for claim in &self.claims {
             if claim.name == name {
                 self.errors.push(RegistryError::DuplicateAggregate { name });
                 return;
-            }
-            let (shorter, longer) = if claim.name.len() <= name.len() {
-                (claim.name, name)
-            } else {
-                (name, claim.name)
-            };
-            if longer.starts_with(shorter) && longer.as_bytes().get(shorter.len()) == Some(&b'-') {
-                self.errors.push(RegistryError::OverlappingStreamPrefix {
-                    first: shorter,
-                    second: longer,
-                });
             }
             for event_type in event_types {
                 if claim.event_types.contains(event_type) {
@@ -124,7 +117,7 @@ impl<S: EventStore> Registry<S> {
     ///
     /// # Errors
     /// The first [`RegistryError`]: an aggregate registered twice, an event type claimed by two
-    /// aggregates, overlapping stream prefixes, or two projections with one name.
+    /// aggregates, an aggregate name no stream id can begin with, or two projections with one name.
     #[allow(clippy::unused_async)] // async so that stores may verify themselves here later
     pub async fn build(mut self) -> Result<App<S>, RegistryError> {
         if !self.errors.is_empty() {

@@ -54,6 +54,31 @@ impl StreamId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The aggregate type and id this stream was named from (`"account-alice"` is
+    /// `("account", "alice")`): split at the first `-`, which no aggregate name contains. `None`
+    /// for a stream id without a `-` or with nothing on either side of it.
+    #[must_use]
+    pub fn aggregate_parts(&self) -> Option<(&str, &str)> {
+        self.0
+            .split_once('-')
+            .filter(|(name, id)| !name.is_empty() && !id.is_empty())
+    }
+}
+
+/// Why `name` cannot be an aggregate's name, if it cannot: stream ids are `{name}-{id}` and
+/// are split back at the first `-`.
+#[must_use]
+pub(crate) fn aggregate_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("is empty")
+    } else if name.contains('-') {
+        Some("contains `-`")
+    } else if name.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Some("contains whitespace or a control character")
+    } else {
+        None
+    }
 }
 
 impl<'de> Deserialize<'de> for StreamId {
@@ -268,6 +293,24 @@ impl fmt::Display for ExpectedVersion {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An id with dashes of its own (a UUID) comes back whole: no aggregate name has a `-`.
+    #[test]
+    fn a_stream_id_splits_back_into_the_aggregate_and_the_id_it_was_named_from()
+    -> Result<(), InvalidStreamId> {
+        let id = "0190e4a1-7c2b-7d00-8000-000000000001";
+        let stream = StreamId::for_aggregate("order", id)?;
+        assert_eq!(stream.aggregate_parts(), Some(("order", id)));
+        for raw in ["audit", "-x", "x-", "-"] {
+            let stream = StreamId::new(raw)?;
+            assert_eq!(stream.aggregate_parts(), None, "{raw:?}");
+        }
+        assert_eq!(aggregate_name_problem("order"), None);
+        assert_eq!(aggregate_name_problem("order-line"), Some("contains `-`"));
+        assert_eq!(aggregate_name_problem(""), Some("is empty"));
+        assert!(aggregate_name_problem("order line").is_some());
+        Ok(())
+    }
 
     #[test]
     fn stream_id_rejects_empty_long_and_control_characters() {

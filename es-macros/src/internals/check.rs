@@ -408,6 +408,20 @@ fn stable_name(cx: &Ctxt, given: Option<&LitStr>, default: String, what: &str) -
                 )
             })
     };
+    // Stream ids are `{name}-{id}` and split back at the first `-`.
+    if problem.is_none()
+        && what == "aggregate"
+        && let Some(dash) = name.find('-')
+    {
+        cx.error_spanned_by(
+            lit,
+            format!(
+                "the aggregate's stable name cannot contain `-` (found at byte {dash}): stream ids are `{{name}}-{{id}}` and are split back at the first `-`; write e.g. `name = \"{}\"`",
+                name.replace('-', "_")
+            ),
+        );
+        return default;
+    }
     match problem {
         None => name,
         Some(problem) => {

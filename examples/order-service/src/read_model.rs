@@ -6,12 +6,11 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, PoisonError, RwLock};
 
-use es_core::{EventEnvelope, HandlerError, Project, Projection};
+use es_core::{EventEnvelope, HandlerError, Project, Projection, StreamId};
 use serde::Serialize;
 
 use crate::domain::{
-    ItemAdded, ItemRemoved, Order, OrderCancelled, OrderPaid, OrderPlaced, OrderShipped,
-    OrderStatus,
+    ItemAdded, ItemRemoved, OrderCancelled, OrderPaid, OrderPlaced, OrderShipped, OrderStatus,
 };
 
 /// One order as the summary shows it.
@@ -65,7 +64,7 @@ impl OrderSummary {
         Arc::clone(&self.rows)
     }
 
-    fn update(&self, stream_id: &str, change: impl FnOnce(&mut OrderSummaryRow)) {
+    fn update(&self, stream_id: &StreamId, change: impl FnOnce(&mut OrderSummaryRow)) {
         let order_id = order_id_of(stream_id);
         let mut rows = self.rows.write().unwrap_or_else(PoisonError::into_inner);
         let row = rows
@@ -78,14 +77,13 @@ impl OrderSummary {
     }
 }
 
-/// The order id inside an order stream id (`order-{id}`).
+/// The order id inside an order stream id (`order-{id}`): the id the order's commands were
+/// sent to.
 #[must_use]
-pub fn order_id_of(stream_id: &str) -> &str {
-    let prefix = <Order as es_core::Aggregate>::NAME;
+pub fn order_id_of(stream_id: &StreamId) -> &str {
     stream_id
-        .strip_prefix(prefix)
-        .and_then(|rest| rest.strip_prefix('-'))
-        .unwrap_or(stream_id)
+        .aggregate_parts()
+        .map_or(stream_id.as_str(), |(_, order_id)| order_id)
 }
 
 impl Project<OrderPlaced> for OrderSummary {
@@ -94,7 +92,7 @@ impl Project<OrderPlaced> for OrderSummary {
         event: EventEnvelope<OrderPlaced>,
         (): &mut (),
     ) -> Result<(), HandlerError> {
-        self.update(event.stream_id.as_str(), |row| {
+        self.update(&event.stream_id, |row| {
             row.customer_id = event.event.customer_id;
             row.status = OrderStatus::Placed;
         });
@@ -109,7 +107,7 @@ impl Project<ItemAdded> for OrderSummary {
         (): &mut (),
     ) -> Result<(), HandlerError> {
         let added = event.event;
-        self.update(event.stream_id.as_str(), |row| {
+        self.update(&event.stream_id, |row| {
             let quantity = u64::from(added.quantity);
             let amount = quantity.saturating_mul(added.unit_price_cents);
             let line = row.lines.entry(added.sku).or_default();
@@ -128,7 +126,7 @@ impl Project<ItemRemoved> for OrderSummary {
         event: EventEnvelope<ItemRemoved>,
         (): &mut (),
     ) -> Result<(), HandlerError> {
-        self.update(event.stream_id.as_str(), |row| {
+        self.update(&event.stream_id, |row| {
             if let Some((quantity, amount)) = row.lines.remove(&event.event.sku) {
                 row.item_count -= quantity;
                 row.total_cents -= amount;
@@ -144,9 +142,7 @@ impl Project<OrderPaid> for OrderSummary {
         event: EventEnvelope<OrderPaid>,
         (): &mut (),
     ) -> Result<(), HandlerError> {
-        self.update(event.stream_id.as_str(), |row| {
-            row.status = OrderStatus::Paid
-        });
+        self.update(&event.stream_id, |row| row.status = OrderStatus::Paid);
         Ok(())
     }
 }
@@ -157,9 +153,7 @@ impl Project<OrderShipped> for OrderSummary {
         event: EventEnvelope<OrderShipped>,
         (): &mut (),
     ) -> Result<(), HandlerError> {
-        self.update(event.stream_id.as_str(), |row| {
-            row.status = OrderStatus::Shipped
-        });
+        self.update(&event.stream_id, |row| row.status = OrderStatus::Shipped);
         Ok(())
     }
 }
@@ -170,9 +164,7 @@ impl Project<OrderCancelled> for OrderSummary {
         event: EventEnvelope<OrderCancelled>,
         (): &mut (),
     ) -> Result<(), HandlerError> {
-        self.update(event.stream_id.as_str(), |row| {
-            row.status = OrderStatus::Cancelled
-        });
+        self.update(&event.stream_id, |row| row.status = OrderStatus::Cancelled);
         Ok(())
     }
 }

@@ -82,7 +82,7 @@ impl<S: EventStore> Project<OrderPaid, Commands<S>> for Shipping {
         paid: EventEnvelope<OrderPaid>,
         commands: &mut Commands<S>,
     ) -> Result<(), HandlerError> {
-        let order_id = order_id_of(paid.stream_id.as_str()).to_owned();
+        let order_id = order_id_of(&paid.stream_id).to_owned();
         let command = CreateShipment {
             order_id: order_id.clone(),
             amount_cents: paid.event.amount_cents,

@@ -165,7 +165,7 @@ macro_rules! summary_handlers {
             ) -> Result<(), HandlerError> {
                 // Every order starts here, so a replay from position zero over old rows resets
                 // each order first (a rebuild clears the tables anyway: see `Reset`).
-                let order_id = order_id_of(event.stream_id.as_str());
+                let order_id = order_id_of(&event.stream_id);
                 sqlx::query(sqlx::AssertSqlSafe(self.sql.delete_lines_of_order.as_str()))
                     .bind(order_id)
                     .execute(&mut **tx)
@@ -186,7 +186,7 @@ macro_rules! summary_handlers {
                 event: EventEnvelope<ItemAdded>,
                 tx: &mut Transaction<'static, $database>,
             ) -> Result<(), HandlerError> {
-                let order_id = order_id_of(event.stream_id.as_str());
+                let order_id = order_id_of(&event.stream_id);
                 let quantity = u64::from(event.event.quantity);
                 let amount = quantity.saturating_mul(event.event.unit_price_cents);
                 sqlx::query(sqlx::AssertSqlSafe(self.sql.upsert_line.as_str()))
@@ -213,7 +213,7 @@ macro_rules! summary_handlers {
                 event: EventEnvelope<ItemRemoved>,
                 tx: &mut Transaction<'static, $database>,
             ) -> Result<(), HandlerError> {
-                let order_id = order_id_of(event.stream_id.as_str());
+                let order_id = order_id_of(&event.stream_id);
                 sqlx::query(sqlx::AssertSqlSafe(self.sql.subtract_line.as_str()))
                     .bind(order_id)
                     .bind(&event.event.sku)
@@ -241,7 +241,7 @@ macro_rules! summary_handlers {
                 tx: &mut Transaction<'static, $database>,
             ) -> Result<(), HandlerError> {
                 sqlx::query(sqlx::AssertSqlSafe(self.sql.set_status.as_str()))
-                    .bind(order_id_of(event.stream_id.as_str()))
+                    .bind(order_id_of(&event.stream_id))
                     .bind($status.as_str())
                     .bind(version(&event)?)
                     .execute(&mut **tx)
