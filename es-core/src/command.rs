@@ -49,13 +49,17 @@ use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, EventSet};
-use crate::error::{AppendError, CommandError, LoadError};
 use crate::event::NewEvent;
 use crate::fingerprint::CommandFingerprint;
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotCodec, SnapshotPolicy};
+use crate::store::error::{AppendError, LoadError};
 use crate::store::{AppendRequest, CommandOutcome, CommandRecord, CommandSession, EventStore};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
+
+pub mod error;
+
+pub use error::CommandError;
 
 mod queue;
 

@@ -60,7 +60,6 @@ pub mod aggregate;
 mod chain;
 pub mod codec;
 pub mod command;
-pub mod error;
 pub mod event;
 pub mod fingerprint;
 pub mod metadata;
@@ -82,25 +81,27 @@ pub mod __private;
 
 pub use aggregate::{Aggregate, Apply, EventSet, Events, Handle, HandleAsync};
 pub use chain::ErrorChain;
+pub use command::CommandError;
 pub use command::{AggregateSettings, CommandOptions, Executed, Loaded};
-pub use error::{
-    AppendError, BackendError, BackendErrorKind, CommandError, HandlerError, InvalidStreamId,
-    LeaseLoss, LoadError, ProjectionError, RegistryError, RunnerError,
-};
 pub use event::{Event, EventEnvelope, EventId, NewEvent, RecordedEvent};
 pub use fingerprint::CommandFingerprint;
 pub use metadata::Metadata;
 pub use projection::{BeginBatch, Dispatch, EndBatch, Project, Projection, Reset};
+pub use projection::{HandlerError, ProjectionError, ProjectionFailure};
+pub use registry::RegistryError;
 pub use registry::{App, Execute, ProjectionWorkers, Registry};
+pub use runner::{LeaseLoss, RunnerError};
 pub use runner::{
     ProjectionReport, ProjectionStatus, RebuildOptions, RebuildProgress, RebuildStep,
     RunnerSettings,
 };
 pub use store::memory::MemoryStore;
+pub use store::{AppendError, BackendError, BackendErrorKind, LoadError};
 pub use store::{
     AppendRequest, CheckpointStore, CommandOutcome, CommandSession, Committed, EventFilter,
     EventStore, Lease, LeaseHolder, LeaseRenewal, StoredEvent,
 };
+pub use stream::InvalidStreamId;
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};
 pub use subscription::Subscription;
 

@@ -80,10 +80,11 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::command::Executed;
-use crate::error::{CommandError, RunnerError};
+use crate::command::error::CommandError;
 use crate::event::RecordedEvent;
 use crate::projection::Dispatch;
 use crate::registry::{App, AppInner};
+use crate::runner::error::RunnerError;
 use crate::runner::{BatchOutcome, ErasedProjection, ReadBatch};
 use crate::store::{CheckpointStore, EventStore, Lease};
 use crate::stream::LogPosition;

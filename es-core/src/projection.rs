@@ -23,8 +23,11 @@
 
 use std::future::Future;
 
-use crate::error::{HandlerError, ProjectionError};
 use crate::event::{Event, EventEnvelope, RecordedEvent};
+
+pub mod error;
+
+pub use error::{HandlerError, ProjectionError, ProjectionFailure};
 
 /// A hook the runner calls before a batch's events are dispatched, given all of them, in the
 /// same unit of work: for a projection that loads, in one query, the rows its handlers will

@@ -20,18 +20,22 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, EventSet};
 use crate::chain::ErrorChain;
+use crate::command::error::CommandError;
 use crate::command::{self, AggregateSettings, CommandOptions, Executed, Loaded};
-use crate::error::{
-    BackendErrorKind, CommandError, LeaseLoss, LoadError, RegistryError, RunnerError,
-};
 use crate::metadata::Metadata;
 use crate::projection::Dispatch;
+use crate::runner::error::{LeaseLoss, RunnerError};
 use crate::runner::{
     Erased, ErasedProjection, InProcess, InStore, ProjectionStatus, RebuildOptions,
     RebuildProgress, RebuildStep, RunnerSettings,
 };
+use crate::store::error::{BackendErrorKind, LoadError};
 use crate::store::{CheckpointStore, EventFilter, EventStore, Lease, LeaseRenewal};
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
+
+pub mod error;
+
+pub use error::RegistryError;
 
 /// What the registry remembers of an aggregate for its collision checks.
 struct AggregateClaim {
@@ -958,7 +962,7 @@ impl Drop for ProjectionWorkers {
 #[must_use = "a command does nothing until it is awaited"]
 pub struct Execute<'a, S, A: Aggregate, C> {
     app: &'a App<S>,
-    stream_id: Result<StreamId, crate::error::InvalidStreamId>,
+    stream_id: Result<StreamId, crate::stream::InvalidStreamId>,
     command: C,
     options: CommandOptions,
     /// Why the command could not be fingerprinted for its id, if it could not.

@@ -22,10 +22,15 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tracing::Instrument as _;
 
-use crate::error::{BackendError, ProjectionError, RunnerError};
 use crate::projection::Dispatch;
+use crate::projection::error::ProjectionError;
+use crate::store::error::BackendError;
 use crate::store::{CheckpointStore, EventFilter, Lease};
 use crate::stream::LogPosition;
+
+pub mod error;
+
+pub use error::{LeaseLoss, RunnerError};
 
 const MIN_DELAY: Duration = Duration::from_millis(1);
 

@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::InvalidStreamId;
-
 /// The longest stream id accepted, in bytes.
 ///
 /// Ids are keys in every back end's indexes; a bound keeps a hostile or buggy caller from
@@ -288,6 +286,29 @@ impl fmt::Display for ExpectedVersion {
             Self::Exact(version) => write!(f, "version {version}"),
         }
     }
+}
+
+/// A stream id that cannot be stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum InvalidStreamId {
+    /// The id is empty.
+    #[error("stream id is empty")]
+    Empty,
+    /// The id is longer than the stores accept.
+    #[error("stream id is {len} bytes long; at most {max} are allowed")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The id holds a control character (NUL, newline, ...).
+    #[error("stream id holds a control character at byte {index}")]
+    ControlCharacter {
+        /// Byte offset of the first one.
+        index: usize,
+    },
 }
 
 #[cfg(test)]

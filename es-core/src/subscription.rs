@@ -36,8 +36,8 @@ use std::time::Duration;
 
 use futures_core::Stream;
 
-use crate::error::LoadError;
 use crate::event::RecordedEvent;
+use crate::store::error::LoadError;
 use crate::store::{EventFilter, EventStore, LogWatch};
 use crate::stream::LogPosition;
 

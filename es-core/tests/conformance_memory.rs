@@ -17,10 +17,10 @@ async fn run_all_passes_on_the_memory_store() {
 mod mutants {
     use std::panic::AssertUnwindSafe;
 
-    use es_core::error::{AppendError, BackendError, LoadError};
     use es_core::snapshot::Snapshot;
     use es_core::store::{CommandRecord, Lease, LeaseHolder, LeaseRenewal, LogWatch};
     use es_core::testing::conformance::run_all;
+    use es_core::{AppendError, BackendError, LoadError};
     use es_core::{
         AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, ExpectedVersion,
         LogPosition, MemoryStore, RecordedEvent, StreamId, StreamVersion,

@@ -7,7 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use es_core::error::ProjectionFailure;
+use es_core::ProjectionFailure;
 use es_core::{
     AppendRequest, BeginBatch, CheckpointStore as _, EndBatch, EventEnvelope, EventFilter,
     EventStore as _, ExpectedVersion, HandlerError, LogPosition, MemoryStore, NewEvent, Project,

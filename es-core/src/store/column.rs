@@ -15,8 +15,8 @@
 
 use uuid::Uuid;
 
-use crate::error::{BackendError, BackendErrorKind};
 use crate::fingerprint::CommandFingerprint;
+use crate::store::error::{BackendError, BackendErrorKind};
 use crate::store::{CommandOutcome, CommandRecord};
 use crate::stream::{StreamId, StreamVersion};
 

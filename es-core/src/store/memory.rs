@@ -58,9 +58,9 @@ use tokio::sync::watch;
 use tracing::Instrument as _;
 use uuid::Uuid;
 
-use crate::error::{AppendError, BackendError, LoadError};
 use crate::event::{EventId, RecordedEvent};
 use crate::snapshot::Snapshot;
+use crate::store::error::{AppendError, BackendError, LoadError};
 use crate::store::{
     AppendRequest, CheckpointStore, CommandRecord, Committed, EventFilter, EventStore, Lease,
     LeaseHolder, LeaseRenewal, LogWatch,
@@ -546,7 +546,7 @@ impl CheckpointStore for MemoryStore {
         if !held {
             return Err(BackendError::new(
                 "memory",
-                crate::error::BackendErrorKind::LeaseLost,
+                crate::store::error::BackendErrorKind::LeaseLost,
                 format!(
                     "commit a batch of projection `{projection}` at {checkpoint}: the lease of {} (epoch {}) was lost",
                     lease.owner, lease.epoch

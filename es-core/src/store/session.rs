@@ -17,7 +17,7 @@ use std::ops::ControlFlow;
 use uuid::Uuid;
 
 use super::{CommandRecord, EventStore, StoredEvent};
-use crate::error::{AppendError, LoadError};
+use crate::store::error::{AppendError, LoadError};
 use crate::store::{AppendRequest, Committed};
 use crate::stream::{StreamId, StreamVersion};
 

@@ -2,8 +2,8 @@
 
 use serde_json::{Value, json};
 
-use crate::error::AppendError;
 use crate::event::NewEvent;
+use crate::store::error::AppendError;
 use crate::store::{AppendRequest, CheckpointStore, CommandRecord, CommandSession, EventStore};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::error::AppendError;
+use crate::store::error::AppendError;
 use crate::store::{AppendRequest, CheckpointStore, Committed, EventFilter, EventStore};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 

@@ -10,10 +10,10 @@ use serde_json::{Value, json};
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 
-use crate::error::AppendError;
 use crate::event::{EventId, NewEvent, RecordedEvent};
 use crate::metadata::Metadata;
 use crate::snapshot::Snapshot;
+use crate::store::error::AppendError;
 use crate::store::{
     AppendRequest, CheckpointStore, CommandRecord, Committed, EventFilter, EventStore,
 };

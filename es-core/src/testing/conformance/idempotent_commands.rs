@@ -1,7 +1,7 @@
 //! Idempotent commands: command ids, their records and fingerprints.
 
-use crate::error::AppendError;
 use crate::fingerprint::CommandFingerprint;
+use crate::store::error::AppendError;
 use crate::store::{
     AppendRequest, CheckpointStore, CommandOutcome, CommandRecord, CommandSession, Committed,
     EventStore,

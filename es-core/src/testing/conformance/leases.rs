@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::helpers::{OrFail as _, checkpoint};
-use crate::error::BackendErrorKind;
+use crate::store::error::BackendErrorKind;
 use crate::store::{CheckpointStore, EventStore, Lease, LeaseRenewal};
 use crate::stream::{GlobalPosition, LogPosition};
 
