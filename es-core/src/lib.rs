@@ -57,10 +57,12 @@
 #![cfg_attr(feature = "derive", doc = include_str!("tour.md"))]
 
 pub mod aggregate;
+mod app;
 mod chain;
 pub mod codec;
 pub mod command;
 pub mod event;
+mod execute;
 pub mod fingerprint;
 pub mod metadata;
 pub mod process;
@@ -80,20 +82,22 @@ pub mod testing;
 pub mod __private;
 
 pub use aggregate::{Aggregate, Apply, EventSet, Events, Handle, HandleAsync};
+pub use app::App;
 pub use chain::ErrorChain;
 pub use command::CommandError;
 pub use command::{AggregateSettings, CommandOptions, Executed, Loaded};
 pub use event::{Event, EventEnvelope, EventId, NewEvent, RecordedEvent};
+pub use execute::Execute;
 pub use fingerprint::CommandFingerprint;
 pub use metadata::Metadata;
 pub use projection::{BeginBatch, Dispatch, EndBatch, Project, Projection, Reset};
 pub use projection::{HandlerError, ProjectionError, ProjectionFailure};
+pub use registry::Registry;
 pub use registry::RegistryError;
-pub use registry::{App, Execute, ProjectionWorkers, Registry};
 pub use runner::{LeaseLoss, RunnerError};
 pub use runner::{
-    ProjectionReport, ProjectionStatus, RebuildOptions, RebuildProgress, RebuildStep,
-    RunnerSettings,
+    ProjectionReport, ProjectionStatus, ProjectionWorkers, RebuildOptions, RebuildProgress,
+    RebuildStep, RunnerSettings,
 };
 pub use store::memory::MemoryStore;
 pub use store::{AppendError, BackendError, BackendErrorKind, LoadError};

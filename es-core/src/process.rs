@@ -73,19 +73,16 @@
 //! ```
 
 use std::fmt;
-use std::sync::{Arc, OnceLock, Weak};
 
-use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::app::App;
 use crate::command::Executed;
 use crate::command::error::CommandError;
 use crate::event::RecordedEvent;
-use crate::projection::Dispatch;
-use crate::registry::{App, AppInner};
-use crate::runner::error::RunnerError;
-use crate::runner::{BatchOutcome, ErasedProjection, ReadBatch};
+use crate::runner::batch::CheckpointKeeper;
+use crate::store::error::BackendError;
 use crate::store::{CheckpointStore, EventStore, Lease};
 use crate::stream::LogPosition;
 
@@ -109,18 +106,29 @@ impl<S> fmt::Debug for Commands<S> {
     }
 }
 
-impl<S: EventStore> Commands<S> {
-    fn new(app: App<S>, process: &'static str, event: &RecordedEvent) -> Self {
-        let event_id = *event.id.as_uuid();
+impl<S> Commands<S> {
+    /// The command path of `process`, before its first event.
+    const fn new(app: App<S>, process: &'static str) -> Self {
         Self {
             app,
             process,
-            event_id,
-            correlation_id: event.metadata.correlation_id.unwrap_or(event_id),
+            event_id: Uuid::nil(),
+            correlation_id: Uuid::nil(),
             issued: 0,
         }
     }
 
+    /// Points the commands that follow at `event`: their causation, correlation and
+    /// idempotency ids come from it.
+    fn handle(&mut self, event: &RecordedEvent) {
+        let event_id = *event.id.as_uuid();
+        self.event_id = event_id;
+        self.correlation_id = event.metadata.correlation_id.unwrap_or(event_id);
+        self.issued = 0;
+    }
+}
+
+impl<S: EventStore> Commands<S> {
     /// Executes `command` on aggregate `id` of type `A`, exactly once for this event: the
     /// `n`-th command a handler issues for an event always gets the same idempotency id, so
     /// on a replay it returns the first result.
@@ -156,121 +164,54 @@ impl<S: EventStore> Commands<S> {
     }
 }
 
-/// The application, filled in by [`Registry::build`](crate::Registry::build) once it exists.
-pub(crate) type AppCell<S> = Arc<OnceLock<Weak<AppInner<S>>>>;
+/// Where a process manager's unit of work and checkpoint live: its unit of work is the
+/// application's command path ([`Commands`]), pointed at each event before it is dispatched;
+/// its checkpoint is kept in the store under its lease. The commands commit as they are
+/// executed, so nothing rolls back: after a failed event, the checkpoint of the events before
+/// it is committed (their commands already took effect, and their ids would answer a replay
+/// from their records anyway).
+#[derive(Debug, Default)]
+pub(crate) struct ProcessKeeper;
 
-/// A process manager as the runner drives it.
-pub(crate) struct ProcessSlot<P, S> {
-    process: P,
-    app: AppCell<S>,
-    checkpoint: Option<LogPosition>,
-}
-
-impl<P, S> ProcessSlot<P, S> {
-    pub(crate) fn new(process: P, app: AppCell<S>) -> Self {
-        Self {
-            process,
-            app,
-            checkpoint: None,
-        }
-    }
-}
-
-#[async_trait]
-impl<P, S> ErasedProjection<S> for ProcessSlot<P, S>
-where
-    S: CheckpointStore,
-    P: Dispatch<Commands<S>>,
-{
-    fn name(&self) -> &'static str {
-        P::NAME
-    }
-
-    fn event_types(&self) -> &'static [&'static str] {
-        P::EVENT_TYPES
-    }
-
-    async fn run_batch(
-        &mut self,
-        store: &S,
-        batch_size: usize,
-        lease: &Lease,
-    ) -> Result<BatchOutcome, RunnerError> {
-        let store_error = |source| RunnerError::Store {
-            projection: P::NAME,
-            source,
-        };
-        let app = self
-            .app
-            .get()
-            .and_then(Weak::upgrade)
-            .map(App::from_inner)
-            .ok_or(RunnerError::ApplicationDropped {
-                projection: P::NAME,
-            })?;
-        let checkpoint = match self.checkpoint {
-            Some(checkpoint) => checkpoint,
-            None => store.checkpoint(P::NAME).await.map_err(store_error)?,
-        };
-        self.checkpoint = Some(checkpoint);
-        let batch = ReadBatch::read(store, P::NAME, P::EVENT_TYPES, checkpoint, batch_size).await?;
-        let mut done = checkpoint;
-        let mut failure = None;
-        let mut applied = 0;
-        for event in &batch.events {
-            let mut commands = Commands::new(app.clone(), P::NAME, event);
-            if let Err(error) = self.process.dispatch(event, &mut commands).await {
-                failure = Some(error);
-                break;
-            }
-            done = event.log_position();
-            applied += 1;
-        }
-        let target = batch.target(done, failure.is_none());
-        if target > checkpoint {
-            // The commands are already committed (each in its own append); the checkpoint only
-            // spares a replay, which their idempotency ids would make harmless anyway.
-            let unit = store.begin(P::NAME).await.map_err(store_error)?;
-            store
-                .commit_fenced(unit, P::NAME, target, lease)
-                .await
-                .map_err(store_error)?;
-            self.checkpoint = Some(target);
-        }
-        if let Some(error) = failure {
-            return Err(RunnerError::Projection(error));
-        }
-        Ok(BatchOutcome {
-            applied,
-            checkpoint: target.max(checkpoint),
-            caught_up_to: batch.caught_up_to(),
-        })
-    }
-
+impl<S: CheckpointStore> CheckpointKeeper<App<S>> for ProcessKeeper {
+    type Transaction = Commands<S>;
+    const ROLLS_BACK: bool = false;
+    const LEASED: bool = true;
     /// A process manager has no read model: a rebuild replays its events, and its commands
     /// answer from their records (the first result or refusal), so nothing runs twice.
-    fn resets(&self) -> bool {
-        true
+    const REPLAYS: bool = true;
+    const ISSUES_COMMANDS: bool = true;
+
+    async fn checkpoint(
+        &self,
+        app: &App<S>,
+        projection: &'static str,
+    ) -> Result<LogPosition, BackendError> {
+        app.store().checkpoint(projection).await
     }
 
-    fn issues_commands(&self) -> bool {
-        true
+    async fn begin(
+        &self,
+        app: &App<S>,
+        projection: &'static str,
+    ) -> Result<Commands<S>, BackendError> {
+        Ok(Commands::new(app.clone(), projection))
     }
 
-    async fn reset(&mut self, store: &S, lease: &Lease) -> Result<(), RunnerError> {
-        let store_error = |source| RunnerError::Store {
-            projection: P::NAME,
-            source,
-        };
-        self.checkpoint = None;
-        let unit = store.begin(P::NAME).await.map_err(store_error)?;
-        store
-            .commit_fenced(unit, P::NAME, LogPosition::START, lease)
-            .await
-            .map_err(store_error)
+    async fn commit(
+        &mut self,
+        app: &App<S>,
+        _: Commands<S>,
+        projection: &'static str,
+        at: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        let store = app.store();
+        let unit = store.begin(projection).await?;
+        store.commit_fenced(unit, projection, at, lease).await
     }
 
-    fn forget_checkpoint(&mut self) {
-        self.checkpoint = None;
+    fn before_event(commands: &mut Commands<S>, event: &RecordedEvent) {
+        commands.handle(event);
     }
 }

@@ -47,13 +47,6 @@ pub enum RunnerError {
         /// How.
         loss: LeaseLoss,
     },
-    /// A process manager's worker outlived its application (every `App` handle was dropped):
-    /// it has no application to send its commands through, and stops.
-    #[error("process manager `{projection}` ran after its application was dropped")]
-    ApplicationDropped {
-        /// The process manager's name.
-        projection: &'static str,
-    },
     /// A rebuild waited for the projection's lease longer than it was allowed to.
     #[error(
         "projection `{projection}` was not handed over within {} s: worker `{holder}` holds its lease; stop that worker, or rebuild with takeover",

@@ -9,11 +9,12 @@ use serde_json::value::RawValue;
 
 use super::helpers::{OrFail as _, join, stream};
 use crate::aggregate::{Aggregate, EventSet, Events};
+use crate::app::App;
 use crate::codec::{self, DecodeError, EncodeError};
 use crate::command::error::CommandError;
 use crate::command::{AggregateSettings, Executed};
 use crate::event::Event;
-use crate::registry::{App, Registry};
+use crate::registry::Registry;
 use crate::snapshot::{JsonSnapshot, Snapshot};
 use crate::store::{CheckpointStore, EventStore};
 use crate::stream::{StreamId, StreamVersion};
