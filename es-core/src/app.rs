@@ -8,7 +8,9 @@ use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::aggregate::Aggregate;
-use crate::command::{self, Loaded};
+use crate::command::load::load;
+use crate::command::outcome::Loaded;
+use crate::command::queue::StreamQueue;
 use crate::runner::batch::{ErasedProjection, RunContext};
 use crate::runner::settings::RunnerSettings;
 use crate::runner::status::ProjectionStatus;
@@ -43,7 +45,7 @@ pub(crate) struct AppInner<S> {
     pub(crate) worker_id: String,
     pub(crate) settings: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
     /// Where commands on one stream take turns (see [`command`](crate::command)).
-    pub(crate) queue: command::StreamQueue,
+    pub(crate) queue: StreamQueue,
     pub(crate) projections: Vec<ProjectionSlot<S>>,
     pub(crate) runner: RunnerSettings,
 }
@@ -106,7 +108,7 @@ impl<S: EventStore> App<S> {
     /// [`LoadError`] for an invalid id, an undecodable event or a back-end failure.
     pub async fn load<A: Aggregate>(&self, id: impl fmt::Display) -> Result<Loaded<A>, LoadError> {
         let stream_id = StreamId::for_aggregate(A::NAME, id)?;
-        command::load::<S, A>(&self.inner.store, &stream_id, None).await
+        load::<S, A>(&self.inner.store, &stream_id, None).await
     }
 
     /// Loads aggregate `id` of type `A` as it was at `version`.
@@ -119,7 +121,7 @@ impl<S: EventStore> App<S> {
         version: StreamVersion,
     ) -> Result<Loaded<A>, LoadError> {
         let stream_id = StreamId::for_aggregate(A::NAME, id)?;
-        command::load::<S, A>(&self.inner.store, &stream_id, Some(version)).await
+        load::<S, A>(&self.inner.store, &stream_id, Some(version)).await
     }
 
     /// A [`Subscription`](crate::Subscription) to the global log after `after`

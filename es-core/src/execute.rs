@@ -10,7 +10,9 @@ use uuid::Uuid;
 use crate::aggregate::Aggregate;
 use crate::app::App;
 use crate::command::error::CommandError;
-use crate::command::{self, AggregateSettings, CommandOptions, Executed};
+use crate::command::outcome::Executed;
+use crate::command::run::{self, Runway};
+use crate::command::settings::{AggregateSettings, CommandOptions};
 use crate::metadata::Metadata;
 use crate::store::EventStore;
 use crate::stream::{ExpectedVersion, StreamId};
@@ -153,12 +155,12 @@ where
                 .get(&TypeId::of::<A>())
                 .and_then(|settings| settings.downcast_ref::<AggregateSettings<A>>())
                 .ok_or(CommandError::NotRegistered { aggregate: A::NAME })?;
-            let runway = command::Runway {
+            let runway = Runway {
                 store: &self.app.inner.store,
                 settings,
                 queue: &self.app.inner.queue,
             };
-            command::execute(runway, stream_id, self.command, self.options).await
+            run::execute(runway, stream_id, self.command, self.options).await
         })
     }
 }

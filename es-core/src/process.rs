@@ -78,8 +78,8 @@ use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
 use crate::app::App;
-use crate::command::Executed;
 use crate::command::error::CommandError;
+use crate::command::outcome::Executed;
 use crate::event::RecordedEvent;
 use crate::runner::batch::CheckpointKeeper;
 use crate::store::error::BackendError;

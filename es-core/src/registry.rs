@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, EventSet};
-use crate::command::{self, AggregateSettings};
+use crate::command::queue::StreamQueue;
+use crate::command::settings::AggregateSettings;
 use crate::process::{Commands, ProcessKeeper};
 use crate::projection::Dispatch;
 use crate::runner::batch::{Erased, ErasedProjection, InProcess, InStore};
@@ -137,7 +138,7 @@ impl<S: EventStore> Registry<S> {
             store: self.store,
             worker_id: format!("{}-{}", std::process::id(), Uuid::now_v7().simple()),
             settings: self.settings,
-            queue: command::StreamQueue::default(),
+            queue: StreamQueue::default(),
             projections,
             runner: self.runner,
         });
