@@ -103,7 +103,7 @@ pub use store::memory::MemoryStore;
 pub use store::{AppendError, BackendError, BackendErrorKind, LoadError};
 pub use store::{
     AppendRequest, CheckpointStore, CommandOutcome, CommandSession, Committed, EventFilter,
-    EventStore, Lease, LeaseHolder, LeaseRenewal, StoredEvent,
+    EventStore, Lease, LeaseHolder, LeaseRenewal, ReadVersion, StoredEvent,
 };
 pub use stream::InvalidStreamId;
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};

@@ -99,19 +99,44 @@ pub struct AppendRequest {
     /// Recorded with the command id: whether the command took effect or was refused. A
     /// [`CommandOutcome::Refused`] append carries no events.
     pub command_outcome: CommandOutcome,
-    /// The caller read the stream at the `Exact` expected version from this store, as the
-    /// command path does before it decides (it says so on a command's first attempt; a retry
-    /// means contention, where a refused insert costs the server more than the version read).
-    /// Events are never removed, so the stream cannot be behind that version, only ahead of
-    /// it; a store may then check the expectation by the unique key of the first new version
-    /// alone, without reading the stream's version. See
-    /// [`expected_was_read`](Self::expected_was_read).
-    pub expected_was_read: bool,
-    /// The caller has no use for [`Committed::last_position`], as the command path has none
-    /// ([`Executed`](crate::Executed) carries no log position): a store may then leave it
-    /// `None` and spare the work of finding it. See
-    /// [`without_position`](Self::without_position).
-    pub without_position: bool,
+    /// The version the caller read from the stream, if the expected version is one (see
+    /// [`after_read`](Self::after_read)).
+    read: Option<ReadVersion>,
+    /// The caller has no use for [`Committed::last_position`] (see
+    /// [`without_position`](Self::without_position)).
+    without_position: bool,
+}
+
+/// A stream's version as read from its own events in one store: the only expected version a
+/// store may check by the unique key of the first new version alone (see
+/// [`AppendRequest::after_read`]). Events are never removed, so a stream can only be at or
+/// ahead of a version it was read at, never behind it; a version from anywhere else (a caller's
+/// guess, a snapshot the stream never reached) could be ahead of the stream, and checking it by
+/// the key alone would leave a hole in the stream's versions. So only a read makes one:
+/// [`ReadVersion::read`], or the command path's load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadVersion(StreamVersion);
+
+impl ReadVersion {
+    /// Reads the current version of `stream_id` from `store`.
+    ///
+    /// # Errors
+    /// What [`EventStore::stream_version`] reports.
+    pub async fn read<S: EventStore>(store: &S, stream_id: &StreamId) -> Result<Self, LoadError> {
+        store.stream_version(stream_id).await.map(Self)
+    }
+
+    /// The version read.
+    #[must_use]
+    pub const fn version(self) -> StreamVersion {
+        self.0
+    }
+
+    /// A version a load folded from the stream's events (a snapshot's own event included), or
+    /// one the conformance suite read before another writer moved the stream on.
+    pub(crate) const fn loaded(version: StreamVersion) -> Self {
+        Self(version)
+    }
 }
 
 impl AppendRequest {
@@ -129,7 +154,7 @@ impl AppendRequest {
             command_id: None,
             command_fingerprint: None,
             command_outcome: CommandOutcome::Applied,
-            expected_was_read: false,
+            read: None,
             without_position: false,
         }
     }
@@ -151,21 +176,35 @@ impl AppendRequest {
         request
     }
 
-    /// Declares that the stream was read at the expected version (an
-    /// [`ExpectedVersion::Exact`]) from this store, so it cannot be behind it: a store may
-    /// skip reading the stream's version and let the unique key of the first new version
-    /// refuse a writer that came first. A conflict is still a conflict.
-    ///
-    /// Only for a version read from the stream's events: a version from anywhere else (a
-    /// snapshot, a caller's guess) that the stream never reached could leave a hole in its
-    /// versions on such a store.
+    /// Expects the stream at the version `read` from it (an [`ExpectedVersion::Exact`]), and
+    /// says it was read, so the stream cannot be behind it: a store may skip reading the
+    /// stream's version and let the unique key of the first new version refuse a writer that
+    /// came first. A conflict is still a conflict. The command path appends this way on a
+    /// command's first attempt (a retry means contention, where a refused insert costs the
+    /// server more than reading the version).
     #[must_use]
-    pub const fn expected_was_read(mut self) -> Self {
-        self.expected_was_read = true;
+    pub const fn after_read(mut self, read: ReadVersion) -> Self {
+        self.expected = ExpectedVersion::Exact(read.version());
+        self.read = Some(read);
         self
     }
 
-    /// Declares that the caller does not need the position of the last appended event: the
+    /// Whether the expected version was read from the stream (see
+    /// [`after_read`](Self::after_read)): only while it is still the version read.
+    #[must_use]
+    pub fn expected_was_read(&self) -> bool {
+        matches!((self.read, self.expected), (Some(read), ExpectedVersion::Exact(expected)) if read.version() == expected)
+    }
+
+    /// Whether the caller needs [`Committed::last_position`] (see
+    /// [`without_position`](Self::without_position)).
+    #[must_use]
+    pub const fn wants_position(&self) -> bool {
+        !self.without_position
+    }
+
+    /// Declares that the caller does not need the position of the last appended event, as the
+    /// command path does not ([`Executed`](crate::Executed) carries no log position): the
     /// store may return [`Committed::last_position`] as `None` although events were written
     /// (es-postgres then inserts without returning a row, which the command path gains by: see
     /// M1 in `es-bench/README.md`). Versions, conflicts and durability are as for any append.
@@ -587,4 +626,26 @@ pub trait CheckpointStore: EventStore {
         &self,
         projection: &str,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The claim that a version was read holds only for that version: an expected version
+    /// changed after `after_read` is checked in full again.
+    #[test]
+    fn only_the_version_read_counts_as_read() -> Result<(), crate::stream::InvalidStreamId> {
+        let stream_id = StreamId::new("account-a")?;
+        let request = AppendRequest::new(stream_id, ExpectedVersion::Any, Vec::new());
+        assert!(!request.expected_was_read());
+        let mut request = request.after_read(ReadVersion::loaded(StreamVersion(4)));
+        assert_eq!(request.expected, ExpectedVersion::Exact(StreamVersion(4)));
+        assert!(request.expected_was_read());
+        request.expected = ExpectedVersion::Exact(StreamVersion(9));
+        assert!(!request.expected_was_read());
+        assert!(request.wants_position());
+        assert!(!request.without_position().wants_position());
+        Ok(())
+    }
 }

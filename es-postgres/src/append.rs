@@ -288,9 +288,9 @@ impl PostgresStore {
         // a new stream, or a version the caller just read (events are never removed). Then
         // the unique key of version `before + 1` refuses a writer that came first, which
         // saves an index scan (M10 in `es-bench/README.md`).
-        let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read);
+        let guarded = usize::from(before != StreamVersion::INITIAL && !request.expected_was_read());
         let announcing = usize::from(announce);
-        let returning = usize::from(!request.without_position);
+        let returning = usize::from(request.wants_position());
         // Built only for a batch; declared here so the query can borrow it.
         let columns;
         let query = if let [event] = &request.events[..] {
@@ -335,7 +335,7 @@ impl PostgresStore {
         let after = StreamVersion(before.get().saturating_add(appended));
         // Whether the statement wrote the events (every one or, when the version check
         // failed, none), and where the last one stands if the request wants it.
-        let (wrote, last_position) = if request.without_position {
+        let (wrote, last_position) = if !request.wants_position() {
             match query.execute(&mut *connection).await {
                 Ok(done) => (done.rows_affected() == appended, None),
                 Err(error) => {

@@ -52,7 +52,7 @@
 //! atomically. The common append (the command path's: an exact version, no command id) takes
 //! a leaner statement with only the version check; a new stream, or a version the command
 //! path has just read from the stream's events
-//! ([`es_core::AppendRequest::expected_was_read`]), takes none at all: the stream cannot be
+//! ([`es_core::AppendRequest::after_read`]), takes none at all: the stream cannot be
 //! behind it, and the unique key on `(stream_id, stream_version)` is the check. An append
 //! that needs no log position ([`es_core::AppendRequest::without_position`], again the command
 //! path's) returns no row: the store counts the rows written.

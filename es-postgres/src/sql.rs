@@ -62,7 +62,7 @@ SELECT (SELECT version FROM current) AS version_before,
 /// otherwise (the caller then reads the actual version: a conflict is the rare case, and a
 /// statement that also returned it cost every append). Unguarded, for a stream that cannot be
 /// behind `$2` (a new stream, or a version the caller just read from it: see
-/// `AppendRequest::expected_was_read`): a writer that came first fails the insert on the unique
+/// `AppendRequest::after_read`): a writer that came first fails the insert on the unique
 /// key of version `$2 + 1`, so no version is read.
 ///
 /// `announcing`: the announcing form also queues the

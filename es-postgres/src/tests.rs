@@ -92,8 +92,12 @@ async fn append_to(
     let events = ticks(events);
     let id = events[0].id;
     let stream = StreamId::new(stream).unwrap();
-    let mut request = AppendRequest::new(stream, expected, events);
-    request.without_position = without_position;
+    let request = AppendRequest::new(stream, expected, events);
+    let request = if without_position {
+        request.without_position()
+    } else {
+        request
+    };
     store.append(request).await.unwrap();
     id
 }
@@ -244,12 +248,16 @@ async fn a_claiming_append_that_conflicts_announces_nothing() {
             // Past the interval, so this append claims the announcement.
             tokio::time::sleep(crate::announce::INTERVAL * 5).await;
             // Behind the stream and not read from it: the guarded statement.
-            let mut behind = AppendRequest::new(
+            let behind = AppendRequest::new(
                 stream.clone(),
                 ExpectedVersion::Exact(StreamVersion(5)),
                 ticks(events),
             );
-            behind.without_position = without_position;
+            let behind = if without_position {
+                behind.without_position()
+            } else {
+                behind
+            };
             match store.append(behind).await {
                 Err(AppendError::Conflict { actual, .. }) => {
                     assert_eq!(actual, StreamVersion(1));

@@ -18,7 +18,9 @@ use crate::fingerprint::CommandFingerprint;
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotCodec};
 use crate::store::error::AppendError;
-use crate::store::{AppendRequest, CommandOutcome, CommandRecord, CommandSession, EventStore};
+use crate::store::{
+    AppendRequest, CommandOutcome, CommandRecord, CommandSession, EventStore, ReadVersion,
+};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 /// Where a command runs: the application's store, its settings for the aggregate, and the
@@ -171,7 +173,7 @@ where
         // stream is contended, and there a refused insert (an error in the server's log, a
         // dead row) costs more than reading the version.
         let request = if attempts == 1 {
-            request.expected_was_read()
+            request.after_read(ReadVersion::loaded(version))
         } else {
             request
         };

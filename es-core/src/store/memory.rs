@@ -163,7 +163,7 @@ impl State {
             command_fingerprint,
             command_outcome,
             // The version is read under the lock anyway: nothing to save.
-            expected_was_read: _,
+            read: _,
             // The position costs nothing here: always returned.
             without_position: _,
         } = request;

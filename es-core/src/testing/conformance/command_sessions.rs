@@ -4,7 +4,9 @@ use serde_json::{Value, json};
 
 use crate::event::NewEvent;
 use crate::store::error::AppendError;
-use crate::store::{AppendRequest, CheckpointStore, CommandRecord, CommandSession, EventStore};
+use crate::store::{
+    AppendRequest, CheckpointStore, CommandRecord, CommandSession, EventStore, ReadVersion,
+};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 use super::helpers::{
@@ -35,14 +37,13 @@ pub(super) async fn fold_in_session(
 
 /// An append as the command path makes it after loading the stream at `version`.
 pub(super) fn decided(stream_id: &StreamId, version: u64, events: Vec<NewEvent>) -> AppendRequest {
-    let mut request = AppendRequest::new(
+    AppendRequest::new(
         stream_id.clone(),
         ExpectedVersion::Exact(StreamVersion(version)),
         events,
-    );
-    request.expected_was_read = true;
-    request.without_position = true;
-    request
+    )
+    .after_read(ReadVersion::loaded(StreamVersion(version)))
+    .without_position()
 }
 
 /// A command session keeps the store's contract: it folds what was appended (through it or
@@ -98,8 +99,8 @@ pub async fn a_session_folds_appends_and_finds_commands<S: EventStore + Checkpoi
     }
     session.release();
     let wrong = ExpectedVersion::Exact(StreamVersion(2));
-    let mut behind = decided(&stream_id, 2, numbered(ids, [5]));
-    behind.expected_was_read = false;
+    let behind =
+        AppendRequest::new(stream_id.clone(), wrong, numbered(ids, [5])).without_position();
     match session.append(behind).await {
         Err(error) => assert_conflict(&error, &stream_id, wrong, StreamVersion(3)),
         Ok(committed) => panic!("an append behind the stream committed {committed:?}"),

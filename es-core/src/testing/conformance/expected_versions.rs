@@ -3,7 +3,9 @@
 use serde_json::json;
 
 use crate::store::error::AppendError;
-use crate::store::{AppendRequest, CheckpointStore, Committed, EventFilter, EventStore};
+use crate::store::{
+    AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, ReadVersion,
+};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 use super::helpers::{
@@ -71,9 +73,13 @@ pub(super) async fn assert_exact_conflicts_at_three<S: EventStore>(
         let expected = ExpectedVersion::Exact(StreamVersion(wrong));
         let attempt = attempt as u64;
         for events in [vec![100 + attempt], vec![200 + attempt, 300 + attempt]] {
-            let mut request =
-                AppendRequest::new(stream_id.clone(), expected, numbered(ids, events));
-            request.expected_was_read = read;
+            let request = AppendRequest::new(stream_id.clone(), expected, numbered(ids, events));
+            // A version read before the stream moved on to 3.
+            let request = if read {
+                request.after_read(ReadVersion::loaded(StreamVersion(wrong)))
+            } else {
+                request
+            };
             let error = append_err(store, request).await;
             assert_conflict(&error, stream_id, expected, StreamVersion(3));
         }
@@ -104,9 +110,13 @@ pub async fn read_expected_version_conflicts_when_behind<S: EventStore + Checkpo
 
     for (current, events) in [(3, vec![4]), (4, vec![5, 6, 7])] {
         let expected = ExpectedVersion::Exact(StreamVersion(current));
+        let read = ReadVersion::read(&store, &stream_id)
+            .await
+            .or_fail(format_args!("reading the version of `{stream_id}`"));
+        assert_eq!(read.version(), StreamVersion(current));
         let request =
             AppendRequest::new(stream_id.clone(), expected, numbered(ids, events.clone()))
-                .expected_was_read();
+                .after_read(read);
         let committed = store.append(request).await.or_fail(format_args!(
             "appending {events:?} expecting {expected}, read"
         ));
@@ -165,10 +175,15 @@ pub async fn appends_without_position_keep_versions_and_conflicts<
     let ids = Ids::new("appends_without_position_keep_versions_and_conflicts");
     let stream_id = stream("conformance-without-position");
     let request = |expected, numbers: std::ops::RangeInclusive<u64>, was_read: bool| {
-        let mut request = AppendRequest::new(stream_id.clone(), expected, numbered(ids, numbers))
+        let request = AppendRequest::new(stream_id.clone(), expected, numbered(ids, numbers))
             .without_position();
-        request.expected_was_read = was_read;
-        request
+        match expected {
+            // Appended one after another: each exact version is one the stream was read at.
+            ExpectedVersion::Exact(version) if was_read => {
+                request.after_read(ReadVersion::loaded(version))
+            }
+            _ => request,
+        }
     };
     let exact = |version| ExpectedVersion::Exact(StreamVersion(version));
     let appends = [
@@ -386,10 +401,14 @@ pub async fn concurrent_appends_to_one_stream_have_one_winner_per_version<
                     &json!({ "task": task, "k": k }),
                 );
                 let expected = ExpectedVersion::Exact(current);
-                let mut request = AppendRequest::new(stream_id.clone(), expected, vec![event]);
+                let request = AppendRequest::new(stream_id.clone(), expected, vec![event]);
                 // Half the writers say they read the version (they did), so a store that then
                 // relies on its unique key alone races the stores' full check too.
-                request.expected_was_read = task % 2 == 0;
+                let request = if task % 2 == 0 {
+                    request.after_read(ReadVersion::loaded(current))
+                } else {
+                    request
+                };
                 match store.append(request).await {
                     Ok(committed) => {
                         assert_eq!(committed.version_before, current);
