@@ -1,16 +1,16 @@
 //! The framework's side: every scenario through es-core's public API on es-postgres, as a user
 //! writes it (the command path for commands, the projection runner for the read model,
-//! `EventStore::append` for batches).
+//! `EventLog::append` for batches).
 
+use es_core::EventLog;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use es_core::{
     AggregateSettings, App, AppendRequest, BeginBatch, CheckpointStore as _, CommandError,
-    EndBatch, Event as _, EventEnvelope, EventStore as _, ExpectedVersion, HandlerError,
-    LogPosition, Metadata, NewEvent, Project, Projection, RecordedEvent, Registry, RunnerSettings,
-    StreamId,
+    EndBatch, Event as _, EventEnvelope, ExpectedVersion, HandlerError, LogPosition, Metadata,
+    NewEvent, Project, Projection, RecordedEvent, Registry, RunnerSettings, StreamId,
 };
 use es_postgres::{PgTransaction, PostgresOptions, PostgresStore, TableRows};
 use serde::{Deserialize, Serialize};
@@ -321,7 +321,7 @@ impl Framework {
         Ok((loaded.state.units(), loaded.version.get()))
     }
 
-    /// S6: `appends` calls of `EventStore::append`, each of `events` `ItemAdded` to a fresh
+    /// S6: `appends` calls of `EventLog::append`, each of `events` `ItemAdded` to a fresh
     /// stream.
     pub(crate) async fn append_batch(&self, appends: usize, events: usize) -> Result<Duration> {
         let orders = workload::order_ids(appends);
@@ -360,7 +360,7 @@ async fn contend(apps: &[App<PostgresStore>], order: Uuid, per_task: usize) -> R
     Ok(started.elapsed())
 }
 
-/// An `ItemAdded` encoded for `EventStore::append`, as a user batching events writes it.
+/// An `ItemAdded` encoded for `EventLog::append`, as a user batching events writes it.
 fn new_item_added(item: Item) -> Result<NewEvent> {
     let event = ItemAdded {
         sku: item.sku,

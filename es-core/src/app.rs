@@ -14,8 +14,9 @@ use crate::command::queue::StreamQueue;
 use crate::runner::batch::{ErasedProjection, RunContext};
 use crate::runner::settings::RunnerSettings;
 use crate::runner::status::ProjectionStatus;
+use crate::store::checkpoint::CheckpointStore;
 use crate::store::error::LoadError;
-use crate::store::{CheckpointStore, EventStore};
+use crate::store::event_store::EventStore;
 use crate::stream::{StreamId, StreamVersion};
 
 /// One registered projection or process manager, as the app holds it.

@@ -14,7 +14,7 @@ use crate::command::outcome::Executed;
 use crate::command::run::{self, Runway};
 use crate::command::settings::{AggregateSettings, CommandOptions};
 use crate::metadata::Metadata;
-use crate::store::EventStore;
+use crate::store::event_store::EventStore;
 use crate::stream::{ExpectedVersion, StreamId};
 
 impl<S: EventStore> App<S> {

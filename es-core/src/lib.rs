@@ -102,8 +102,9 @@ pub use runner::{
 pub use store::memory::MemoryStore;
 pub use store::{AppendError, BackendError, BackendErrorKind, LoadError};
 pub use store::{
-    AppendRequest, CheckpointStore, CommandOutcome, CommandSession, Committed, EventFilter,
-    EventStore, Lease, LeaseHolder, LeaseRenewal, ReadVersion, StoredEvent,
+    AppendRequest, CheckpointStore, CommandLog, CommandOutcome, CommandSession, Committed,
+    EventFilter, EventLog, EventStore, Lease, LeaseHolder, LeaseRenewal, LeaseStore, ReadVersion,
+    SnapshotStore, StoredEvent,
 };
 pub use stream::InvalidStreamId;
 pub use stream::{ExpectedVersion, GlobalPosition, LogPosition, StreamId, StreamVersion};

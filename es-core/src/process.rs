@@ -82,8 +82,10 @@ use crate::command::error::CommandError;
 use crate::command::outcome::Executed;
 use crate::event::RecordedEvent;
 use crate::runner::batch::CheckpointKeeper;
+use crate::store::checkpoint::CheckpointStore;
 use crate::store::error::BackendError;
-use crate::store::{CheckpointStore, EventStore, Lease};
+use crate::store::event_store::EventStore;
+use crate::store::lease::Lease;
 use crate::stream::LogPosition;
 
 /// What a process manager's handlers receive: the application's command path, with each

@@ -23,7 +23,8 @@ use crate::projection::Dispatch;
 use crate::runner::batch::{Erased, ErasedProjection, InProcess, InStore};
 use crate::runner::settings::RunnerSettings;
 use crate::runner::status::ProjectionStatus;
-use crate::store::{CheckpointStore, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
 
 use crate::app::{App, AppInner, ProjectionSlot};
 

@@ -14,7 +14,7 @@
 //! handed out, so nothing is skipped or repeated at the seam.
 //!
 //! ```
-//! use es_core::{subscription::Subscription, AppendRequest, EventStore, ExpectedVersion};
+//! use es_core::{subscription::Subscription, AppendRequest, EventLog, ExpectedVersion};
 //! use es_core::{LogPosition, MemoryStore, Metadata, NewEvent, StreamId};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
@@ -38,7 +38,8 @@ use futures_core::Stream;
 
 use crate::event::RecordedEvent;
 use crate::store::error::LoadError;
-use crate::store::{EventFilter, EventStore, LogWatch};
+use crate::store::event_store::EventStore;
+use crate::store::log::{EventFilter, LogWatch};
 use crate::stream::LogPosition;
 
 const DEFAULT_BATCH: usize = 500;

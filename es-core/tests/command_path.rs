@@ -1,6 +1,8 @@
 //! The command path, registry and projection runner on the in-memory store.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use es_core::EventLog;
+use es_core::SnapshotStore;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,9 +12,9 @@ use es_core::snapshot::Snapshot;
 use es_core::store::AppendRequest;
 use es_core::upcast::UpcastError;
 use es_core::{
-    Aggregate, AggregateSettings, AppendError, CommandError, EventEnvelope, EventStore as _,
-    Events, ExpectedVersion, Handle, HandleAsync, HandlerError, LoadError, MemoryStore, Metadata,
-    NewEvent, Project, Projection, Registry, RegistryError, StreamId, StreamVersion, event,
+    Aggregate, AggregateSettings, AppendError, CommandError, EventEnvelope, Events,
+    ExpectedVersion, Handle, HandleAsync, HandlerError, LoadError, MemoryStore, Metadata, NewEvent,
+    Project, Projection, Registry, RegistryError, StreamId, StreamVersion, event,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -969,10 +971,11 @@ struct GatedStore {
     gate: Arc<Mutex<Option<Gate>>>,
 }
 
-impl es_core::EventStore for GatedStore {
+impl es_core::EventLog for GatedStore {
     async fn append(&self, request: AppendRequest) -> Result<es_core::Committed, AppendError> {
         self.inner.append(request).await
     }
+
     fn load<'a>(
         &'a self,
         stream_id: &'a StreamId,
@@ -981,9 +984,11 @@ impl es_core::EventStore for GatedStore {
     {
         self.inner.load(stream_id, after)
     }
+
     async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, LoadError> {
         self.inner.stream_version(stream_id).await
     }
+
     async fn read_all(
         &self,
         after: es_core::LogPosition,
@@ -992,12 +997,17 @@ impl es_core::EventStore for GatedStore {
     ) -> Result<Vec<es_core::RecordedEvent>, LoadError> {
         self.inner.read_all(after, limit, filter).await
     }
+
     async fn head(&self) -> Result<Option<es_core::LogPosition>, LoadError> {
         self.inner.head().await
     }
+
     fn watch(&self) -> es_core::store::LogWatch {
         self.inner.watch()
     }
+}
+
+impl es_core::SnapshotStore for GatedStore {
     async fn save_snapshot(
         &self,
         stream_id: &StreamId,
@@ -1005,9 +1015,13 @@ impl es_core::EventStore for GatedStore {
     ) -> Result<(), es_core::BackendError> {
         self.inner.save_snapshot(stream_id, snapshot).await
     }
+
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, LoadError> {
         self.inner.load_snapshot(stream_id).await
     }
+}
+
+impl es_core::CommandLog for GatedStore {
     async fn find_command(
         &self,
         id: Uuid,

@@ -18,12 +18,15 @@ mod mutants {
     use std::panic::AssertUnwindSafe;
 
     use es_core::snapshot::Snapshot;
-    use es_core::store::{CommandRecord, Lease, LeaseHolder, LeaseRenewal, LogWatch};
+    use es_core::store::{
+        CommandLog, CommandRecord, EventLog, Lease, LeaseHolder, LeaseRenewal, LeaseStore,
+        LogWatch, SnapshotStore,
+    };
     use es_core::testing::conformance::run_all;
     use es_core::{AppendError, BackendError, LoadError};
     use es_core::{
-        AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, ExpectedVersion,
-        LogPosition, MemoryStore, RecordedEvent, StreamId, StreamVersion,
+        AppendRequest, CheckpointStore, Committed, EventFilter, ExpectedVersion, LogPosition,
+        MemoryStore, RecordedEvent, StreamId, StreamVersion,
     };
     use futures_core::Stream;
     use futures_util::FutureExt as _;
@@ -52,7 +55,7 @@ mod mutants {
         mutation: Mutation,
     }
 
-    impl EventStore for Mutant {
+    impl EventLog for Mutant {
         async fn append(&self, mut request: AppendRequest) -> Result<Committed, AppendError> {
             match self.mutation {
                 Mutation::IgnoreExpectedVersion => request.expected = ExpectedVersion::Any,
@@ -121,7 +124,9 @@ mod mutants {
         fn watch(&self) -> LogWatch {
             self.inner.watch()
         }
+    }
 
+    impl SnapshotStore for Mutant {
         async fn save_snapshot(
             &self,
             stream_id: &StreamId,
@@ -133,7 +138,9 @@ mod mutants {
         async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, LoadError> {
             self.inner.load_snapshot(stream_id).await
         }
+    }
 
+    impl CommandLog for Mutant {
         async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
             if self.mutation == Mutation::ForgetCommands {
                 return Ok(None);
@@ -166,6 +173,20 @@ mod mutants {
             self.inner.reset_checkpoint(projection).await
         }
 
+        async fn commit_fenced(
+            &self,
+            (): (),
+            projection: &str,
+            checkpoint: LogPosition,
+            lease: &Lease,
+        ) -> Result<(), BackendError> {
+            self.inner
+                .commit_fenced((), projection, checkpoint, lease)
+                .await
+        }
+    }
+
+    impl LeaseStore for Mutant {
         async fn acquire_lease(
             &self,
             projection: &str,
@@ -203,18 +224,6 @@ mod mutants {
             ttl: Duration,
         ) -> Result<Lease, BackendError> {
             self.inner.take_over_lease(projection, owner, ttl).await
-        }
-
-        async fn commit_fenced(
-            &self,
-            (): (),
-            projection: &str,
-            checkpoint: LogPosition,
-            lease: &Lease,
-        ) -> Result<(), BackendError> {
-            self.inner
-                .commit_fenced((), projection, checkpoint, lease)
-                .await
         }
 
         async fn lease_owner(

@@ -5,13 +5,14 @@
 //! is reported as that hook's failure, not as a handler's.
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 use std::sync::{Arc, Mutex};
 
 use es_core::ProjectionFailure;
 use es_core::{
     AppendRequest, BeginBatch, CheckpointStore as _, EndBatch, EventEnvelope, EventFilter,
-    EventStore as _, ExpectedVersion, HandlerError, LogPosition, MemoryStore, NewEvent, Project,
-    ProjectionError, RecordedEvent, Registry, RunnerError, RunnerSettings, StreamId, event,
+    ExpectedVersion, HandlerError, LogPosition, MemoryStore, NewEvent, Project, ProjectionError,
+    RecordedEvent, Registry, RunnerError, RunnerSettings, StreamId, event,
 };
 
 #[event]

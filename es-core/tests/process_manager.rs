@@ -2,6 +2,7 @@
 //! ids carried through; replays and rebuilds do not create it twice.
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 use es_core::process::Commands;
 use es_core::{
     Aggregate, Apply, EventEnvelope, EventStore, Events, Handle, HandlerError, MemoryStore,

@@ -1,11 +1,12 @@
 //! Subscriptions on the in-memory store: catch-up then live, cancel safety, the stream form.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 use std::time::Duration;
 
 use es_core::{
-    AppendRequest, EventId, EventStore as _, ExpectedVersion, LogPosition, MemoryStore, Metadata,
-    NewEvent, StreamId, Subscription,
+    AppendRequest, EventId, ExpectedVersion, LogPosition, MemoryStore, Metadata, NewEvent,
+    StreamId, Subscription,
 };
 use futures_util::StreamExt as _;
 

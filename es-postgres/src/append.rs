@@ -1,11 +1,12 @@
 //! Appending: the version check, idempotent event ids and command records, in the statement
 //! forms `sql` prepares.
 
+use es_core::EventLog;
 use std::sync::atomic::Ordering;
 
 use es_core::store::{CommandRecord, column};
 use es_core::{
-    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId, EventStore,
+    AppendError, AppendRequest, BackendError, BackendErrorKind, Committed, EventId,
     ExpectedVersion, LoadError, LogPosition, Metadata, StreamVersion,
 };
 use serde_json::value::RawValue;
@@ -30,7 +31,7 @@ impl PostgresStore {
     /// failed statement), so it is returned at once, never retried here.
     ///
     /// # Errors
-    /// As [`EventStore::append`].
+    /// As [`EventLog::append`].
     pub async fn append_in(
         &self,
         connection: &mut PgConnection,

@@ -1,6 +1,7 @@
 //! [`CheckpointStore`] for [`PostgresStore`]: projection checkpoints, committed in the
 //! projection's transaction, and the leases that fence its workers.
 
+use es_core::store::LeaseStore;
 use std::time::Duration;
 
 use es_core::{
@@ -62,6 +63,63 @@ impl CheckpointStore for PostgresStore {
             .map_err(|error| classify(context(), &error).with_source(error))
     }
 
+    async fn commit_fenced(
+        &self,
+        mut transaction: PgTransaction,
+        projection: &str,
+        checkpoint: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        let context = || {
+            format!(
+                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
+                lease.epoch, lease.owner
+            )
+        };
+        let saved: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(
+            self.inner.queries.save_checkpoint_fenced.as_str(),
+        ))
+        .bind(projection)
+        .bind(checkpoint.transaction.to_string())
+        .bind(to_i64(checkpoint.position.get(), &context)?)
+        .bind(&lease.owner)
+        .bind(to_i64(lease.epoch, &context)?)
+        .fetch_optional(&mut *transaction)
+        .await
+        .map_err(|error| classify(context(), &error).with_source(error))?;
+        if saved.is_none() {
+            // Dropping the transaction rolls the batch back.
+            return Err(BackendError::new(
+                BACKEND,
+                BackendErrorKind::LeaseLost,
+                context(),
+            ));
+        }
+        transaction
+            .commit()
+            .await
+            .map_err(|error| classify(context(), &error).with_source(error))
+    }
+
+    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
+        sqlx::query(sqlx::AssertSqlSafe(
+            self.inner.queries.reset_checkpoint.as_str(),
+        ))
+        .bind(projection)
+        .execute(&self.pool)
+        .await
+        .map_err(|error| {
+            classify(
+                format!("reset the checkpoint of projection `{projection}`"),
+                &error,
+            )
+            .with_source(error)
+        })?;
+        Ok(())
+    }
+}
+
+impl LeaseStore for PostgresStore {
     async fn acquire_lease(
         &self,
         projection: &str,
@@ -176,44 +234,6 @@ impl CheckpointStore for PostgresStore {
         Ok(())
     }
 
-    async fn commit_fenced(
-        &self,
-        mut transaction: PgTransaction,
-        projection: &str,
-        checkpoint: LogPosition,
-        lease: &Lease,
-    ) -> Result<(), BackendError> {
-        let context = || {
-            format!(
-                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
-                lease.epoch, lease.owner
-            )
-        };
-        let saved: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(
-            self.inner.queries.save_checkpoint_fenced.as_str(),
-        ))
-        .bind(projection)
-        .bind(checkpoint.transaction.to_string())
-        .bind(to_i64(checkpoint.position.get(), &context)?)
-        .bind(&lease.owner)
-        .bind(to_i64(lease.epoch, &context)?)
-        .fetch_optional(&mut *transaction)
-        .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
-        if saved.is_none() {
-            // Dropping the transaction rolls the batch back.
-            return Err(BackendError::new(
-                BACKEND,
-                BackendErrorKind::LeaseLost,
-                context(),
-            ));
-        }
-        transaction
-            .commit()
-            .await
-            .map_err(|error| classify(context(), &error).with_source(error))
-    }
-
     async fn lease_owner(&self, projection: &str) -> Result<Option<(String, bool)>, BackendError> {
         sqlx::query_as(sqlx::AssertSqlSafe(self.inner.queries.lease_owner.as_str()))
             .bind(projection)
@@ -226,22 +246,5 @@ impl CheckpointStore for PostgresStore {
                 )
                 .with_source(error)
             })
-    }
-
-    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
-        sqlx::query(sqlx::AssertSqlSafe(
-            self.inner.queries.reset_checkpoint.as_str(),
-        ))
-        .bind(projection)
-        .execute(&self.pool)
-        .await
-        .map_err(|error| {
-            classify(
-                format!("reset the checkpoint of projection `{projection}`"),
-                &error,
-            )
-            .with_source(error)
-        })?;
-        Ok(())
     }
 }

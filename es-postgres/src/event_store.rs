@@ -1,12 +1,13 @@
 //! [`EventStore`] for [`PostgresStore`]: the trait, over the store's own operations.
 
+use es_core::store::{CommandLog, EventLog, SnapshotStore};
 use std::ops::ControlFlow;
 
 use es_core::snapshot::Snapshot;
 use es_core::store::{CommandRecord, LogWatch};
 use es_core::{
-    AppendError, AppendRequest, BackendError, CommandSession, Committed, EventFilter, EventStore,
-    LoadError, LogPosition, RecordedEvent, StoredEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, BackendError, CommandSession, Committed, EventFilter, LoadError,
+    LogPosition, RecordedEvent, StoredEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use futures_util::StreamExt as _;
@@ -18,7 +19,7 @@ use crate::read::{recorded_event_of, type_names};
 use crate::sql::{self};
 use crate::store::PostgresStore;
 
-impl EventStore for PostgresStore {
+impl EventLog for PostgresStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
         let mut connection = self
             .acquire(|| format!("append to stream `{}`", request.stream_id))
@@ -126,7 +127,9 @@ impl EventStore for PostgresStore {
         self.listen_once();
         watch
     }
+}
 
+impl SnapshotStore for PostgresStore {
     async fn save_snapshot(
         &self,
         stream_id: &StreamId,
@@ -167,7 +170,9 @@ impl EventStore for PostgresStore {
             state,
         )))
     }
+}
 
+impl CommandLog for PostgresStore {
     async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
         self.command_on(&self.pool, command_id).await
     }

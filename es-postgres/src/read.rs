@@ -34,7 +34,7 @@ impl PostgresStore {
         Ok(from_i64(version, &context)?)
     }
 
-    /// [`EventStore::fold_stream`] on `connection`. It reads there rather than through the
+    /// [`EventLog::fold_stream`] on `connection`. It reads there rather than through the
     /// pool's executor, which wraps the connection's row stream in a boxed stream of its own,
     /// with sqlx's 8.6 KB `acquire` future copied into it (M8 in `es-bench/README.md`).
     pub(crate) async fn fold_on<F>(

@@ -25,7 +25,7 @@ pub(crate) struct Inner {
     pub(crate) head: Arc<watch::Sender<u64>>,
     /// The notifier and listener tasks, stopped when the last handle goes.
     pub(crate) tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// Whether the listener was started (by the first [`EventStore::watch`]).
+    /// Whether the listener was started (by the first [`EventLog::watch`]).
     pub(crate) listening: AtomicBool,
     /// Held while the listener's registration lives (see `register_listener`): dropped with
     /// the last handle, which tells the registering task to remove it.

@@ -3,9 +3,10 @@
 
 use std::time::Duration;
 
+use es_core::store::EventLog;
 use es_core::{
-    AppendError, AppendRequest, EventId, EventStore, ExpectedVersion, LogPosition, Metadata,
-    StreamId, StreamVersion,
+    AppendError, AppendRequest, EventId, ExpectedVersion, LogPosition, Metadata, StreamId,
+    StreamVersion,
 };
 use sqlx::postgres::{PgListener, PgPool};
 use uuid::Uuid;

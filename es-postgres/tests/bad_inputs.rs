@@ -1,11 +1,12 @@
 //! Bad input at the store: each case is refused with a typed error, and nothing is stored.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use es_core::{
-    AppendError, AppendRequest, BackendErrorKind, EventStore as _, ExpectedVersion, LoadError,
-    Metadata, NewEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, BackendErrorKind, ExpectedVersion, LoadError, Metadata, NewEvent,
+    StreamId, StreamVersion,
 };
 use futures_util::TryStreamExt as _;
 

@@ -3,12 +3,14 @@
 //! events commit or roll back together.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
+use es_core::SnapshotStore;
 mod common;
 
 use common::{Account, Deposit};
 use es_core::{
-    AppendRequest, BackendErrorKind, CommandError, EventStore as _, ExpectedVersion, LoadError,
-    Metadata, NewEvent, Registry, StreamId, StreamVersion,
+    AppendRequest, BackendErrorKind, CommandError, ExpectedVersion, LoadError, Metadata, NewEvent,
+    Registry, StreamId, StreamVersion,
 };
 use es_postgres::PostgresStore;
 

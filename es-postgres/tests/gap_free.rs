@@ -1,6 +1,7 @@
 //! The global read never passes an event that commits later with a smaller key.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -8,8 +9,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use es_core::{
-    AppendRequest, EventFilter, EventId, EventStore as _, ExpectedVersion, LogPosition, Metadata,
-    NewEvent, StreamId, StreamVersion,
+    AppendRequest, EventFilter, EventId, ExpectedVersion, LogPosition, Metadata, NewEvent,
+    StreamId, StreamVersion,
 };
 use es_postgres::PostgresStore;
 

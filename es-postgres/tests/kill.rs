@@ -4,15 +4,14 @@
 //! separate program is needed.
 #![allow(clippy::expect_used, clippy::unwrap_used, clippy::print_stdout)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::process::{Command, Stdio};
 
-use es_core::{
-    AppendRequest, EventStore as _, ExpectedVersion, Metadata, NewEvent, StreamId, StreamVersion,
-};
+use es_core::{AppendRequest, ExpectedVersion, Metadata, NewEvent, StreamId, StreamVersion};
 use futures_util::TryStreamExt as _;
 use uuid::Uuid;
 

@@ -10,6 +10,7 @@
     clippy::print_stdout
 )] // test code
 
+use es_core::LeaseStore;
 mod common;
 
 use common::{Account, Deposit, Deposited};

@@ -2,6 +2,7 @@
 //! checkpoint: a failing batch leaves neither rows nor checkpoint behind.
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use common::{Account, Deposit, Deposited};
@@ -10,8 +11,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use es_core::{
-    AggregateSettings, CheckpointStore as _, EventEnvelope, EventStore as _, HandlerError, Project,
-    Projection, Registry, RunnerSettings,
+    AggregateSettings, CheckpointStore as _, EventEnvelope, HandlerError, Project, Projection,
+    Registry, RunnerSettings,
 };
 use es_postgres::PgTransaction;
 

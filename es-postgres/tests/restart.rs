@@ -11,6 +11,7 @@
     clippy::print_stderr
 )] // test code
 
+use es_core::EventLog;
 mod common;
 
 use std::collections::{HashMap, HashSet};
@@ -19,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use es_core::{
-    AppendError, AppendRequest, BackendErrorKind, EventEnvelope, EventId, EventStore as _,
-    ExpectedVersion, HandlerError, Metadata, NewEvent, Project, Projection, Registry,
-    RunnerSettings, StreamId, event,
+    AppendError, AppendRequest, BackendErrorKind, EventEnvelope, EventId, ExpectedVersion,
+    HandlerError, Metadata, NewEvent, Project, Projection, Registry, RunnerSettings, StreamId,
+    event,
 };
 use es_postgres::{PgTransaction, PostgresStore};
 

@@ -2,6 +2,7 @@
 //! back in one statement, with the table's own types, defaults and generated columns.
 #![allow(missing_docs, clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use es_postgres::{RowsError, TableRows};
@@ -461,7 +462,7 @@ async fn a_projection_on_table_rows_counts_each_event_once_across_batches_and_a_
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
-    use es_core::{AggregateSettings, CheckpointStore as _, EventStore as _, Registry};
+    use es_core::{AggregateSettings, CheckpointStore as _, Registry};
 
     common::with_schemas(6, |pool, schemas| async move {
         let (store, schema, table) = schemas

@@ -2,14 +2,15 @@
 //! woken by `LISTEN/NOTIFY`, with the fallback poll covering a lost notification.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use es_core::{
-    AppendRequest, EventId, EventStore as _, ExpectedVersion, LogPosition, Metadata, NewEvent,
-    RecordedEvent, StreamId, Subscription,
+    AppendRequest, EventId, ExpectedVersion, LogPosition, Metadata, NewEvent, RecordedEvent,
+    StreamId, Subscription,
 };
 use es_postgres::PostgresStore;
 

@@ -1,5 +1,6 @@
 //! Projection checkpoints, committed in the same transaction as the read model's writes.
 
+use es_core::store::LeaseStore;
 use std::time::Duration;
 
 use es_core::{
@@ -58,6 +59,68 @@ impl CheckpointStore for SqliteStore {
             .map_err(|error| classify(format!("begin a batch of projection `{projection}`"), error))
     }
 
+    async fn commit_fenced(
+        &self,
+        mut transaction: SqliteTransaction,
+        projection: &str,
+        checkpoint: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        let context = || {
+            format!(
+                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
+                lease.epoch, lease.owner
+            )
+        };
+        // Inside the batch's write transaction: no takeover can come between this and the
+        // commit. Dropping the transaction rolls the batch back.
+        if !lease::held(&mut transaction, lease, context).await? {
+            return Err(BackendError::new(
+                BACKEND,
+                BackendErrorKind::LeaseLost,
+                context(),
+            ));
+        }
+        self.commit(transaction, projection, checkpoint).await
+    }
+
+    async fn commit(
+        &self,
+        mut transaction: SqliteTransaction,
+        projection: &str,
+        checkpoint: LogPosition,
+    ) -> Result<(), BackendError> {
+        let context = || format!("commit a batch of projection `{projection}` at {checkpoint}");
+        sqlx::query(SAVE_CHECKPOINT)
+            .bind(projection)
+            .bind(to_i64(checkpoint.transaction, context)?)
+            .bind(to_i64(checkpoint.position.get(), context)?)
+            .bind(time::OffsetDateTime::now_utc())
+            .execute(&mut *transaction)
+            .await
+            .map_err(|error| classify(context(), error))?;
+        transaction
+            .commit()
+            .await
+            .map_err(|error| classify(context(), error))
+    }
+
+    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
+        sqlx::query(RESET_CHECKPOINT)
+            .bind(projection)
+            .execute(self.writer())
+            .await
+            .map_err(|error| {
+                classify(
+                    format!("reset the checkpoint of projection `{projection}`"),
+                    error,
+                )
+            })?;
+        Ok(())
+    }
+}
+
+impl LeaseStore for SqliteStore {
     async fn acquire_lease(
         &self,
         projection: &str,
@@ -97,67 +160,7 @@ impl CheckpointStore for SqliteStore {
         lease::take_over(self.writer(), projection, owner, ttl).await
     }
 
-    async fn commit_fenced(
-        &self,
-        mut transaction: SqliteTransaction,
-        projection: &str,
-        checkpoint: LogPosition,
-        lease: &Lease,
-    ) -> Result<(), BackendError> {
-        let context = || {
-            format!(
-                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
-                lease.epoch, lease.owner
-            )
-        };
-        // Inside the batch's write transaction: no takeover can come between this and the
-        // commit. Dropping the transaction rolls the batch back.
-        if !lease::held(&mut transaction, lease, context).await? {
-            return Err(BackendError::new(
-                BACKEND,
-                BackendErrorKind::LeaseLost,
-                context(),
-            ));
-        }
-        self.commit(transaction, projection, checkpoint).await
-    }
-
     async fn lease_owner(&self, projection: &str) -> Result<Option<(String, bool)>, BackendError> {
         lease::owner(self.readers(), projection).await
-    }
-
-    async fn commit(
-        &self,
-        mut transaction: SqliteTransaction,
-        projection: &str,
-        checkpoint: LogPosition,
-    ) -> Result<(), BackendError> {
-        let context = || format!("commit a batch of projection `{projection}` at {checkpoint}");
-        sqlx::query(SAVE_CHECKPOINT)
-            .bind(projection)
-            .bind(to_i64(checkpoint.transaction, context)?)
-            .bind(to_i64(checkpoint.position.get(), context)?)
-            .bind(time::OffsetDateTime::now_utc())
-            .execute(&mut *transaction)
-            .await
-            .map_err(|error| classify(context(), error))?;
-        transaction
-            .commit()
-            .await
-            .map_err(|error| classify(context(), error))
-    }
-
-    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
-        sqlx::query(RESET_CHECKPOINT)
-            .bind(projection)
-            .execute(self.writer())
-            .await
-            .map_err(|error| {
-                classify(
-                    format!("reset the checkpoint of projection `{projection}`"),
-                    error,
-                )
-            })?;
-        Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Projection leases in the file, shared by every process that opens it: one worker runs a
 //! projection at a time, the others stand by, and a batch commits only while its worker still
-//! holds the lease (see [`es_core::CheckpointStore::acquire_lease`] for the rules).
+//! holds the lease (see [`es_core::LeaseStore::acquire_lease`] for the rules).
 //!
 //! Every lease statement is a write on the store's writer connection, and a batch's fence is
 //! checked inside the batch's own `BEGIN IMMEDIATE` transaction, so a takeover (a write) cannot

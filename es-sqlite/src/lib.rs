@@ -1,7 +1,7 @@
 //! The embedded SQLite event store for `es-core`, on `sqlx` 0.9: one file, zero setup.
 //!
 //! ```
-//! use es_core::{Aggregate, Apply, EventStore as _, Events, Handle, Registry, StreamId, event};
+//! use es_core::{Aggregate, Apply, EventLog as _, Events, Handle, Registry, StreamId, event};
 //! use es_sqlite::SqliteStore;
 //!
 //! #[event]
@@ -110,14 +110,14 @@
 //! commits only while its worker still holds the lease (checked inside the batch's write
 //! transaction). Lease times come from the machine's clock, which every process on the file
 //! shares. While a batch runs it holds the
-//! writer: a handler must not call [`EventStore::append`](es_core::EventStore::append) on the
+//! writer: a handler must not call [`EventLog::append`](es_core::EventLog::append) on the
 //! same store (it would wait for its own batch until the write timeout).
 //!
 //! # Reads
 //!
-//! [`EventStore::load`](es_core::EventStore::load) streams one statement's rows (`sqlx`
+//! [`EventLog::load`](es_core::EventLog::load) streams one statement's rows (`sqlx`
 //! `fetch`), so a long stream is never held in memory whole and is read from one consistent
-//! snapshot of the file. [`EventStore::read_all`](es_core::EventStore::read_all) scans the
+//! snapshot of the file. [`EventLog::read_all`](es_core::EventLog::read_all) scans the
 //! primary key from the checkpoint, testing the type filter on each row, and stops at its
 //! limit.
 //!
@@ -134,7 +134,7 @@
 //!
 //! # Live readers
 //!
-//! [`EventStore::watch`](es_core::EventStore::watch) wakes after every append this store
+//! [`EventLog::watch`](es_core::EventLog::watch) wakes after every append this store
 //! (any of its clones) commits. Appends by other processes on the same file are not
 //! signalled: readers find them at their fallback poll (the runner's
 //! [`poll_interval`](es_core::RunnerSettings::poll_interval)). Nor is the commit of a caller's

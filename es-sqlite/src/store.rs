@@ -1,5 +1,6 @@
 //! [`SqliteStore`]: the es-core store contract on one SQLite file.
 
+use es_core::store::{CommandLog, EventLog, SnapshotStore};
 use std::fmt;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -7,8 +8,8 @@ use std::sync::Arc;
 use es_core::snapshot::Snapshot;
 use es_core::store::{CommandRecord, LogWatch, StoredEvent};
 use es_core::{
-    AppendError, AppendRequest, BackendError, Committed, EventFilter, EventStore, LoadError,
-    LogPosition, RecordedEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, BackendError, Committed, EventFilter, LoadError, LogPosition,
+    RecordedEvent, StreamId, StreamVersion,
 };
 use futures_core::Stream;
 use sqlx::sqlite::SqlitePool;
@@ -129,7 +130,7 @@ impl SqliteStore {
     /// Begins a write transaction on the store's writer connection (`BEGIN IMMEDIATE`), for
     /// the outbox pattern: write your own rows in it, call [`SqliteStore::append_in`], commit.
     /// While it is open every other write of the store waits, so keep it short, and do not call
-    /// [`EventStore::append`] on this store before it ends (it would wait for this very
+    /// [`EventLog::append`] on this store before it ends (it would wait for this very
     /// transaction until the write timeout).
     ///
     /// # Errors
@@ -163,7 +164,7 @@ impl SqliteStore {
     /// after committing, or live readers find the events at their next poll.
     ///
     /// # Errors
-    /// As [`EventStore::append`].
+    /// As [`EventLog::append`].
     pub async fn append_in(
         &self,
         connection: &mut SqliteConnection,
@@ -182,7 +183,7 @@ impl SqliteStore {
         .await
     }
 
-    /// Wakes this store's watchers ([`EventStore::watch`]), as an append does when it commits:
+    /// Wakes this store's watchers ([`EventLog::watch`]), as an append does when it commits:
     /// call it after committing a transaction that used [`SqliteStore::append_in`].
     pub fn wake_readers(&self) {
         self.inner.head.send_modify(|_| {});
@@ -210,7 +211,7 @@ fn append_span(request: &AppendRequest, name: &'static str) -> tracing::Span {
     )
 }
 
-impl EventStore for SqliteStore {
+impl EventLog for SqliteStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
         let span = append_span(&request, "append");
         async move {
@@ -269,7 +270,9 @@ impl EventStore for SqliteStore {
     fn watch(&self) -> LogWatch {
         LogWatch::new(self.inner.head.subscribe())
     }
+}
 
+impl SnapshotStore for SqliteStore {
     async fn save_snapshot(
         &self,
         stream_id: &StreamId,
@@ -281,7 +284,9 @@ impl EventStore for SqliteStore {
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, LoadError> {
         snapshot::load(&self.inner.readers, stream_id).await
     }
+}
 
+impl CommandLog for SqliteStore {
     async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
         let mut connection = self
             .inner

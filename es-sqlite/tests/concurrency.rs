@@ -3,14 +3,15 @@
 //! conflicts.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::TempDir;
 use es_core::{
-    AppendError, AppendRequest, EventFilter, EventStore as _, ExpectedVersion, LogPosition,
-    Metadata, NewEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, EventFilter, ExpectedVersion, LogPosition, Metadata, NewEvent,
+    StreamId, StreamVersion,
 };
 use futures_util::TryStreamExt as _;
 use serde_json::json;

@@ -2,13 +2,16 @@
 //! same file finds every event, command record, snapshot and checkpoint.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::CommandLog;
+use es_core::EventLog;
+use es_core::SnapshotStore;
 mod common;
 
 use common::TempDir;
 use es_core::snapshot::Snapshot;
 use es_core::{
-    AppendError, AppendRequest, CheckpointStore as _, EventFilter, EventStore as _,
-    ExpectedVersion, GlobalPosition, LogPosition, Metadata, NewEvent, StreamId, StreamVersion,
+    AppendError, AppendRequest, CheckpointStore as _, EventFilter, ExpectedVersion, GlobalPosition,
+    LogPosition, Metadata, NewEvent, StreamId, StreamVersion,
 };
 use es_sqlite::SqliteStore;
 use futures_util::TryStreamExt as _;

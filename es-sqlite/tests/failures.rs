@@ -3,12 +3,13 @@
 //! caller's rows and the events commit or roll back together.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code
 
+use es_core::EventLog;
 mod common;
 
 use common::{Account, Deposit, TempDir};
 use es_core::{
-    AppendError, AppendRequest, BackendErrorKind, CommandError, EventFilter, EventStore as _,
-    ExpectedVersion, LoadError, LogPosition, Metadata, NewEvent, Registry, StreamId, StreamVersion,
+    AppendError, AppendRequest, BackendErrorKind, CommandError, EventFilter, ExpectedVersion,
+    LoadError, LogPosition, Metadata, NewEvent, Registry, StreamId, StreamVersion,
 };
 use es_sqlite::SqliteStore;
 use futures_util::{StreamExt as _, TryStreamExt as _};

@@ -7,8 +7,9 @@ use tracing::Instrument as _;
 use crate::aggregate::{Aggregate, EventSet};
 use crate::command::outcome::Loaded;
 use crate::snapshot::SnapshotCodec;
+use crate::store::command_log::CommandSession;
 use crate::store::error::LoadError;
-use crate::store::{CommandSession, EventStore};
+use crate::store::event_store::EventStore;
 use crate::stream::{StreamId, StreamVersion};
 
 /// Loads an aggregate: the latest usable snapshot, then the events after it.

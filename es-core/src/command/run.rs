@@ -17,10 +17,11 @@ use crate::event::NewEvent;
 use crate::fingerprint::CommandFingerprint;
 use crate::metadata::Metadata;
 use crate::snapshot::{Snapshot, SnapshotCodec};
+use crate::store::command_log::CommandSession;
+use crate::store::command_record::{CommandOutcome, CommandRecord};
 use crate::store::error::AppendError;
-use crate::store::{
-    AppendRequest, CommandOutcome, CommandRecord, CommandSession, EventStore, ReadVersion,
-};
+use crate::store::event_store::EventStore;
+use crate::store::log::{AppendRequest, ReadVersion};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 /// Where a command runs: the application's store, its settings for the aggregate, and the

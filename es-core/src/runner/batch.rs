@@ -10,8 +10,11 @@ use crate::event::RecordedEvent;
 use crate::projection::Dispatch;
 use crate::projection::error::ProjectionError;
 use crate::runner::error::RunnerError;
+use crate::store::checkpoint::CheckpointStore;
 use crate::store::error::BackendError;
-use crate::store::{CheckpointStore, EventFilter, EventStore, Lease};
+use crate::store::event_store::EventStore;
+use crate::store::lease::Lease;
+use crate::store::log::EventFilter;
 use crate::stream::LogPosition;
 
 /// Where a worker runs: the application, handed to each batch (so a process manager's

@@ -9,8 +9,10 @@ use crate::runner::batch::BatchOutcome;
 use crate::runner::batch::ErasedProjection;
 use crate::runner::error::{LeaseLoss, RunnerError};
 use crate::runner::status::{ProjectionReport, RebuildOptions, RebuildProgress, RebuildStep};
+use crate::store::checkpoint::CheckpointStore;
 use crate::store::error::BackendErrorKind;
-use crate::store::{CheckpointStore, EventFilter, Lease, LeaseRenewal};
+use crate::store::lease::{Lease, LeaseRenewal};
+use crate::store::log::EventFilter;
 use crate::stream::LogPosition;
 
 impl<S: CheckpointStore> App<S> {

@@ -16,8 +16,8 @@
 use uuid::Uuid;
 
 use crate::fingerprint::CommandFingerprint;
+use crate::store::command_record::{CommandOutcome, CommandRecord};
 use crate::store::error::{BackendError, BackendErrorKind};
-use crate::store::{CommandOutcome, CommandRecord};
 use crate::stream::{StreamId, StreamVersion};
 
 /// `value` as a column value; over `i64::MAX` is [`BackendErrorKind::InvalidInput`] of

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::codec::DecodeError;
 use crate::event::EventId;
-use crate::store::command_log::CommandRecord;
+use crate::store::command_record::CommandRecord;
 use crate::stream::{ExpectedVersion, InvalidStreamId, StreamId, StreamVersion};
 
 /// What kind of failure a back end reported; lets callers decide whether to retry.

@@ -1,10 +1,13 @@
 //! Projection leases: the right to run one projection, held by one worker at a time, fenced by
-//! an epoch (see [`CheckpointStore`](super::CheckpointStore)'s lease methods).
+//! an epoch (see [`LeaseStore`]'s lease methods).
 
+use std::future::Future;
 use std::time::Duration;
 
+use crate::store::error::BackendError;
+
 /// The right to run one projection, held by one worker at a time (see
-/// [`CheckpointStore::acquire_lease`](super::CheckpointStore::acquire_lease)).
+/// [`LeaseStore::acquire_lease`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Lease {
@@ -45,7 +48,7 @@ pub enum LeaseRenewal {
 }
 
 /// Who holds a projection's lease, as
-/// [`CheckpointStore::request_lease`](super::CheckpointStore::request_lease) reports it.
+/// [`LeaseStore::request_lease`] reports it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct LeaseHolder {
@@ -75,4 +78,87 @@ impl LeaseHolder {
             requested_by,
         }
     }
+}
+
+/// Projection leases: the right to run one projection, held by one worker at a time and fenced
+/// by an epoch, so a worker that lost its lease commits nothing more.
+pub trait LeaseStore: Send + Sync {
+    /// Takes (or renews, for the same `owner`) the lease that lets one worker run `projection`
+    /// for `ttl`; `None` while another owner holds an unexpired lease, or while another owner
+    /// has asked for it ([`request_lease`](Self::request_lease)) and that request has not
+    /// expired (its holder is handing it over to that owner).
+    ///
+    /// Taking the lease anew (from another owner, or after it expired or was released)
+    /// increments its fencing epoch, which [`commit_fenced`](crate::CheckpointStore::commit_fenced) checks, so a
+    /// worker that lost its lease (paused, cut off) cannot commit a stale batch. Only the owner
+    /// of an unexpired lease keeps its epoch, as a renewal. The requester that takes the lease
+    /// clears its request.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn acquire_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<Lease>, BackendError>> + Send;
+
+    /// Extends a held lease by `ttl`: [`LeaseRenewal::Renewed`]; [`LeaseRenewal::Lost`] when
+    /// another owner took it (the epoch moved on); [`LeaseRenewal::HandOver`], without
+    /// extending it, when another owner has asked for it: the holder should finish its batch,
+    /// then [`release_lease`](Self::release_lease).
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn renew_lease(
+        &self,
+        lease: &Lease,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<LeaseRenewal, BackendError>> + Send;
+
+    /// Gives a lease up, so another worker may take it at once. A lease already lost is left
+    /// alone.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn release_lease(&self, lease: &Lease)
+    -> impl Future<Output = Result<(), BackendError>> + Send;
+
+    /// Asks whoever holds `projection`'s lease to hand it over to `requester` (a rebuild): the
+    /// holder's next [`renew_lease`](Self::renew_lease) answers
+    /// [`LeaseRenewal::HandOver`], and until the request expires, `ttl` from now, nobody but
+    /// `requester` can take the lease. Returns the holder after the request, or `None` when no
+    /// other owner holds an unexpired lease (then `requester` may take it at once). Call it
+    /// again to keep a request alive while waiting.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn request_lease(
+        &self,
+        projection: &str,
+        requester: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Option<LeaseHolder>, BackendError>> + Send;
+
+    /// Takes `projection`'s lease for `owner` for `ttl` whoever holds it, with a new epoch: the
+    /// holder's batches from then on commit nothing ([`commit_fenced`](crate::CheckpointStore::commit_fenced)
+    /// fails for them), and its next renewal is [`LeaseRenewal::Lost`]. Clears any request.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn take_over_lease(
+        &self,
+        projection: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<Lease, BackendError>> + Send;
+
+    /// The owner of the projection's lease and whether it is unexpired, if anyone ever held it.
+    ///
+    /// # Errors
+    /// Back-end failures.
+    fn lease_owner(
+        &self,
+        projection: &str,
+    ) -> impl Future<Output = Result<Option<(String, bool)>, BackendError>> + Send;
 }

@@ -1,13 +1,13 @@
 //! The in-memory store: the whole log in one process, for development and tests.
 //!
-//! [`MemoryStore`] implements [`EventStore`] and [`CheckpointStore`] and passes the
+//! [`MemoryStore`] implements [`EventStore`](crate::EventStore) and [`CheckpointStore`] and passes the
 //! conformance suite (`es_core::testing::conformance`, behind the `testing` feature) like
 //! every other back end. Nothing is
 //! durable: the log lives as long as the last clone of the store.
 //!
 //! ```
 //! use es_core::{
-//!     AppendRequest, EventStore, ExpectedVersion, MemoryStore, Metadata, NewEvent, StreamId,
+//!     AppendRequest, EventLog, ExpectedVersion, MemoryStore, Metadata, NewEvent, StreamId,
 //!     StreamVersion,
 //! };
 //! use futures_util::TryStreamExt;
@@ -46,6 +46,10 @@
 //! recovered (every change to the state is made only after all checks have passed, so a
 //! panic cannot leave half an append behind).
 
+use crate::store::command_log::CommandLog;
+use crate::store::lease::LeaseStore;
+use crate::store::log::EventLog;
+use crate::store::snapshot_store::SnapshotStore;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -60,20 +64,20 @@ use uuid::Uuid;
 
 use crate::event::{EventId, RecordedEvent};
 use crate::snapshot::Snapshot;
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::command_record::CommandRecord;
 use crate::store::error::{AppendError, BackendError, LoadError};
-use crate::store::{
-    AppendRequest, CheckpointStore, CommandRecord, Committed, EventFilter, EventStore, Lease,
-    LeaseHolder, LeaseRenewal, LogWatch,
-};
+use crate::store::lease::{Lease, LeaseHolder, LeaseRenewal};
+use crate::store::log::{AppendRequest, Committed, EventFilter, LogWatch};
 use crate::stream::{GlobalPosition, LogPosition, StreamId, StreamVersion};
 
-/// How many events [`MemoryStore::load`](EventStore::load) clones out per lock acquisition.
+/// How many events [`MemoryStore::load`](crate::EventLog::load) clones out per lock acquisition.
 ///
 /// Loading a long stream takes the lock once per chunk, so a reader never holds it for long
 /// and never holds a copy of the whole stream.
 const LOAD_CHUNK: usize = 256;
 
-/// An in-memory [`EventStore`] and [`CheckpointStore`], for development and tests.
+/// An in-memory [`EventStore`](crate::EventStore) and [`CheckpointStore`], for development and tests.
 ///
 /// Cloning gives another handle to the same log (an [`Arc`] inside); handles are safe to use
 /// from many tasks and threads at once. Appends are serialised under one lock, so positions
@@ -87,10 +91,10 @@ const LOAD_CHUNK: usize = 256;
 /// - an append with no events and no command id checks the expected version and then
 ///   succeeds without writing anything (`version_before == version_after`,
 ///   `last_position == None`); with a command id it records the (no-op) command;
-/// - [`load`](EventStore::load) clones the stream out in chunks of 256 events, taking the lock
+/// - [`load`](crate::EventLog::load) clones the stream out in chunks of 256 events, taking the lock
 ///   once per chunk; events appended while a load is under way may be included, and the
 ///   result is always a hole-free run of versions;
-/// - [`save_snapshot`](EventStore::save_snapshot) replaces the stream's snapshot, whatever
+/// - [`save_snapshot`](SnapshotStore::save_snapshot) replaces the stream's snapshot, whatever
 ///   its version;
 /// - all events of one append share one `recorded_at`.
 #[derive(Clone)]
@@ -162,10 +166,9 @@ impl State {
             command_id,
             command_fingerprint,
             command_outcome,
-            // The version is read under the lock anyway: nothing to save.
-            read: _,
-            // The position costs nothing here: always returned.
-            without_position: _,
+            // Whether the version was read or the position is wanted changes nothing here:
+            // the version is read under the lock anyway, and the position costs nothing.
+            ..
         } = request;
 
         if let Some(record) = command_id.and_then(|id| self.commands.get(&id)) {
@@ -315,7 +318,7 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
-impl EventStore for MemoryStore {
+impl EventLog for MemoryStore {
     async fn append(&self, request: AppendRequest) -> Result<Committed, AppendError> {
         let span = tracing::debug_span!(
             "append",
@@ -376,7 +379,9 @@ impl EventStore for MemoryStore {
     fn watch(&self) -> LogWatch {
         LogWatch::new(self.inner.head.subscribe())
     }
+}
 
+impl SnapshotStore for MemoryStore {
     async fn save_snapshot(
         &self,
         stream_id: &StreamId,
@@ -389,20 +394,83 @@ impl EventStore for MemoryStore {
     async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, LoadError> {
         Ok(self.read().snapshots.get(stream_id).cloned())
     }
+}
 
+impl CommandLog for MemoryStore {
     async fn find_command(&self, command_id: Uuid) -> Result<Option<CommandRecord>, LoadError> {
         Ok(self.read().commands.get(&command_id).cloned())
     }
 }
 
-/// Leases follow the contract's rules (see [`CheckpointStore::acquire_lease`]), under the
+/// Leases follow the contract's rules (see [`LeaseStore::acquire_lease`]), under the
 /// store's lock, with the process's monotonic clock: several applications sharing one
 /// `MemoryStore` take turns on a projection as processes do on a database.
 impl CheckpointStore for MemoryStore {
     type Transaction = ();
+
     const ROLLS_BACK: bool = false;
+
     const DURABLE_CHECKPOINTS: bool = false;
 
+    async fn commit_fenced(
+        &self,
+        (): (),
+        projection: &str,
+        checkpoint: LogPosition,
+        lease: &Lease,
+    ) -> Result<(), BackendError> {
+        let now = Instant::now();
+        let mut state = self.write();
+        let held = state
+            .leases
+            .get(projection)
+            .is_some_and(|row| row.holds(lease) && row.unexpired(now));
+        if !held {
+            return Err(BackendError::new(
+                "memory",
+                crate::store::error::BackendErrorKind::LeaseLost,
+                format!(
+                    "commit a batch of projection `{projection}` at {checkpoint}: the lease of {} (epoch {}) was lost",
+                    lease.owner, lease.epoch
+                ),
+            ));
+        }
+        state.checkpoints.insert(projection.to_owned(), checkpoint);
+        Ok(())
+    }
+
+    async fn checkpoint(&self, projection: &str) -> Result<LogPosition, BackendError> {
+        Ok(self
+            .read()
+            .checkpoints
+            .get(projection)
+            .copied()
+            .unwrap_or(LogPosition::START))
+    }
+
+    async fn begin(&self, _projection: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
+
+    async fn commit(
+        &self,
+        (): (),
+        projection: &str,
+        checkpoint: LogPosition,
+    ) -> Result<(), BackendError> {
+        self.write()
+            .checkpoints
+            .insert(projection.to_owned(), checkpoint);
+        Ok(())
+    }
+
+    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
+        self.write().checkpoints.remove(projection);
+        Ok(())
+    }
+}
+
+impl LeaseStore for MemoryStore {
     async fn acquire_lease(
         &self,
         projection: &str,
@@ -530,33 +598,6 @@ impl CheckpointStore for MemoryStore {
         Ok(Lease::new(projection, owner, row.epoch))
     }
 
-    async fn commit_fenced(
-        &self,
-        (): (),
-        projection: &str,
-        checkpoint: LogPosition,
-        lease: &Lease,
-    ) -> Result<(), BackendError> {
-        let now = Instant::now();
-        let mut state = self.write();
-        let held = state
-            .leases
-            .get(projection)
-            .is_some_and(|row| row.holds(lease) && row.unexpired(now));
-        if !held {
-            return Err(BackendError::new(
-                "memory",
-                crate::store::error::BackendErrorKind::LeaseLost,
-                format!(
-                    "commit a batch of projection `{projection}` at {checkpoint}: the lease of {} (epoch {}) was lost",
-                    lease.owner, lease.epoch
-                ),
-            ));
-        }
-        state.checkpoints.insert(projection.to_owned(), checkpoint);
-        Ok(())
-    }
-
     async fn lease_owner(&self, projection: &str) -> Result<Option<(String, bool)>, BackendError> {
         let now = Instant::now();
         Ok(self
@@ -564,36 +605,6 @@ impl CheckpointStore for MemoryStore {
             .leases
             .get(projection)
             .map(|row| (row.owner.clone(), row.unexpired(now))))
-    }
-
-    async fn checkpoint(&self, projection: &str) -> Result<LogPosition, BackendError> {
-        Ok(self
-            .read()
-            .checkpoints
-            .get(projection)
-            .copied()
-            .unwrap_or(LogPosition::START))
-    }
-
-    async fn begin(&self, _projection: &str) -> Result<(), BackendError> {
-        Ok(())
-    }
-
-    async fn commit(
-        &self,
-        (): (),
-        projection: &str,
-        checkpoint: LogPosition,
-    ) -> Result<(), BackendError> {
-        self.write()
-            .checkpoints
-            .insert(projection.to_owned(), checkpoint);
-        Ok(())
-    }
-
-    async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
-        self.write().checkpoints.remove(projection);
-        Ok(())
     }
 }
 

@@ -48,7 +48,8 @@ use std::panic::AssertUnwindSafe;
 
 use futures_util::FutureExt as _;
 
-use crate::store::{CheckpointStore, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
 
 mod append_load;
 mod awkward_data;

@@ -7,6 +7,7 @@
     clippy::print_stderr
 )] // shared by several test binaries
 
+use es_core::EventLog;
 use std::sync::{Arc, Mutex};
 
 use es_postgres::PostgresStore;
@@ -281,7 +282,6 @@ pub(crate) fn private_or_shared() -> (String, Option<PrivateCluster>) {
 /// Waits until `events` events are visible to the gap-free global read: a transaction open
 /// elsewhere on the server (another test's) may hold committed events back for a moment.
 pub(crate) async fn wait_visible(store: &PostgresStore, events: u64) {
-    use es_core::EventStore as _;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let visible = store

@@ -3,14 +3,13 @@
 //! `DATABASE_URL` names another database (`postgres://...` for PostgreSQL).
 #![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line tool: printing is its job
 
+use es_core::EventLog;
 use std::error::Error;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use es_core::{
-    EventStore as _, Projection as _, RebuildOptions, RebuildStep, StreamId, StreamVersion,
-};
+use es_core::{Projection as _, RebuildOptions, RebuildStep, StreamId, StreamVersion};
 use futures_util::TryStreamExt as _;
 use order_service::backend::{
     AnyBackend, Backend, DEFAULT_DATABASE_URL, OpenOptions, is_postgres, redact,

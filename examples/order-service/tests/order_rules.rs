@@ -2,8 +2,9 @@
 //! command sequences through the in-memory store give the state a fold of their events gives.
 #![allow(clippy::expect_used)] // test code: a failed setup step should stop the test
 
+use es_core::EventLog;
 use es_core::testing::given;
-use es_core::{Aggregate, EventStore as _, MemoryStore, Registry, StreamVersion};
+use es_core::{Aggregate, MemoryStore, Registry, StreamVersion};
 use futures_util::TryStreamExt as _;
 use order_service::domain::*;
 use proptest::prelude::*;

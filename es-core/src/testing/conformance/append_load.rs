@@ -7,7 +7,9 @@ use serde_json::value::RawValue;
 
 use crate::event::{NewEvent, RecordedEvent};
 use crate::metadata::Metadata;
-use crate::store::{CheckpointStore, EventFilter, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
+use crate::store::log::EventFilter;
 use crate::stream::{ExpectedVersion, StreamVersion};
 
 use super::helpers::{

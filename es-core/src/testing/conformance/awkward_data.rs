@@ -9,7 +9,9 @@ use uuid::Uuid;
 use crate::event::{NewEvent, RecordedEvent};
 use crate::metadata::Metadata;
 use crate::snapshot::Snapshot;
-use crate::store::{AppendRequest, CheckpointStore, EventFilter, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
+use crate::store::log::{AppendRequest, EventFilter};
 use crate::stream::{ExpectedVersion, MAX_STREAM_ID_LEN, StreamVersion};
 
 use super::helpers::{

@@ -1,6 +1,8 @@
 //! Checkpoints.
 
-use crate::store::{CheckpointStore, EventFilter, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
+use crate::store::log::EventFilter;
 use crate::stream::{ExpectedVersion, LogPosition};
 
 use super::helpers::{

@@ -16,7 +16,8 @@ use crate::command::{AggregateSettings, Executed};
 use crate::event::Event;
 use crate::registry::Registry;
 use crate::snapshot::{JsonSnapshot, Snapshot};
-use crate::store::{CheckpointStore, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
 use crate::stream::{StreamId, StreamVersion};
 
 /// The one event of the suite's aggregate: an amount recorded on a tally.

@@ -3,10 +3,12 @@
 use serde_json::{Value, json};
 
 use crate::event::NewEvent;
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::command_log::CommandSession;
+use crate::store::command_record::CommandRecord;
 use crate::store::error::AppendError;
-use crate::store::{
-    AppendRequest, CheckpointStore, CommandRecord, CommandSession, EventStore, ReadVersion,
-};
+use crate::store::event_store::EventStore;
+use crate::store::log::{AppendRequest, ReadVersion};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 use super::helpers::{

@@ -5,7 +5,9 @@ use serde_json::{Value, json};
 
 use crate::codec::{self, DecodeError};
 use crate::event::{Event, EventId, NewEvent};
-use crate::store::{CheckpointStore, EventFilter, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
+use crate::store::log::EventFilter;
 use crate::stream::ExpectedVersion;
 use crate::upcast::{UpcastError, Upcaster};
 

@@ -2,10 +2,10 @@
 
 use serde_json::json;
 
+use crate::store::checkpoint::CheckpointStore;
 use crate::store::error::AppendError;
-use crate::store::{
-    AppendRequest, CheckpointStore, Committed, EventFilter, EventStore, ReadVersion,
-};
+use crate::store::event_store::EventStore;
+use crate::store::log::{AppendRequest, Committed, EventFilter, ReadVersion};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 use super::helpers::{

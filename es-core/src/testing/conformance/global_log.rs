@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_json::json;
 
 use crate::event::RecordedEvent;
-use crate::store::{CheckpointStore, EventFilter, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
+use crate::store::log::EventFilter;
 use crate::stream::{ExpectedVersion, LogPosition, StreamVersion};
 
 use super::helpers::{

@@ -13,10 +13,11 @@ use uuid::Uuid;
 use crate::event::{EventId, NewEvent, RecordedEvent};
 use crate::metadata::Metadata;
 use crate::snapshot::Snapshot;
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::command_record::CommandRecord;
 use crate::store::error::AppendError;
-use crate::store::{
-    AppendRequest, CheckpointStore, CommandRecord, Committed, EventFilter, EventStore,
-};
+use crate::store::event_store::EventStore;
+use crate::store::log::{AppendRequest, Committed, EventFilter};
 use crate::stream::{ExpectedVersion, LogPosition, StreamId, StreamVersion};
 
 /// How long a case waits for something that should happen promptly (a watch wake-up).

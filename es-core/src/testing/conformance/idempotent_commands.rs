@@ -1,11 +1,12 @@
 //! Idempotent commands: command ids, their records and fingerprints.
 
 use crate::fingerprint::CommandFingerprint;
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::command_log::CommandSession;
+use crate::store::command_record::{CommandOutcome, CommandRecord};
 use crate::store::error::AppendError;
-use crate::store::{
-    AppendRequest, CheckpointStore, CommandOutcome, CommandRecord, CommandSession, Committed,
-    EventStore,
-};
+use crate::store::event_store::EventStore;
+use crate::store::log::{AppendRequest, Committed};
 use crate::stream::{ExpectedVersion, StreamVersion};
 
 use super::helpers::{
@@ -210,7 +211,7 @@ pub async fn no_op_command_is_recorded<S: EventStore + CheckpointStore>(store: S
 }
 
 /// A command id is recorded with the fingerprint and the outcome the append gives it, and read
-/// back with them: by [`EventStore::find_command`], a session, and a duplicate's error.
+/// back with them: by [`CommandLog::find_command`](crate::CommandLog::find_command), a session, and a duplicate's error.
 pub async fn command_record_keeps_fingerprint_and_outcome<S: EventStore + CheckpointStore>(
     store: S,
 ) {

@@ -5,8 +5,10 @@
 use std::time::{Duration, Instant};
 
 use super::helpers::{OrFail as _, checkpoint};
+use crate::store::checkpoint::CheckpointStore;
 use crate::store::error::BackendErrorKind;
-use crate::store::{CheckpointStore, EventStore, Lease, LeaseRenewal};
+use crate::store::event_store::EventStore;
+use crate::store::lease::{Lease, LeaseRenewal};
 use crate::stream::{GlobalPosition, LogPosition};
 
 /// Long enough that no case's lease runs out while it works.

@@ -1,6 +1,7 @@
 //! Live notification: a watch wakes for new commits.
 
-use crate::store::{CheckpointStore, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
 use crate::stream::ExpectedVersion;
 
 use super::helpers::{Ids, OrFail as _, WAIT, append_ok, numbered, stream};

@@ -3,7 +3,8 @@
 use serde_json::{Value, json};
 
 use crate::snapshot::Snapshot;
-use crate::store::{CheckpointStore, EventStore};
+use crate::store::checkpoint::CheckpointStore;
+use crate::store::event_store::EventStore;
 use crate::stream::{ExpectedVersion, StreamVersion};
 
 use super::helpers::{Ids, OrFail as _, append_ok, load_snapshot, numbered, raw, stream};

@@ -1,12 +1,13 @@
 //! The order routes.
 
+use es_core::EventLog;
 use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use es_core::{EventStore as _, StreamId, StreamVersion};
+use es_core::{StreamId, StreamVersion};
 use futures_util::TryStreamExt as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
