@@ -5,7 +5,7 @@
 //! crate is its implementation detail. What follows is the reference of every attribute key,
 //! each with an example that runs as a test (through `es-core`, a dev-dependency).
 //!
-//! Each macro runs the same pipeline: the attribute is parsed (`internals::attr`), checked
+//! Each macro runs the same pipeline: the attribute is parsed (`internals::args`), checked
 //! together with the annotated item into a model (`internals::check`, `internals::ast`), and
 //! the model becomes code (`expand`). Every mistake is reported on the token that caused it,
 //! all of them at once, and the names the macro declares are still emitted next to the errors.

@@ -4,10 +4,11 @@ use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
 use syn::Item;
 
+use crate::internals::args;
 use crate::internals::ast::{Derive, EventModel};
-use crate::internals::attr::{self, EventKeys};
 use crate::internals::check;
 use crate::internals::ctxt::Ctxt;
+use crate::internals::keys::EventKeys;
 
 /// The struct with its derives and `Event` impl, or every mistake in `args` and `item`.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
@@ -26,7 +27,7 @@ pub(crate) fn recover(args: TokenStream, item: TokenStream, error: syn::Error) -
 }
 
 fn generate(cx: &Ctxt, args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = attr::parse_args::<EventKeys>(cx, args);
+    let args = args::parse_args::<EventKeys>(cx, args);
     let parsed = match syn::parse2::<Item>(item.clone()) {
         Ok(parsed) => parsed,
         Err(error) => {

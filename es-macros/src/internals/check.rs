@@ -10,19 +10,22 @@ use syn::ext::IdentExt as _;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Data, DeriveInput, Item, LitStr, Path, Token, Type, TypePath};
 
+use super::args::{self, Args, Found};
 use super::ast::{AggregateModel, Derive, EventModel, Listed, ProjectionModel, Snapshot};
-use super::attr::{self, AggregateKeys, EventKeys, IntValue, KeyList, ProjectionKeys};
 use super::case::snake_case;
 use super::crate_path::CratePath;
 use super::ctxt::Ctxt;
 use super::display;
+use super::keys::{AggregateKeys, EventKeys, ProjectionKeys};
+use super::list::KeyList;
+use super::values::IntValue;
 
 // ---------------------------------------------------------------------------------------------
 // #[event]
 
 /// `#[event]`: the model, or `None` when the item is not a struct (it is then emitted as
 /// written, next to the error).
-pub(crate) fn event(cx: &Ctxt, args: attr::Args<EventKeys>, item: &Item) -> Option<EventModel> {
+pub(crate) fn event(cx: &Ctxt, args: Args<EventKeys>, item: &Item) -> Option<EventModel> {
     let item = match item {
         Item::Struct(item) => item.clone(),
         Item::Enum(item) => {
@@ -171,10 +174,10 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
     let conventional_error = format!("{}Error", input.ident.unraw());
-    let args = match attr::parse_attrs::<AggregateKeys>(cx, &input.attrs) {
-        attr::Found::Parsed(args) => args,
+    let args = match args::parse_attrs::<AggregateKeys>(cx, &input.attrs) {
+        Found::Parsed(args) => args,
         found => {
-            if let attr::Found::Absent = found {
+            if let Found::Absent = found {
                 cx.error_spanned_by(
                     &input.ident,
                     format!(
@@ -317,10 +320,10 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
         "derive `Projection` on the struct that holds the read model",
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
-    let args = match attr::parse_attrs::<ProjectionKeys>(cx, &input.attrs) {
-        attr::Found::Parsed(args) => args,
+    let args = match args::parse_attrs::<ProjectionKeys>(cx, &input.attrs) {
+        Found::Parsed(args) => args,
         found => {
-            if let attr::Found::Absent = found {
+            if let Found::Absent = found {
                 cx.error_spanned_by(
                     &input.ident,
                     "`#[derive(Projection)]` needs `#[projection(events(...))]` on the struct: the events this read model consumes",
@@ -503,7 +506,7 @@ impl Lister {
     }
 }
 
-/// The entry for a listed type path; `attr` only accepts paths with a usable last identifier.
+/// The entry for a listed type path; `list` only accepts paths with a usable last identifier.
 fn listed(ty: &TypePath) -> Option<Listed> {
     let last = ty.path.segments.last()?;
     Some(Listed {
