@@ -17,22 +17,46 @@ use super::ctxt::Ctxt;
 use super::display;
 use super::suggest;
 
+/// One key of an attribute: each attribute's keys are an enum (see `keys`), read once from
+/// their spelling so that everything after the parser matches on the enum, not on strings.
+pub(crate) trait Key: Copy + Eq + 'static {
+    /// Every key, in the order messages list them.
+    const ALL: &'static [Self];
+    /// The key that sets the stable name: what a bare string in the list most likely meant.
+    const STABLE_NAME: Self;
+
+    /// The key as users write it.
+    fn name(self) -> &'static str;
+
+    /// The key spelt `name` (as written, without `r#`).
+    fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|key| key.name() == name)
+    }
+}
+
 /// The keys of one attribute kind, as parsed so far.
 pub(crate) trait Keys: Default {
     /// The attribute's name, for messages: `event`, `aggregate`, `projection`.
     const ATTR: &'static str;
-    /// Every key the attribute accepts, in the order messages list them.
-    const KEYS: &'static [&'static str];
+    /// The keys the attribute accepts.
+    type Key: Key;
 
-    /// Parses the value of `key` (one of [`Keys::KEYS`]) from `meta`.
-    fn parse_key(&mut self, cx: &Ctxt, key: &Ident, meta: &ParseNestedMeta<'_>) -> syn::Result<()>;
+    /// Parses the value of `key`, written as `ident` (where errors about it are reported), from
+    /// `meta`.
+    fn parse_key(
+        &mut self,
+        cx: &Ctxt,
+        key: Self::Key,
+        ident: &Ident,
+        meta: &ParseNestedMeta<'_>,
+    ) -> syn::Result<()>;
 }
 
 /// The keys of one attribute kind, plus which keys were written at all (well-formed or not),
 /// so that a malformed key is not reported a second time as missing.
-pub(crate) struct Args<K> {
+pub(crate) struct Args<K: Keys> {
     pub(crate) keys: K,
-    written: Vec<Ident>,
+    written: Vec<K::Key>,
 }
 
 impl<K: Keys> Args<K> {
@@ -44,8 +68,8 @@ impl<K: Keys> Args<K> {
     }
 
     /// Whether `key` was written, even with a value that did not parse.
-    pub(crate) fn written(&self, key: &str) -> bool {
-        self.written.iter().any(|k| k == key)
+    pub(crate) fn written(&self, key: K::Key) -> bool {
+        self.written.contains(&key)
     }
 }
 
@@ -139,15 +163,15 @@ fn single_group(entry: &TokenStream) -> Option<TokenStream> {
 /// The error for an entry that does not start with a key.
 fn not_a_key<K: Keys>(entry: &TokenStream) -> Error {
     let attr = K::ATTR;
-    let keys: Vec<String> = K::KEYS.iter().map(|k| format!("`{k}`")).collect();
-    let keys = keys.join(", ");
+    let keys = listed_keys::<K>();
     let first = entry.clone().into_iter().next();
     let message = match &first {
         Some(TokenTree::Literal(literal)) => match syn::parse2::<LitStr>(literal.to_token_stream())
         {
-            Ok(string) if K::KEYS.contains(&"name") => format!(
-                "expected a key, found a string: to set the stable name, write `name = {:?}`",
-                string.value()
+            Ok(string) => format!(
+                "expected a key, found a string: to set the stable name, write `{name} = {:?}`",
+                string.value(),
+                name = K::Key::STABLE_NAME.name(),
             ),
             _ => format!(
                 "expected a key, found a literal: write `key = value` entries; keys: {keys}"
@@ -166,7 +190,7 @@ fn not_a_key<K: Keys>(entry: &TokenStream) -> Error {
 }
 
 /// What a derive input's helper attributes held.
-pub(crate) enum Found<K> {
+pub(crate) enum Found<K: Keys> {
     /// No `#[name...]` attribute at all.
     Absent,
     /// Only attributes without a parenthesized list (`#[aggregate]`); already reported.
@@ -213,35 +237,37 @@ fn parse_meta<K: Keys>(
             &meta.path,
             unknown_key::<K>(&display::tokens(&meta.path)),
         )),
-        Some(key) => {
-            let name = key.unraw().to_string();
-            let suggestion = suggest::closest(&name, K::KEYS);
-            if !K::KEYS.contains(&name.as_str()) {
-                cx.error_spanned_by(key, unknown_key::<K>(&name));
-                match suggestion {
-                    // Read it as the key it most likely is, so that the value is still checked
-                    // and used (no second error about that key missing).
-                    Some(meant) if !args.written(meant) => {
-                        let meant = Ident::new(meant, key.span());
-                        args.written.push(meant.clone());
-                        args.keys.parse_key(cx, &meant, meta)
-                    }
-                    _ => {
-                        skip_entry(meta.input)?;
-                        Ok(())
+        Some(ident) => {
+            let name = ident.unraw().to_string();
+            match K::Key::from_name(&name) {
+                None => {
+                    cx.error_spanned_by(ident, unknown_key::<K>(&name));
+                    match suggest::closest(&name, K::Key::ALL, K::Key::name) {
+                        // Read it as the key it most likely is, so that the value is still
+                        // checked and used (no second error about that key missing).
+                        Some(meant) if !args.written(meant) => {
+                            args.written.push(meant);
+                            let meant_ident = Ident::new(meant.name(), ident.span());
+                            args.keys.parse_key(cx, meant, &meant_ident, meta)
+                        }
+                        _ => {
+                            skip_entry(meta.input)?;
+                            Ok(())
+                        }
                     }
                 }
-            } else if args.written(&name) {
-                Err(Error::new_spanned(
-                    key,
+                Some(key) if args.written(key) => Err(Error::new_spanned(
+                    ident,
                     format!(
                         "duplicate key `{name}` in #[{attr}(...)]: it is already given above; keep one",
+                        name = key.name(),
                         attr = K::ATTR
                     ),
-                ))
-            } else {
-                args.written.push(key.clone());
-                args.keys.parse_key(cx, key, meta)
+                )),
+                Some(key) => {
+                    args.written.push(key);
+                    args.keys.parse_key(cx, key, ident, meta)
+                }
             }
         }
     };
@@ -276,21 +302,31 @@ fn parse_meta<K: Keys>(
 fn starts_with_key<K: Keys>(input: ParseStream<'_>) -> bool {
     let fork = input.fork();
     fork.call(Ident::parse_any)
-        .is_ok_and(|ident| K::KEYS.contains(&ident.unraw().to_string().as_str()))
+        .is_ok_and(|ident| K::Key::from_name(&ident.unraw().to_string()).is_some())
 }
 
+/// The error for a key the attribute does not have, with the key it most likely meant.
 fn unknown_key<K: Keys>(key: &str) -> String {
     let attr = K::ATTR;
-    match suggest::closest(key, K::KEYS) {
-        Some(best) => format!("unknown key `{key}` in #[{attr}(...)]; did you mean `{best}`?"),
-        None => {
-            let expected: Vec<String> = K::KEYS.iter().map(|k| format!("`{k}`")).collect();
-            format!(
-                "unknown key `{key}` in #[{attr}(...)]; expected one of {}",
-                expected.join(", ")
-            )
-        }
+    match suggest::closest(key, K::Key::ALL, K::Key::name) {
+        Some(best) => format!(
+            "unknown key `{key}` in #[{attr}(...)]; did you mean `{best}`?",
+            best = best.name()
+        ),
+        None => format!(
+            "unknown key `{key}` in #[{attr}(...)]; expected one of {}",
+            listed_keys::<K>()
+        ),
     }
+}
+
+/// Every key of the attribute, quoted, for messages: `` `name`, `version`, ... ``.
+fn listed_keys<K: Keys>() -> String {
+    let keys: Vec<String> = K::Key::ALL
+        .iter()
+        .map(|key| format!("`{}`", key.name()))
+        .collect();
+    keys.join(", ")
 }
 
 /// Whether `input` is at the end of the current entry (a comma or the end of the list).

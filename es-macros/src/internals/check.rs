@@ -10,13 +10,15 @@ use syn::ext::IdentExt as _;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Data, DeriveInput, Item, LitStr, Path, Token, Type, TypePath};
 
-use super::args::{self, Args, Found};
+use super::args::{self, Args, Found, Key};
 use super::ast::{AggregateModel, Derive, EventModel, Listed, ProjectionModel, Snapshot};
 use super::case::snake_case;
 use super::crate_path::CratePath;
 use super::ctxt::Ctxt;
 use super::display;
-use super::keys::{AggregateKeys, EventKeys, ProjectionKeys};
+use super::keys::{
+    AggregateKey, AggregateKeys, EventKey, EventKeys, ProjectionKey, ProjectionKeys,
+};
 use super::list::KeyList;
 use super::values::IntValue;
 
@@ -61,7 +63,7 @@ pub(crate) fn event(cx: &Ctxt, args: Args<EventKeys>, item: &Item) -> Option<Eve
         );
     }
 
-    let version_written = args.written("version");
+    let version_written = args.written(EventKey::Version);
     let keys = args.keys;
     let default_name = snake_case(&item.ident.unraw().to_string());
     let name = stable_name(cx, keys.name.as_ref(), default_name, "event");
@@ -200,9 +202,10 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
             };
         }
     };
-    let written = |key: &str| args.written(key);
-    let (error_written, events_written) = (written("error"), written("events"));
-    let commands_written = written("commands") || written("async_commands");
+    let written = |key| args.written(key);
+    let (error_written, events_written) =
+        (written(AggregateKey::Error), written(AggregateKey::Events));
+    let commands_written = written(AggregateKey::Commands) || written(AggregateKey::AsyncCommands);
     let keys = args.keys;
 
     let name = stable_name(cx, keys.name.as_ref(), default_name, "aggregate");
@@ -219,7 +222,7 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     });
 
     let enum_name = |suffix: &str| format!("{}{suffix}", input.ident.unraw());
-    let mut event_list = Lister::new(enum_name("Event"));
+    let mut event_list = Lister::new(Some(enum_name("Event")));
     match &keys.events {
         None if !events_written => cx.error_spanned_by(
             &input.ident,
@@ -231,11 +234,15 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
         ),
         _ => {}
     }
-    let events = event_list.add(cx, keys.events.as_ref(), "events");
+    let events = event_list.add(cx, keys.events.as_ref(), AggregateKey::Events);
 
-    let mut command_list = Lister::new(enum_name("Command"));
-    let commands = command_list.add(cx, keys.commands.as_ref(), "commands");
-    let async_commands = command_list.add(cx, keys.async_commands.as_ref(), "async_commands");
+    let mut command_list = Lister::new(Some(enum_name("Command")));
+    let commands = command_list.add(cx, keys.commands.as_ref(), AggregateKey::Commands);
+    let async_commands = command_list.add(
+        cx,
+        keys.async_commands.as_ref(),
+        AggregateKey::AsyncCommands,
+    );
     if commands.is_empty() && async_commands.is_empty() {
         let given = [&keys.commands, &keys.async_commands];
         let empty = given
@@ -341,7 +348,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
             };
         }
     };
-    let events_written = args.written("events");
+    let events_written = args.written(ProjectionKey::Events);
     let keys = args.keys;
     let name = stable_name(cx, keys.name.as_ref(), default_name, "projection");
     match &keys.events {
@@ -356,8 +363,8 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
         _ => {}
     }
     // Projections generate no enum; the variant names are only checked for aggregates.
-    let mut lister = Lister::new(String::new());
-    let events = lister.add(cx, keys.events.as_ref(), "events");
+    let mut lister = Lister::new(None);
+    let events = lister.add(cx, keys.events.as_ref(), ProjectionKey::Events);
     ProjectionModel {
         ident: input.ident.clone(),
         generics: input.generics.clone(),
@@ -444,22 +451,25 @@ fn crate_path(given: Option<Path>) -> CratePath {
 }
 
 /// Turns list entries into [`Listed`] entries, refusing a type listed twice and two types
-/// that would share a variant of the generated enum named `enum_name`.
-struct Lister {
-    enum_name: String,
+/// that would share a variant of the generated enum.
+struct Lister<K> {
+    /// The enum the entries become variants of; `None` when no enum is generated (a
+    /// projection's events), and any two types may then share a last identifier.
+    enum_name: Option<String>,
     /// `(type tokens, entry, key it was listed under)` for every accepted entry.
-    seen: Vec<(String, Listed, String)>,
+    seen: Vec<(String, Listed, K)>,
 }
 
-impl Lister {
-    fn new(enum_name: String) -> Self {
+impl<K: Key> Lister<K> {
+    fn new(enum_name: Option<String>) -> Self {
         Self {
             enum_name,
             seen: Vec::new(),
         }
     }
 
-    fn add(&mut self, cx: &Ctxt, list: Option<&KeyList<TypePath>>, key: &str) -> Vec<Listed> {
+    /// The accepted entries of `list`, written under `key`.
+    fn add(&mut self, cx: &Ctxt, list: Option<&KeyList<TypePath>>, key: K) -> Vec<Listed> {
         let Some(list) = list else {
             return Vec::new();
         };
@@ -470,10 +480,14 @@ impl Lister {
             };
             let tokens = ty.to_token_stream().to_string();
             if let Some((_, first, first_key)) = self.seen.iter().find(|(t, ..)| *t == tokens) {
-                let place = if first_key == key {
-                    format!("twice in `{key}(...)`")
+                let place = if *first_key == key {
+                    format!("twice in `{key}(...)`", key = key.name())
                 } else {
-                    format!("in both `{first_key}(...)` and `{key}(...)`")
+                    format!(
+                        "in both `{first_key}(...)` and `{key}(...)`",
+                        first_key = first_key.name(),
+                        key = key.name()
+                    )
                 };
                 cx.error_spanned_by(
                     ty,
@@ -481,7 +495,7 @@ impl Lister {
                 );
                 continue;
             }
-            if !self.enum_name.is_empty()
+            if let Some(enum_name) = &self.enum_name
                 && let Some((_, first, _)) = self
                     .seen
                     .iter()
@@ -494,13 +508,12 @@ impl Lister {
                         first = first.display,
                         this = listed.display,
                         variant = listed.variant.unraw(),
-                        enum_name = self.enum_name,
                     ),
                 );
                 continue;
             }
             accepted.push(listed.clone());
-            self.seen.push((tokens, listed, key.to_owned()));
+            self.seen.push((tokens, listed, key));
         }
         accepted
     }

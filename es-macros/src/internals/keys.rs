@@ -1,17 +1,119 @@
-//! The keys of each attribute, `#[event(...)]`, `#[aggregate(...)]` and `#[projection(...)]`,
-//! and how each key's value is parsed.
+//! The keys of each attribute, `#[event(...)]`, `#[aggregate(...)]` and `#[projection(...)]`:
+//! one enum per attribute with its spellings, and how each key's value is parsed.
+//!
+//! A key is written out once, in its enum's `name`; the parser reads it into the enum, and
+//! everything after matches on the enum, so a key cannot be accepted and then ignored.
 
 use syn::meta::ParseNestedMeta;
 use syn::{Ident, LitStr, Path, Type, TypePath};
 
-use super::args::Keys;
+use super::args::{Key, Keys};
 use super::ctxt::Ctxt;
 use super::list::{KeyList, fn_entry, list, type_entry};
 use super::values::{IntValue, crate_path, flag, int, lit_str, type_value, value};
 
+/// A key of `#[event(...)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum EventKey {
+    Name,
+    Version,
+    Upcast,
+    Crate,
+}
+
+impl Key for EventKey {
+    const ALL: &'static [Self] = &[Self::Name, Self::Version, Self::Upcast, Self::Crate];
+    const STABLE_NAME: Self = Self::Name;
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Version => "version",
+            Self::Upcast => "upcast",
+            Self::Crate => "crate",
+        }
+    }
+}
+
+/// A key of `#[aggregate(...)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum AggregateKey {
+    Name,
+    Error,
+    Events,
+    Commands,
+    AsyncCommands,
+    Services,
+    Snapshot,
+    Crate,
+}
+
+impl Key for AggregateKey {
+    const ALL: &'static [Self] = &[
+        Self::Name,
+        Self::Error,
+        Self::Events,
+        Self::Commands,
+        Self::AsyncCommands,
+        Self::Services,
+        Self::Snapshot,
+        Self::Crate,
+    ];
+    const STABLE_NAME: Self = Self::Name;
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Error => "error",
+            Self::Events => "events",
+            Self::Commands => "commands",
+            Self::AsyncCommands => "async_commands",
+            Self::Services => "services",
+            Self::Snapshot => "snapshot",
+            Self::Crate => "crate",
+        }
+    }
+}
+
+/// A key of `#[projection(...)]`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum ProjectionKey {
+    Name,
+    Events,
+    BeginBatch,
+    EndBatch,
+    Reset,
+    Crate,
+}
+
+impl Key for ProjectionKey {
+    const ALL: &'static [Self] = &[
+        Self::Name,
+        Self::Events,
+        Self::BeginBatch,
+        Self::EndBatch,
+        Self::Reset,
+        Self::Crate,
+    ];
+    const STABLE_NAME: Self = Self::Name;
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Name => "name",
+            Self::Events => "events",
+            Self::BeginBatch => "begin_batch",
+            Self::EndBatch => "end_batch",
+            Self::Reset => "reset",
+            Self::Crate => "crate",
+        }
+    }
+}
+
+// Examples of each key, for the messages that say what to write.
 const EVENT_NAME: &str = "name = \"order.paid\"";
 const VERSION: &str = "version = 2";
 const CRATE: &str = "crate = my_es";
+const EVENTS: &str = "events(OrderPlaced, OrderPaid)";
 
 /// `#[event(name = "...", version = N, upcast(f, g), crate = path)]`.
 #[derive(Default)]
@@ -24,26 +126,29 @@ pub(crate) struct EventKeys {
 
 impl Keys for EventKeys {
     const ATTR: &'static str = "event";
-    const KEYS: &'static [&'static str] = &["name", "version", "upcast", "crate"];
+    type Key = EventKey;
 
-    fn parse_key(&mut self, cx: &Ctxt, key: &Ident, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
-        match key.to_string().as_str() {
-            "name" => {
-                let value = lit_str(value(meta, key, EVENT_NAME)?, key, EVENT_NAME)?;
-                self.name = Some(value);
+    fn parse_key(
+        &mut self,
+        cx: &Ctxt,
+        key: EventKey,
+        ident: &Ident,
+        meta: &ParseNestedMeta<'_>,
+    ) -> syn::Result<()> {
+        match key {
+            EventKey::Name => {
+                self.name = Some(lit_str(value(meta, ident, EVENT_NAME)?, ident, EVENT_NAME)?);
             }
-            "version" => {
-                let value = int(value(meta, key, VERSION)?, key, VERSION)?;
-                self.version = Some(value);
+            EventKey::Version => {
+                self.version = Some(int(value(meta, ident, VERSION)?, ident, VERSION)?);
             }
-            "upcast" => {
-                self.upcast = Some(list(cx, meta, key, "upcast(v1_to_v2, v2_to_v3)", fn_entry)?);
+            EventKey::Upcast => {
+                let example = "upcast(v1_to_v2, v2_to_v3)";
+                self.upcast = Some(list(cx, meta, ident, example, fn_entry)?);
             }
-            "crate" => {
-                self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
+            EventKey::Crate => {
+                self.crate_path = crate_path(cx, value(meta, ident, CRATE)?, ident)?;
             }
-            // `parse_meta` only passes keys listed in `KEYS`.
-            _ => {}
         }
         Ok(())
     }
@@ -65,80 +170,47 @@ pub(crate) struct AggregateKeys {
 
 impl Keys for AggregateKeys {
     const ATTR: &'static str = "aggregate";
-    const KEYS: &'static [&'static str] = &[
-        "name",
-        "error",
-        "events",
-        "commands",
-        "async_commands",
-        "services",
-        "snapshot",
-        "crate",
-    ];
+    type Key = AggregateKey;
 
-    fn parse_key(&mut self, cx: &Ctxt, key: &Ident, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    fn parse_key(
+        &mut self,
+        cx: &Ctxt,
+        key: AggregateKey,
+        ident: &Ident,
+        meta: &ParseNestedMeta<'_>,
+    ) -> syn::Result<()> {
         const NAME: &str = "name = \"order\"";
         const ERROR: &str = "error = OrderError";
+        const COMMANDS: &str = "commands(PlaceOrder, PayOrder)";
+        const ASYNC_COMMANDS: &str = "async_commands(PriceOrder)";
         const SERVICES: &str = "services = Pricing";
         const SNAPSHOT: &str = "snapshot = 1";
-        match key.to_string().as_str() {
-            "name" => {
-                let value = lit_str(value(meta, key, NAME)?, key, NAME)?;
-                self.name = Some(value);
+        match key {
+            AggregateKey::Name => {
+                self.name = Some(lit_str(value(meta, ident, NAME)?, ident, NAME)?);
             }
-            "error" => {
-                self.error = type_value(cx, value(meta, key, ERROR)?, key, ERROR)?;
+            AggregateKey::Error => {
+                self.error = type_value(cx, value(meta, ident, ERROR)?, ident, ERROR)?;
             }
-            "events" => {
-                self.events = Some(list(
-                    cx,
-                    meta,
-                    key,
-                    "events(OrderPlaced, OrderPaid)",
-                    |cx, input| {
-                        type_entry(cx, input, "an event type", "events(OrderPlaced, OrderPaid)")
-                    },
-                )?);
+            AggregateKey::Events => {
+                self.events = Some(type_list(cx, meta, ident, "an event type", EVENTS)?);
             }
-            "commands" => {
-                self.commands = Some(list(
-                    cx,
-                    meta,
-                    key,
-                    "commands(PlaceOrder, PayOrder)",
-                    |cx, input| {
-                        type_entry(
-                            cx,
-                            input,
-                            "a command type",
-                            "commands(PlaceOrder, PayOrder)",
-                        )
-                    },
-                )?);
+            AggregateKey::Commands => {
+                self.commands = Some(type_list(cx, meta, ident, "a command type", COMMANDS)?);
             }
-            "async_commands" => {
-                self.async_commands = Some(list(
-                    cx,
-                    meta,
-                    key,
-                    "async_commands(PriceOrder)",
-                    |cx, input| {
-                        type_entry(cx, input, "a command type", "async_commands(PriceOrder)")
-                    },
-                )?);
+            AggregateKey::AsyncCommands => {
+                let list = type_list(cx, meta, ident, "a command type", ASYNC_COMMANDS)?;
+                self.async_commands = Some(list);
             }
-            "services" => {
-                self.services = type_value(cx, value(meta, key, SERVICES)?, key, SERVICES)?;
+            AggregateKey::Services => {
+                self.services = type_value(cx, value(meta, ident, SERVICES)?, ident, SERVICES)?;
             }
-            "snapshot" => {
-                let value = int(value(meta, key, SNAPSHOT)?, key, SNAPSHOT)?;
-                self.snapshot = Some(value);
+            AggregateKey::Snapshot => {
+                self.snapshot = Some(int(value(meta, ident, SNAPSHOT)?, ident, SNAPSHOT)?);
             }
-            "crate" => {
-                self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
+            AggregateKey::Crate => {
+                self.crate_path = crate_path(cx, value(meta, ident, CRATE)?, ident)?;
             }
-            // `parse_meta` only passes keys listed in `KEYS`.
-            _ => {}
         }
         Ok(())
     }
@@ -157,50 +229,46 @@ pub(crate) struct ProjectionKeys {
 
 impl Keys for ProjectionKeys {
     const ATTR: &'static str = "projection";
-    const KEYS: &'static [&'static str] = &[
-        "name",
-        "events",
-        "begin_batch",
-        "end_batch",
-        "reset",
-        "crate",
-    ];
+    type Key = ProjectionKey;
 
-    fn parse_key(&mut self, cx: &Ctxt, key: &Ident, meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
+    fn parse_key(
+        &mut self,
+        cx: &Ctxt,
+        key: ProjectionKey,
+        ident: &Ident,
+        meta: &ParseNestedMeta<'_>,
+    ) -> syn::Result<()> {
         const NAME: &str = "name = \"order_summary\"";
-        match key.to_string().as_str() {
-            "name" => {
-                let value = lit_str(value(meta, key, NAME)?, key, NAME)?;
-                self.name = Some(value);
+        match key {
+            ProjectionKey::Name => {
+                self.name = Some(lit_str(value(meta, ident, NAME)?, ident, NAME)?);
             }
-            "events" => {
-                self.events = Some(list(
-                    cx,
-                    meta,
-                    key,
-                    "events(OrderPlaced, OrderPaid)",
-                    |cx, input| {
-                        type_entry(cx, input, "an event type", "events(OrderPlaced, OrderPaid)")
-                    },
-                )?);
+            ProjectionKey::Events => {
+                self.events = Some(type_list(cx, meta, ident, "an event type", EVENTS)?);
             }
-            "begin_batch" => {
-                self.begin_batch = Some(flag(meta, key)?);
+            ProjectionKey::BeginBatch => self.begin_batch = Some(flag(meta, ident)?),
+            ProjectionKey::EndBatch => self.end_batch = Some(flag(meta, ident)?),
+            ProjectionKey::Reset => self.reset = Some(flag(meta, ident)?),
+            ProjectionKey::Crate => {
+                self.crate_path = crate_path(cx, value(meta, ident, CRATE)?, ident)?;
             }
-            "end_batch" => {
-                self.end_batch = Some(flag(meta, key)?);
-            }
-            "reset" => {
-                self.reset = Some(flag(meta, key)?);
-            }
-            "crate" => {
-                self.crate_path = crate_path(cx, value(meta, key, CRATE)?, key)?;
-            }
-            // `parse_meta` only passes keys listed in `KEYS`.
-            _ => {}
         }
         Ok(())
     }
+}
+
+/// A list of types, `events(...)` or `commands(...)`; `what` one entry is and `example` the
+/// whole list, for messages.
+fn type_list(
+    cx: &Ctxt,
+    meta: &ParseNestedMeta<'_>,
+    ident: &Ident,
+    what: &str,
+    example: &str,
+) -> syn::Result<KeyList<TypePath>> {
+    list(cx, meta, ident, example, |cx, input| {
+        type_entry(cx, input, what, example)
+    })
 }
 
 #[cfg(test)]
@@ -208,9 +276,10 @@ mod tests {
     use proc_macro2::TokenStream;
     use quote::quote;
 
-    use super::{AggregateKeys, EventKeys, ProjectionKeys};
-    use crate::internals::args::{Args, Keys, parse_args};
+    use super::{AggregateKey, AggregateKeys, EventKey, EventKeys, ProjectionKey, ProjectionKeys};
+    use crate::internals::args::{Args, Key, Keys, parse_args};
     use crate::internals::ctxt::Ctxt;
+    use crate::internals::suggest;
 
     fn errors<K: Keys>(args: TokenStream) -> (Args<K>, Vec<String>) {
         let cx = Ctxt::new();
@@ -227,8 +296,8 @@ mod tests {
         let (event, messages) =
             errors::<EventKeys>(quote!(name = "a.b", version = 2, upcast(f), crate = my_es));
         assert!(messages.is_empty(), "{messages:?}");
-        for key in EventKeys::KEYS {
-            assert!(event.written(key), "{key}");
+        for &key in EventKey::ALL {
+            assert!(event.written(key), "{key:?}");
         }
         let keys = event.keys;
         assert!(keys.name.is_some() && keys.version.is_some());
@@ -245,8 +314,8 @@ mod tests {
             crate = my_es,
         ));
         assert!(messages.is_empty(), "{messages:?}");
-        for key in AggregateKeys::KEYS {
-            assert!(aggregate.written(key), "{key}");
+        for &key in AggregateKey::ALL {
+            assert!(aggregate.written(key), "{key:?}");
         }
         let keys = aggregate.keys;
         assert!(keys.name.is_some() && keys.error.is_some() && keys.events.is_some());
@@ -262,8 +331,8 @@ mod tests {
             crate = ::x,
         ));
         assert!(messages.is_empty(), "{messages:?}");
-        for key in ProjectionKeys::KEYS {
-            assert!(projection.written(key), "{key}");
+        for &key in ProjectionKey::ALL {
+            assert!(projection.written(key), "{key:?}");
         }
         assert!(projection.keys.begin_batch.is_some() && projection.keys.end_batch.is_some());
         assert!(projection.keys.reset.is_some());
@@ -284,8 +353,8 @@ mod tests {
         assert!(messages[3].contains("no quotes"), "{messages:?}");
         // Written but malformed keys are remembered, so they are not reported as missing too;
         // a misspelt key is read as the one suggested.
-        assert!(parsed.written("version") && parsed.written("upcast"));
-        assert!(parsed.written("name"));
+        assert!(parsed.written(EventKey::Version) && parsed.written(EventKey::Upcast));
+        assert!(parsed.written(EventKey::Name));
         assert_eq!(
             parsed.keys.name.map(|name| name.value()).as_deref(),
             Some("x")
@@ -378,5 +447,56 @@ mod tests {
         assert_eq!(messages.len(), 1, "{messages:?}");
         assert!(messages[0].contains("not `=`"), "{messages:?}");
         assert!(parsed.keys.commands.is_some() && parsed.keys.error.is_some());
+    }
+
+    /// Each spelling reads back as its key, and no two keys of an attribute share one.
+    fn assert_spellings<K: Key + std::fmt::Debug>() {
+        for (i, &key) in K::ALL.iter().enumerate() {
+            assert_eq!(K::from_name(key.name()), Some(key), "{key:?}");
+            assert!(!K::ALL[..i].contains(&key), "{key:?} listed twice");
+        }
+        assert_eq!(K::from_name(K::STABLE_NAME.name()), Some(K::STABLE_NAME));
+        assert_eq!(K::from_name("r#name"), None);
+    }
+
+    #[test]
+    fn every_key_has_one_spelling() {
+        assert_spellings::<EventKey>();
+        assert_spellings::<AggregateKey>();
+        assert_spellings::<ProjectionKey>();
+    }
+
+    #[test]
+    fn raw_identifier_keys_are_read_as_the_key() {
+        let (parsed, messages) = errors::<EventKeys>(quote!(r#name = "x", r#version = 2));
+        assert!(messages.is_empty(), "{messages:?}");
+        assert!(parsed.written(EventKey::Name) && parsed.written(EventKey::Version));
+        assert_eq!(parsed.keys.version.map(|v| v.value), Some(2));
+    }
+
+    #[test]
+    fn misspelt_keys_are_read_as_the_closest() {
+        let cases = [
+            ("evnets", Some(AggregateKey::Events)),
+            ("event", Some(AggregateKey::Events)),
+            ("Events", Some(AggregateKey::Events)),
+            ("comands", Some(AggregateKey::Commands)),
+            ("command", Some(AggregateKey::Commands)),
+            ("async_command", Some(AggregateKey::AsyncCommands)),
+            ("asynccommands", Some(AggregateKey::AsyncCommands)),
+            ("service", Some(AggregateKey::Services)),
+            ("snapshots", Some(AggregateKey::Snapshot)),
+            ("eror", Some(AggregateKey::Error)),
+            ("errors", Some(AggregateKey::Error)),
+            ("nmae", Some(AggregateKey::Name)),
+            ("krate", Some(AggregateKey::Crate)),
+            ("x", None),
+            ("version", None),
+            ("completely_unrelated", None),
+        ];
+        for (input, expected) in cases {
+            let found = suggest::closest(input, AggregateKey::ALL, AggregateKey::name);
+            assert_eq!(found, expected, "closest({input:?})");
+        }
     }
 }
