@@ -165,17 +165,7 @@ pub(crate) fn type_entry(
             _ => {}
         }
     }
-    let found = if input.peek(Lit) {
-        "a literal".to_owned()
-    } else {
-        String::new()
-    };
-    let skipped = skip_entry(input)?;
-    let found = if found.is_empty() {
-        format!("`{}`", display::tokens(&skipped))
-    } else {
-        found
-    };
+    let (skipped, found) = skip_unexpected(input)?;
     Err(Error::new_spanned(
         skipped,
         format!("expected {what}, found {found}: list types by name, e.g. `{example}`"),
@@ -202,21 +192,21 @@ pub(crate) fn fn_entry(_: &Ctxt, input: ParseStream<'_>) -> syn::Result<Path> {
         input.advance_to(&fork);
         return Ok(path);
     }
-    let found = if input.peek(Lit) {
-        "a literal".to_owned()
-    } else {
-        String::new()
-    };
-    let skipped = skip_entry(input)?;
-    let found = if found.is_empty() {
-        format!("`{}`", display::tokens(&skipped))
-    } else {
-        found
-    };
+    let (skipped, found) = skip_unexpected(input)?;
     Err(Error::new_spanned(
         skipped,
         format!(
             "expected an upcaster function, found {found}: list functions by path, e.g. `upcast(v1_to_v2)`"
         ),
     ))
+}
+
+/// Skips an entry that is not what the list takes; returns it and how a message names it:
+/// "a literal", or the tokens as written.
+fn skip_unexpected(input: ParseStream<'_>) -> syn::Result<(TokenStream, String)> {
+    // Whether it is a literal is seen before the entry is consumed.
+    let literal = input.peek(Lit).then(|| "a literal".to_owned());
+    let skipped = skip_entry(input)?;
+    let found = literal.unwrap_or_else(|| format!("`{}`", display::tokens(&skipped)));
+    Ok((skipped, found))
 }
