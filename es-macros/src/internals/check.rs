@@ -1,20 +1,20 @@
 //! What the parsed keys mean together, and what the annotated item must be: builds the models
 //! of `ast`, reporting every rule a user broke.
 //!
-//! Each function returns the closest model it can (see `ast`), with the mistakes recorded in
-//! the [`Ctxt`].
+//! Each entry point returns the closest model it can (see `ast`) together with every mistake
+//! found while building it ([`Checked`]): the model is built once, errors or not.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::ext::IdentExt as _;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Data, DeriveInput, Item, LitStr, Path, Token, Type, TypePath};
 
-use super::args::{self, Args, Found, Key};
+use super::args::{Args, Found, Key, parse_args, parse_attrs};
 use super::ast::{AggregateModel, Derive, EventModel, Listed, ProjectionModel, Snapshot};
 use super::case::snake_case;
 use super::crate_path::CratePath;
-use super::ctxt::Ctxt;
+use super::ctxt::{Checked, Ctxt};
 use super::display;
 use super::keys::{
     AggregateKey, AggregateKeys, EventKey, EventKeys, ProjectionKey, ProjectionKeys,
@@ -25,9 +25,22 @@ use super::values::IntValue;
 // ---------------------------------------------------------------------------------------------
 // #[event]
 
-/// `#[event]`: the model, or `None` when the item is not a struct (it is then emitted as
-/// written, next to the error).
-pub(crate) fn event(cx: &Ctxt, args: Args<EventKeys>, item: &Item) -> Option<EventModel> {
+/// `#[event(args)]` on `item`: the model, or `None` when the item is not a struct (it is then
+/// emitted as written, next to the error).
+pub(crate) fn event(args: TokenStream, item: &TokenStream) -> Checked<Option<EventModel>> {
+    let cx = Ctxt::new();
+    let args = parse_args::<EventKeys>(&cx, args);
+    let model = match syn::parse2::<Item>(item.clone()) {
+        Ok(item) => event_model(&cx, args, &item),
+        Err(error) => {
+            cx.push(error);
+            None
+        }
+    };
+    cx.finish(model)
+}
+
+fn event_model(cx: &Ctxt, args: Args<EventKeys>, item: &Item) -> Option<EventModel> {
     let item = match item {
         Item::Struct(item) => item.clone(),
         Item::Enum(item) => {
@@ -168,7 +181,13 @@ fn derives(cx: &Ctxt, attrs: &[Attribute]) -> Vec<Derive> {
 
 /// `#[derive(Aggregate)]`: always a model; on an enum or union, the error is reported and the
 /// rest is still generated so that the user's impls do not fail on top of it.
-pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
+pub(crate) fn aggregate(input: &DeriveInput) -> Checked<AggregateModel> {
+    let cx = Ctxt::new();
+    let model = aggregate_model(&cx, input);
+    cx.finish(model)
+}
+
+fn aggregate_model(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     not_a_struct(
         cx,
         input,
@@ -176,7 +195,7 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
     let conventional_error = format!("{}Error", input.ident.unraw());
-    let args = match args::parse_attrs::<AggregateKeys>(cx, &input.attrs) {
+    let args = match parse_attrs::<AggregateKeys>(cx, &input.attrs) {
         Found::Parsed(args) => args,
         found => {
             if let Found::Absent = found {
@@ -320,14 +339,20 @@ fn unit() -> Type {
 // #[derive(Projection)]
 
 /// `#[derive(Projection)]`: always a model (see [`aggregate`]).
-pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
+pub(crate) fn projection(input: &DeriveInput) -> Checked<ProjectionModel> {
+    let cx = Ctxt::new();
+    let model = projection_model(&cx, input);
+    cx.finish(model)
+}
+
+fn projection_model(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
     not_a_struct(
         cx,
         input,
         "derive `Projection` on the struct that holds the read model",
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
-    let args = match args::parse_attrs::<ProjectionKeys>(cx, &input.attrs) {
+    let args = match parse_attrs::<ProjectionKeys>(cx, &input.attrs) {
         Found::Parsed(args) => args,
         found => {
             if let Found::Absent = found {
