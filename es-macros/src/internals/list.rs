@@ -15,6 +15,7 @@ use super::display;
 
 /// A key and its parenthesized list: `events(OrderPlaced, OrderPaid)`.
 pub(crate) struct KeyList<T> {
+    /// The key as written (or as read, when misspelt), for messages about the list.
     pub(crate) key: Ident,
     /// `key(...)` as written, for errors about the whole list.
     pub(crate) whole: TokenStream,
