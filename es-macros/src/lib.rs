@@ -5,7 +5,7 @@
 //! crate is its implementation detail. What follows is the reference of every attribute key,
 //! each with an example that runs as a test (through `es-core`, a dev-dependency).
 //!
-//! Each macro runs the same pipeline: the attribute is parsed (`internals::attr`), checked
+//! Each macro runs the same pipeline: the attribute is parsed (`internals::args`), checked
 //! together with the annotated item into a model (`internals::check`, `internals::ast`), and
 //! the model becomes code (`expand`). Every mistake is reported on the token that caused it,
 //! all of them at once, and the names the macro declares are still emitted next to the errors.
@@ -63,10 +63,8 @@ use syn::{DeriveInput, parse_macro_input};
 /// compiler as conflicting implementations.
 #[proc_macro_attribute]
 pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
-    let (args, item) = (TokenStream2::from(args), TokenStream2::from(item));
-    let expanded = expand::event::expand(args.clone(), item.clone());
-    expanded
-        .unwrap_or_else(|error| expand::event::recover(args, item, error))
+    expand::event::expand(TokenStream2::from(args), TokenStream2::from(item))
+        .into_tokens()
         .into()
 }
 
@@ -137,10 +135,7 @@ pub fn event(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_derive(Aggregate, attributes(aggregate))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    let expanded = expand::aggregate::expand(&input);
-    expanded
-        .unwrap_or_else(|error| expand::aggregate::recover(&input, error))
-        .into()
+    expand::aggregate::expand(&input).into_tokens().into()
 }
 
 /// Implements `Projection` and `Dispatch` for a read model.
@@ -192,8 +187,5 @@ pub fn derive_aggregate(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Projection, attributes(projection))]
 pub fn derive_projection(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as DeriveInput);
-    let expanded = expand::projection::expand(&input);
-    expanded
-        .unwrap_or_else(|error| expand::projection::recover(&input, error))
-        .into()
+    expand::projection::expand(&input).into_tokens().into()
 }

@@ -2,32 +2,21 @@
 //! the event enum's `EventSet` and serde impls, and the `Aggregate` impl whose dispatch calls
 //! the user's `Apply`, `Handle` and `HandleAsync` impls.
 
-use proc_macro2::{Literal, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Group, Literal, Span, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::DeriveInput;
 use syn::ext::IdentExt as _;
 
-use super::{distinct_names, match_ref, respan};
+use super::names::distinct_names;
 use crate::internals::ast::{AggregateModel, Listed, Snapshot};
 use crate::internals::check;
-use crate::internals::ctxt::Ctxt;
+use crate::internals::ctxt::Checked;
 
-/// The generated enums and impls, or every mistake in the input.
-pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let cx = Ctxt::new();
-    let model = check::aggregate(&cx, input);
-    cx.check()?;
-    Ok(code(&model))
-}
-
-/// `error` followed by the expansion of the closest model: always the two enums and the impls,
-/// so that the user's `Handle` impls (which need `Aggregate`) do not fail on top of it.
-pub(crate) fn recover(input: &DeriveInput, error: syn::Error) -> TokenStream {
-    // The mistakes are all in `error` already; the second pass only rebuilds the model.
-    let model = check::aggregate(&Ctxt::new(), input);
-    let mut tokens = error.into_compile_error();
-    tokens.extend(code(&model));
-    tokens
+/// The generated enums and impls, after every mistake in the input. After a mistake they are
+/// those of the closest model: always the two enums and the impls, so that the user's `Handle`
+/// impls (which need `Aggregate`) do not fail on top of it.
+pub(crate) fn expand(input: &DeriveInput) -> Checked<TokenStream> {
+    check::aggregate(input).map(|model| code(&model))
 }
 
 fn code(model: &AggregateModel) -> TokenStream {
@@ -509,4 +498,33 @@ fn aggregate_impl(
             }
         }
     }
+}
+
+/// `match scrutinee { arms }`, or `match *scrutinee {}` when there are no arms (a reference
+/// to an empty enum is not itself uninhabited).
+fn match_ref(scrutinee: &impl ToTokens, arms: &[TokenStream]) -> TokenStream {
+    if arms.is_empty() {
+        quote!(match *#scrutinee {})
+    } else {
+        quote!(match #scrutinee { #(#arms)* })
+    }
+}
+
+/// `tokens` with every token located at `span`, so that an error about the whole of it (a type
+/// built from the crate path and a user's literal) points at one place.
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|tree| match tree {
+            TokenTree::Group(group) => {
+                let mut respanned = Group::new(group.delimiter(), respan(group.stream(), span));
+                respanned.set_span(span);
+                TokenTree::Group(respanned)
+            }
+            mut other => {
+                other.set_span(span);
+                other
+            }
+        })
+        .collect()
 }

@@ -2,42 +2,18 @@
 
 use proc_macro2::{Literal, TokenStream};
 use quote::{format_ident, quote};
-use syn::Item;
 
 use crate::internals::ast::{Derive, EventModel};
-use crate::internals::attr::{self, EventKeys};
 use crate::internals::check;
-use crate::internals::ctxt::Ctxt;
+use crate::internals::ctxt::Checked;
 
-/// The struct with its derives and `Event` impl, or every mistake in `args` and `item`.
-pub(crate) fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
-    let cx = Ctxt::new();
-    let tokens = generate(&cx, args, item);
-    cx.check()?;
-    Ok(tokens)
-}
-
-/// `error` followed by the item, with as much of the expansion as the mistakes allow.
-pub(crate) fn recover(args: TokenStream, item: TokenStream, error: syn::Error) -> TokenStream {
-    // The mistakes are all in `error` already; the second pass only rebuilds the model.
-    let mut tokens = error.into_compile_error();
-    tokens.extend(generate(&Ctxt::new(), args, item));
-    tokens
-}
-
-fn generate(cx: &Ctxt, args: TokenStream, item: TokenStream) -> TokenStream {
-    let args = attr::parse_args::<EventKeys>(cx, args);
-    let parsed = match syn::parse2::<Item>(item.clone()) {
-        Ok(parsed) => parsed,
-        Err(error) => {
-            cx.push(error);
-            return item;
-        }
-    };
-    match check::event(cx, args, &parsed) {
+/// The struct with its derives and `Event` impl, after every mistake in `args` and `item`; an
+/// item that is not a struct is emitted as written.
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> Checked<TokenStream> {
+    check::event(args, &item).map(|model| match model {
         Some(model) => code(&model),
         None => item,
-    }
+    })
 }
 
 fn code(model: &EventModel) -> TokenStream {

@@ -5,27 +5,16 @@ use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
 use syn::{DeriveInput, GenericParam, Ident, TypeParam};
 
-use super::distinct_names;
+use super::names::distinct_names;
 use crate::internals::ast::ProjectionModel;
 use crate::internals::check;
-use crate::internals::ctxt::Ctxt;
+use crate::internals::ctxt::Checked;
 
-/// The generated impls, or every mistake in the input.
-pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let cx = Ctxt::new();
-    let model = check::projection(&cx, input);
-    cx.check()?;
-    Ok(code(&model))
-}
-
-/// `error` followed by the impls of the closest model, so that the user's `Project` impls
-/// (which need `Projection`) do not fail on top of it.
-pub(crate) fn recover(input: &DeriveInput, error: syn::Error) -> TokenStream {
-    // The mistakes are all in `error` already; the second pass only rebuilds the model.
-    let model = check::projection(&Ctxt::new(), input);
-    let mut tokens = error.into_compile_error();
-    tokens.extend(code(&model));
-    tokens
+/// The generated impls, after every mistake in the input. After a mistake they are those of
+/// the closest model, so that the user's `Project` impls (which need `Projection`) do not fail
+/// on top of it.
+pub(crate) fn expand(input: &DeriveInput) -> Checked<TokenStream> {
+    check::projection(input).map(|model| code(&model))
 }
 
 fn code(model: &ProjectionModel) -> TokenStream {

@@ -1,4 +1,4 @@
-//! The expansions on `proc_macro2` tokens: malformed input is an `Err` (never a panic), the
+//! The expansions on `proc_macro2` tokens: malformed input is reported (never a panic), the
 //! recovery output is still valid Rust syntax, and the generated code has the promised shape.
 
 use proc_macro2::{Delimiter, Group, Ident, Literal, Punct, Spacing, Span, TokenStream, TokenTree};
@@ -6,6 +6,7 @@ use quote::quote;
 use syn::DeriveInput;
 
 use super::{aggregate, event, projection};
+use crate::internals::ctxt::Checked;
 
 /// Every message in `error`, in order.
 fn messages(error: syn::Error) -> Vec<String> {
@@ -13,20 +14,19 @@ fn messages(error: syn::Error) -> Vec<String> {
 }
 
 fn expand_event(args: TokenStream, item: TokenStream) -> Result<TokenStream, Vec<String>> {
-    match event::expand(args.clone(), item.clone()) {
-        Ok(tokens) => Ok(tokens),
-        Err(error) => {
-            let found = messages(error.clone());
-            let item_is_rust = syn::parse2::<syn::Item>(item.clone()).is_ok();
-            let tokens = event::recover(args, item, error);
-            assert!(tokens.to_string().contains("compile_error"), "{tokens}");
-            // An item that is not Rust is emitted as written; only a real one must still parse.
-            if item_is_rust {
-                assert_recovers(&tokens);
-            }
-            Err(found)
-        }
+    let item_is_rust = syn::parse2::<syn::Item>(item.clone()).is_ok();
+    let expansion = event::expand(args, item);
+    let found = match &expansion.errors {
+        Ok(()) => return Ok(expansion.value),
+        Err(error) => messages(error.clone()),
+    };
+    let tokens = expansion.into_tokens();
+    assert!(tokens.to_string().contains("compile_error"), "{tokens}");
+    // An item that is not Rust is emitted as written; only a real one must still parse.
+    if item_is_rust {
+        assert_recovers(&tokens);
     }
+    Err(found)
 }
 
 fn expand_aggregate(input: TokenStream) -> Result<TokenStream, Vec<String>> {
@@ -34,11 +34,7 @@ fn expand_aggregate(input: TokenStream) -> Result<TokenStream, Vec<String>> {
         Ok(input) => input,
         Err(error) => return Err(messages(error)),
     };
-    aggregate::expand(&input).map_err(|error| {
-        let found = messages(error.clone());
-        assert_recovers(&aggregate::recover(&input, error));
-        found
-    })
+    recovered(aggregate::expand(&input))
 }
 
 fn expand_projection(input: TokenStream) -> Result<TokenStream, Vec<String>> {
@@ -46,11 +42,18 @@ fn expand_projection(input: TokenStream) -> Result<TokenStream, Vec<String>> {
         Ok(input) => input,
         Err(error) => return Err(messages(error)),
     };
-    projection::expand(&input).map_err(|error| {
-        let found = messages(error.clone());
-        assert_recovers(&projection::recover(&input, error));
-        found
-    })
+    recovered(projection::expand(&input))
+}
+
+/// The code when there are no errors; otherwise the messages, after checking that the
+/// recovery output (errors, then the closest model's code) parses.
+fn recovered(expansion: Checked<TokenStream>) -> Result<TokenStream, Vec<String>> {
+    let found = match &expansion.errors {
+        Ok(()) => return Ok(expansion.value),
+        Err(error) => messages(error.clone()),
+    };
+    assert_recovers(&expansion.into_tokens());
+    Err(found)
 }
 
 /// Recovery output (errors plus declared items) must itself be well-formed Rust.
@@ -828,10 +831,9 @@ fn recovery_declares_the_enums() {
         #[aggregate(events(A, 5), commands(C))]
         pub struct Order;
     };
-    let Err(error) = aggregate::expand(&input) else {
-        panic!("expanded");
-    };
-    let tokens = aggregate::recover(&input, error);
+    let expansion = aggregate::expand(&input);
+    assert!(expansion.errors.is_err(), "expanded");
+    let tokens = expansion.into_tokens();
     assert_recovers(&tokens);
     let text = compact(&tokens);
     assert!(
@@ -844,23 +846,15 @@ fn recovery_declares_the_enums() {
     assert!(has(&text, "impl::es_core::AggregateforOrder"), "{text}");
     assert!(has(&text, "typeError=OrderError;"), "{text}");
 
-    let Err(error) = event::expand(
+    let expansion = event::expand(
         quote!(version = 0),
         quote!(
             #[derive(Clone)]
             struct E;
         ),
-    ) else {
-        panic!("expanded");
-    };
-    let tokens = event::recover(
-        quote!(version = 0),
-        quote!(
-            #[derive(Clone)]
-            struct E;
-        ),
-        error,
     );
+    assert!(expansion.errors.is_err(), "expanded");
+    let tokens = expansion.into_tokens();
     assert_recovers(&tokens);
     let text = compact(&tokens);
     // The user's `Clone` is kept and not derived twice; the impl uses a valid version.

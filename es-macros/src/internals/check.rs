@@ -1,28 +1,46 @@
 //! What the parsed keys mean together, and what the annotated item must be: builds the models
 //! of `ast`, reporting every rule a user broke.
 //!
-//! Each function returns the closest model it can (see `ast`), with the mistakes recorded in
-//! the [`Ctxt`].
+//! Each entry point returns the closest model it can (see `ast`) together with every mistake
+//! found while building it ([`Checked`]): the model is built once, errors or not.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
 use quote::{ToTokens, quote};
 use syn::ext::IdentExt as _;
 use syn::punctuated::Punctuated;
 use syn::{Attribute, Data, DeriveInput, Item, LitStr, Path, Token, Type, TypePath};
 
+use super::args::{Args, Found, Key, parse_args, parse_attrs};
 use super::ast::{AggregateModel, Derive, EventModel, Listed, ProjectionModel, Snapshot};
-use super::attr::{self, AggregateKeys, EventKeys, IntValue, KeyList, ProjectionKeys};
 use super::case::snake_case;
 use super::crate_path::CratePath;
-use super::ctxt::Ctxt;
+use super::ctxt::{Checked, Ctxt};
 use super::display;
+use super::keys::{
+    AggregateKey, AggregateKeys, EventKey, EventKeys, ProjectionKey, ProjectionKeys,
+};
+use super::list::KeyList;
+use super::values::IntValue;
 
 // ---------------------------------------------------------------------------------------------
 // #[event]
 
-/// `#[event]`: the model, or `None` when the item is not a struct (it is then emitted as
-/// written, next to the error).
-pub(crate) fn event(cx: &Ctxt, args: attr::Args<EventKeys>, item: &Item) -> Option<EventModel> {
+/// `#[event(args)]` on `item`: the model, or `None` when the item is not a struct (it is then
+/// emitted as written, next to the error).
+pub(crate) fn event(args: TokenStream, item: &TokenStream) -> Checked<Option<EventModel>> {
+    let cx = Ctxt::new();
+    let args = parse_args::<EventKeys>(&cx, args);
+    let model = match syn::parse2::<Item>(item.clone()) {
+        Ok(item) => event_model(&cx, args, &item),
+        Err(error) => {
+            cx.push(error);
+            None
+        }
+    };
+    cx.finish(model)
+}
+
+fn event_model(cx: &Ctxt, args: Args<EventKeys>, item: &Item) -> Option<EventModel> {
     let item = match item {
         Item::Struct(item) => item.clone(),
         Item::Enum(item) => {
@@ -58,7 +76,7 @@ pub(crate) fn event(cx: &Ctxt, args: attr::Args<EventKeys>, item: &Item) -> Opti
         );
     }
 
-    let version_written = args.written("version");
+    let version_written = args.written(EventKey::Version);
     let keys = args.keys;
     let default_name = snake_case(&item.ident.unraw().to_string());
     let name = stable_name(cx, keys.name.as_ref(), default_name, "event");
@@ -163,7 +181,13 @@ fn derives(cx: &Ctxt, attrs: &[Attribute]) -> Vec<Derive> {
 
 /// `#[derive(Aggregate)]`: always a model; on an enum or union, the error is reported and the
 /// rest is still generated so that the user's impls do not fail on top of it.
-pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
+pub(crate) fn aggregate(input: &DeriveInput) -> Checked<AggregateModel> {
+    let cx = Ctxt::new();
+    let model = aggregate_model(&cx, input);
+    cx.finish(model)
+}
+
+fn aggregate_model(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     not_a_struct(
         cx,
         input,
@@ -171,10 +195,10 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
     let conventional_error = format!("{}Error", input.ident.unraw());
-    let args = match attr::parse_attrs::<AggregateKeys>(cx, &input.attrs) {
-        attr::Found::Parsed(args) => args,
+    let args = match parse_attrs::<AggregateKeys>(cx, &input.attrs) {
+        Found::Parsed(args) => args,
         found => {
-            if let attr::Found::Absent = found {
+            if let Found::Absent = found {
                 cx.error_spanned_by(
                     &input.ident,
                     format!(
@@ -197,9 +221,10 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
             };
         }
     };
-    let written = |key: &str| args.written(key);
-    let (error_written, events_written) = (written("error"), written("events"));
-    let commands_written = written("commands") || written("async_commands");
+    let written = |key| args.written(key);
+    let (error_written, events_written) =
+        (written(AggregateKey::Error), written(AggregateKey::Events));
+    let commands_written = written(AggregateKey::Commands) || written(AggregateKey::AsyncCommands);
     let keys = args.keys;
 
     let name = stable_name(cx, keys.name.as_ref(), default_name, "aggregate");
@@ -216,7 +241,7 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
     });
 
     let enum_name = |suffix: &str| format!("{}{suffix}", input.ident.unraw());
-    let mut event_list = Lister::new(enum_name("Event"));
+    let mut event_list = Lister::new(Some(enum_name("Event")));
     match &keys.events {
         None if !events_written => cx.error_spanned_by(
             &input.ident,
@@ -228,11 +253,15 @@ pub(crate) fn aggregate(cx: &Ctxt, input: &DeriveInput) -> AggregateModel {
         ),
         _ => {}
     }
-    let events = event_list.add(cx, keys.events.as_ref(), "events");
+    let events = event_list.add(cx, keys.events.as_ref(), AggregateKey::Events);
 
-    let mut command_list = Lister::new(enum_name("Command"));
-    let commands = command_list.add(cx, keys.commands.as_ref(), "commands");
-    let async_commands = command_list.add(cx, keys.async_commands.as_ref(), "async_commands");
+    let mut command_list = Lister::new(Some(enum_name("Command")));
+    let commands = command_list.add(cx, keys.commands.as_ref(), AggregateKey::Commands);
+    let async_commands = command_list.add(
+        cx,
+        keys.async_commands.as_ref(),
+        AggregateKey::AsyncCommands,
+    );
     if commands.is_empty() && async_commands.is_empty() {
         let given = [&keys.commands, &keys.async_commands];
         let empty = given
@@ -310,17 +339,23 @@ fn unit() -> Type {
 // #[derive(Projection)]
 
 /// `#[derive(Projection)]`: always a model (see [`aggregate`]).
-pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
+pub(crate) fn projection(input: &DeriveInput) -> Checked<ProjectionModel> {
+    let cx = Ctxt::new();
+    let model = projection_model(&cx, input);
+    cx.finish(model)
+}
+
+fn projection_model(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
     not_a_struct(
         cx,
         input,
         "derive `Projection` on the struct that holds the read model",
     );
     let default_name = snake_case(&input.ident.unraw().to_string());
-    let args = match attr::parse_attrs::<ProjectionKeys>(cx, &input.attrs) {
-        attr::Found::Parsed(args) => args,
+    let args = match parse_attrs::<ProjectionKeys>(cx, &input.attrs) {
+        Found::Parsed(args) => args,
         found => {
-            if let attr::Found::Absent = found {
+            if let Found::Absent = found {
                 cx.error_spanned_by(
                     &input.ident,
                     "`#[derive(Projection)]` needs `#[projection(events(...))]` on the struct: the events this read model consumes",
@@ -338,7 +373,7 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
             };
         }
     };
-    let events_written = args.written("events");
+    let events_written = args.written(ProjectionKey::Events);
     let keys = args.keys;
     let name = stable_name(cx, keys.name.as_ref(), default_name, "projection");
     match &keys.events {
@@ -353,8 +388,8 @@ pub(crate) fn projection(cx: &Ctxt, input: &DeriveInput) -> ProjectionModel {
         _ => {}
     }
     // Projections generate no enum; the variant names are only checked for aggregates.
-    let mut lister = Lister::new(String::new());
-    let events = lister.add(cx, keys.events.as_ref(), "events");
+    let mut lister = Lister::new(None);
+    let events = lister.add(cx, keys.events.as_ref(), ProjectionKey::Events);
     ProjectionModel {
         ident: input.ident.clone(),
         generics: input.generics.clone(),
@@ -441,22 +476,25 @@ fn crate_path(given: Option<Path>) -> CratePath {
 }
 
 /// Turns list entries into [`Listed`] entries, refusing a type listed twice and two types
-/// that would share a variant of the generated enum named `enum_name`.
-struct Lister {
-    enum_name: String,
+/// that would share a variant of the generated enum.
+struct Lister<K> {
+    /// The enum the entries become variants of; `None` when no enum is generated (a
+    /// projection's events), and any two types may then share a last identifier.
+    enum_name: Option<String>,
     /// `(type tokens, entry, key it was listed under)` for every accepted entry.
-    seen: Vec<(String, Listed, String)>,
+    seen: Vec<(String, Listed, K)>,
 }
 
-impl Lister {
-    fn new(enum_name: String) -> Self {
+impl<K: Key> Lister<K> {
+    fn new(enum_name: Option<String>) -> Self {
         Self {
             enum_name,
             seen: Vec::new(),
         }
     }
 
-    fn add(&mut self, cx: &Ctxt, list: Option<&KeyList<TypePath>>, key: &str) -> Vec<Listed> {
+    /// The accepted entries of `list`, written under `key`.
+    fn add(&mut self, cx: &Ctxt, list: Option<&KeyList<TypePath>>, key: K) -> Vec<Listed> {
         let Some(list) = list else {
             return Vec::new();
         };
@@ -467,10 +505,14 @@ impl Lister {
             };
             let tokens = ty.to_token_stream().to_string();
             if let Some((_, first, first_key)) = self.seen.iter().find(|(t, ..)| *t == tokens) {
-                let place = if first_key == key {
-                    format!("twice in `{key}(...)`")
+                let place = if *first_key == key {
+                    format!("twice in `{key}(...)`", key = key.name())
                 } else {
-                    format!("in both `{first_key}(...)` and `{key}(...)`")
+                    format!(
+                        "in both `{first_key}(...)` and `{key}(...)`",
+                        first_key = first_key.name(),
+                        key = key.name()
+                    )
                 };
                 cx.error_spanned_by(
                     ty,
@@ -478,7 +520,7 @@ impl Lister {
                 );
                 continue;
             }
-            if !self.enum_name.is_empty()
+            if let Some(enum_name) = &self.enum_name
                 && let Some((_, first, _)) = self
                     .seen
                     .iter()
@@ -491,19 +533,18 @@ impl Lister {
                         first = first.display,
                         this = listed.display,
                         variant = listed.variant.unraw(),
-                        enum_name = self.enum_name,
                     ),
                 );
                 continue;
             }
             accepted.push(listed.clone());
-            self.seen.push((tokens, listed, key.to_owned()));
+            self.seen.push((tokens, listed, key));
         }
         accepted
     }
 }
 
-/// The entry for a listed type path; `attr` only accepts paths with a usable last identifier.
+/// The entry for a listed type path; `list` only accepts paths with a usable last identifier.
 fn listed(ty: &TypePath) -> Option<Listed> {
     let last = ty.path.segments.last()?;
     Some(Listed {
