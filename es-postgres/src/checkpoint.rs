@@ -4,9 +4,7 @@
 use es_core::store::LeaseStore;
 use std::time::Duration;
 
-use es_core::{
-    BackendError, BackendErrorKind, CheckpointStore, Lease, LeaseHolder, LeaseRenewal, LogPosition,
-};
+use es_core::{BackendError, CheckpointStore, Lease, LeaseHolder, LeaseRenewal, LogPosition};
 use sqlx::Postgres;
 
 use crate::error::{BACKEND, classify, from_i64, log_position, millis, to_i64};
@@ -70,12 +68,7 @@ impl CheckpointStore for PostgresStore {
         checkpoint: LogPosition,
         lease: &Lease,
     ) -> Result<(), BackendError> {
-        let context = || {
-            format!(
-                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
-                lease.epoch, lease.owner
-            )
-        };
+        let context = || lease.fenced_commit_context(projection, checkpoint);
         let saved: Option<i32> = sqlx::query_scalar(sqlx::AssertSqlSafe(
             self.inner.queries.save_checkpoint_fenced.as_str(),
         ))
@@ -89,11 +82,7 @@ impl CheckpointStore for PostgresStore {
         .map_err(|error| classify(context(), &error).with_source(error))?;
         if saved.is_none() {
             // Dropping the transaction rolls the batch back.
-            return Err(BackendError::new(
-                BACKEND,
-                BackendErrorKind::LeaseLost,
-                context(),
-            ));
+            return Err(lease.lost(BACKEND, projection, checkpoint));
         }
         transaction
             .commit()

@@ -4,8 +4,7 @@ use es_core::store::LeaseStore;
 use std::time::Duration;
 
 use es_core::{
-    BackendError, BackendErrorKind, CheckpointStore, GlobalPosition, Lease, LeaseHolder,
-    LeaseRenewal, LogPosition,
+    BackendError, CheckpointStore, GlobalPosition, Lease, LeaseHolder, LeaseRenewal, LogPosition,
 };
 
 use crate::append::BEGIN_IMMEDIATE;
@@ -66,20 +65,11 @@ impl CheckpointStore for SqliteStore {
         checkpoint: LogPosition,
         lease: &Lease,
     ) -> Result<(), BackendError> {
-        let context = || {
-            format!(
-                "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
-                lease.epoch, lease.owner
-            )
-        };
+        let context = || lease.fenced_commit_context(projection, checkpoint);
         // Inside the batch's write transaction: no takeover can come between this and the
         // commit. Dropping the transaction rolls the batch back.
         if !lease::held(&mut transaction, lease, context).await? {
-            return Err(BackendError::new(
-                BACKEND,
-                BackendErrorKind::LeaseLost,
-                context(),
-            ));
+            return Err(lease.lost(BACKEND, projection, checkpoint));
         }
         self.commit(transaction, projection, checkpoint).await
     }

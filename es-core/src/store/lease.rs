@@ -4,7 +4,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use crate::store::error::BackendError;
+use crate::store::error::{BackendError, BackendErrorKind};
+use crate::stream::LogPosition;
 
 /// The right to run one projection, held by one worker at a time (see
 /// [`LeaseStore::acquire_lease`]).
@@ -28,6 +29,33 @@ impl Lease {
             owner: owner.into(),
             epoch,
         }
+    }
+
+    /// What a fenced commit of `projection`'s batch at `checkpoint` under this lease does, for
+    /// the context of its errors: every store says it the same way.
+    #[must_use]
+    pub fn fenced_commit_context(&self, projection: &str, checkpoint: LogPosition) -> String {
+        format!(
+            "commit a batch of projection `{projection}` at {checkpoint} under lease epoch {} of `{}`",
+            self.epoch, self.owner
+        )
+    }
+
+    /// The error of a fenced commit that found this lease no longer held (taken over, expired
+    /// or released): [`BackendErrorKind::LeaseLost`] from back end `backend`, with
+    /// [`fenced_commit_context`](Self::fenced_commit_context) as its context.
+    #[must_use]
+    pub fn lost(
+        &self,
+        backend: &'static str,
+        projection: &str,
+        checkpoint: LogPosition,
+    ) -> BackendError {
+        BackendError::new(
+            backend,
+            BackendErrorKind::LeaseLost,
+            self.fenced_commit_context(projection, checkpoint),
+        )
     }
 }
 

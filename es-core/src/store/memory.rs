@@ -426,14 +426,7 @@ impl CheckpointStore for MemoryStore {
             .get(projection)
             .is_some_and(|row| row.holds(lease) && row.unexpired(now));
         if !held {
-            return Err(BackendError::new(
-                "memory",
-                crate::store::error::BackendErrorKind::LeaseLost,
-                format!(
-                    "commit a batch of projection `{projection}` at {checkpoint}: the lease of {} (epoch {}) was lost",
-                    lease.owner, lease.epoch
-                ),
-            ));
+            return Err(lease.lost("memory", projection, checkpoint));
         }
         state.checkpoints.insert(projection.to_owned(), checkpoint);
         Ok(())

@@ -14,7 +14,7 @@ use crate::stream::{ExpectedVersion, StreamVersion};
 
 use super::helpers::{
     Ids, NUMBERED, OrFail as _, append_ok, id_list, load, load_all, new_event, numbered, payload,
-    raw, read_log, stream, version_list, version_of, versions,
+    raw, read_log, start_stream, stream, version_list, version_of, versions,
 };
 
 /// An appended event loads back unchanged: id, stream, version, type, schema version, payload,
@@ -45,13 +45,7 @@ pub async fn append_then_load_round_trips<S: EventStore + CheckpointStore>(store
         metadata: Metadata::new(),
     };
     let before = time::OffsetDateTime::now_utc();
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        vec![first, second],
-    )
-    .await;
+    start_stream(&store, &stream_id, vec![first, second]).await;
 
     let loaded = load_all(&store, &stream_id).await;
     assert_eq!(loaded.len(), 2, "two events were appended");
@@ -149,13 +143,7 @@ pub async fn versions_run_from_one_without_holes<S: EventStore + CheckpointStore
 pub async fn committed_reports_versions_and_position<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("committed_reports_versions_and_position");
     let stream_id = stream("conformance-committed");
-    let first = append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=3),
-    )
-    .await;
+    let first = start_stream(&store, &stream_id, numbered(ids, 1..=3)).await;
     assert_eq!(first.version_before, StreamVersion(0));
     assert_eq!(first.version_after, StreamVersion(3));
     let second = append_ok(
@@ -221,13 +209,7 @@ pub async fn unknown_stream_loads_empty_at_version_zero<S: EventStore + Checkpoi
 pub async fn load_after_a_version_returns_the_rest<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("load_after_a_version_returns_the_rest");
     let stream_id = stream("conformance-load-after");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=6),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=6)).await;
     for (after, expected) in [
         (0, versions(1..=6)),
         (2, versions(3..=6)),

@@ -16,7 +16,7 @@ use crate::stream::{ExpectedVersion, MAX_STREAM_ID_LEN, StreamVersion};
 
 use super::helpers::{
     Ids, NUMBERED, OrFail as _, append_ok, id_list, load_all, load_snapshot, new_event, numbered,
-    payload, raw, read_log, settle, stream, version_list, version_of,
+    payload, raw, read_log, settle, start_stream, stream, version_list, version_of,
 };
 
 /// Stream ids with quotes, SQL, pattern characters, unicode and the maximum length are stored
@@ -38,13 +38,7 @@ pub async fn awkward_stream_ids_round_trip<S: EventStore + CheckpointStore>(stor
     let mut n = 0;
     for name in names {
         let stream_id = stream(name);
-        append_ok(
-            &store,
-            &stream_id,
-            ExpectedVersion::NoStream,
-            numbered(ids, [n, n + 1]),
-        )
-        .await;
+        start_stream(&store, &stream_id, numbered(ids, [n, n + 1])).await;
         n += 2;
         store
             .save_snapshot(

@@ -13,7 +13,7 @@ use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 use super::helpers::{
     Ids, NUMBERED, OrFail as _, append_ok, assert_conflict, find_command, join, load_all,
-    new_event, numbered, payload, stream, version_list, versions,
+    new_event, numbered, payload, start_stream, stream, version_list, versions,
 };
 
 /// The versions and payload numbers `session` folds from `stream_id` after `after`.
@@ -131,13 +131,7 @@ pub async fn a_session_folds_appends_and_finds_commands<S: EventStore + Checkpoi
 pub async fn a_session_appends_again_after_a_conflict<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("a_session_appends_again_after_a_conflict");
     let stream_id = stream("conformance-session-conflict");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=2),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=2)).await;
     let mut session = store.command_session();
     assert_eq!(
         fold_in_session(&mut session, &stream_id, StreamVersion::INITIAL).await,

@@ -10,21 +10,15 @@ use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 use super::helpers::{
     Ids, OrFail as _, append_err, append_ok, assert_conflict, assert_duplicate_event_id, head,
-    id_list, join, load_all, new_event, numbered, payload, read_log, settle, stream, version_list,
-    version_of, versions,
+    id_list, join, load_all, new_event, numbered, payload, read_log, settle, start_stream, stream,
+    version_list, version_of, versions,
 };
 
 /// `NoStream` on a stream with events is a conflict naming the actual version.
 pub async fn no_stream_conflicts_on_existing_stream<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("no_stream_conflicts_on_existing_stream");
     let stream_id = stream("conformance-no-stream");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=2),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=2)).await;
     // One event and a batch, expecting no stream or version 0: stores may take other
     // statements for each.
     let attempts = [
@@ -49,13 +43,7 @@ pub async fn no_stream_conflicts_on_existing_stream<S: EventStore + CheckpointSt
 pub async fn exact_conflict_reports_actual_version<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("exact_conflict_reports_actual_version");
     let stream_id = stream("conformance-exact");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=3),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=3)).await;
     assert_exact_conflicts_at_three(&store, &stream_id, ids, &[1, 4, 0, 2], false).await;
 }
 
@@ -95,13 +83,7 @@ pub async fn read_expected_version_conflicts_when_behind<S: EventStore + Checkpo
 ) {
     let ids = Ids::new("read_expected_version_conflicts_when_behind");
     let stream_id = stream("conformance-read-version");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=3),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=3)).await;
     assert_exact_conflicts_at_three(&store, &stream_id, ids, &[0, 1, 2], true).await;
     assert_eq!(
         version_list(&load_all(&store, &stream_id).await),
@@ -310,13 +292,7 @@ pub async fn any_always_appends<S: EventStore + CheckpointStore>(store: S) {
 pub async fn conflict_writes_nothing<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("conflict_writes_nothing");
     let stream_id = stream("conformance-conflict-nothing");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=2),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=2)).await;
     let head_before = head(&store).await;
     let loaded_before = id_list(&load_all(&store, &stream_id).await);
 
@@ -485,13 +461,7 @@ pub async fn failed_batch_writes_nothing<S: EventStore + CheckpointStore>(store:
     let ids = Ids::new("failed_batch_writes_nothing");
     let existing = stream("conformance-batch-existing");
     let target = stream("conformance-batch-target");
-    append_ok(
-        &store,
-        &existing,
-        ExpectedVersion::NoStream,
-        numbered(ids, [1]),
-    )
-    .await;
+    start_stream(&store, &existing, numbered(ids, [1])).await;
     let head_before = head(&store).await;
 
     let batch = numbered(ids, [2, 3, 4, 1]);
@@ -513,13 +483,7 @@ pub async fn failed_batch_writes_nothing<S: EventStore + CheckpointStore>(store:
     );
     assert_eq!(read_log(&store, EventFilter::All).await.len(), 1);
 
-    append_ok(
-        &store,
-        &target,
-        ExpectedVersion::NoStream,
-        numbered(ids, [2, 3, 4]),
-    )
-    .await;
+    start_stream(&store, &target, numbered(ids, [2, 3, 4])).await;
     assert_eq!(version_list(&load_all(&store, &target).await), [1, 2, 3]);
 }
 
@@ -528,13 +492,7 @@ pub async fn duplicate_event_id_is_refused<S: EventStore + CheckpointStore>(stor
     let ids = Ids::new("duplicate_event_id_is_refused");
     let first = stream("conformance-dup-id-1");
     let second = stream("conformance-dup-id-2");
-    append_ok(
-        &store,
-        &first,
-        ExpectedVersion::NoStream,
-        numbered(ids, [1]),
-    )
-    .await;
+    start_stream(&store, &first, numbered(ids, [1])).await;
     let again = append_err(
         &store,
         AppendRequest::new(first.clone(), ExpectedVersion::Any, numbered(ids, [1])),
@@ -579,13 +537,7 @@ pub async fn empty_append_without_command_writes_nothing<S: EventStore + Checkpo
     let ids = Ids::new("empty_append_without_command_writes_nothing");
     let existing = stream("conformance-empty-existing");
     let fresh = stream("conformance-empty-fresh");
-    append_ok(
-        &store,
-        &existing,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=2),
-    )
-    .await;
+    start_stream(&store, &existing, numbered(ids, 1..=2)).await;
     let head_before = head(&store).await;
 
     let committed = append_ok(&store, &existing, ExpectedVersion::Any, Vec::new()).await;

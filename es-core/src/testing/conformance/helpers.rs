@@ -132,6 +132,15 @@ pub(super) async fn append_ok<S: EventStore>(
     committed
 }
 
+/// Starts `stream_id` with `events` ([`ExpectedVersion::NoStream`]), as most cases do first.
+pub(super) async fn start_stream<S: EventStore>(
+    store: &S,
+    stream_id: &StreamId,
+    events: Vec<NewEvent>,
+) -> Committed {
+    append_ok(store, stream_id, ExpectedVersion::NoStream, events).await
+}
+
 /// Waits until the global log shows `position`. A gap-free read may hold a committed event back
 /// while an older transaction elsewhere on the server is still open (PostgreSQL's global read
 /// waits for the oldest one); the cases check contents, not that wait.

@@ -10,21 +10,15 @@ use crate::store::log::{AppendRequest, Committed};
 use crate::stream::{ExpectedVersion, StreamVersion};
 
 use super::helpers::{
-    Ids, OrFail as _, append_err, append_ok, assert_conflict, assert_duplicate_event_id,
-    find_command, head, numbered, stream, version_of,
+    Ids, OrFail as _, append_err, assert_conflict, assert_duplicate_event_id, find_command, head,
+    numbered, start_stream, stream, version_of,
 };
 
 /// An append with a command id records which stream and versions the command wrote.
 pub async fn find_command_returns_the_record<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("find_command_returns_the_record");
     let stream_id = stream("conformance-command");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=3),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=3)).await;
     let command_id = ids.command(1);
     store
         .append(
@@ -121,13 +115,7 @@ pub async fn duplicate_command_is_refused_with_its_record<S: EventStore + Checkp
     assert_eq!(version_of(&store, &other).await, StreamVersion(0));
     assert_eq!(find_command(&store, command_id).await, Some(record));
     // The refused events' ids were not stored.
-    append_ok(
-        &store,
-        &other,
-        ExpectedVersion::NoStream,
-        numbered(ids, 3..=4),
-    )
-    .await;
+    start_stream(&store, &other, numbered(ids, 3..=4)).await;
 }
 
 /// A command that decided no events is recorded by an empty append with its id: the record
@@ -136,13 +124,7 @@ pub async fn no_op_command_is_recorded<S: EventStore + CheckpointStore>(store: S
     let ids = Ids::new("no_op_command_is_recorded");
     let stream_id = stream("conformance-no-op");
     let fresh = stream("conformance-no-op-fresh");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, [1]),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, [1])).await;
     let head_before = head(&store).await;
 
     let committed = store
@@ -290,13 +272,7 @@ pub async fn command_record_keeps_fingerprint_and_outcome<S: EventStore + Checkp
 pub async fn refusal_is_recorded_against_its_version<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("refusal_is_recorded_against_its_version");
     let stream_id = stream("conformance-refusal");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, 1..=2),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, 1..=2)).await;
     let head_before = head(&store).await;
     let fingerprint = CommandFingerprint::from_bytes([7; 32]);
 
@@ -371,13 +347,7 @@ pub async fn refusal_is_recorded_against_its_version<S: EventStore + CheckpointS
 pub async fn failed_append_does_not_record_its_command<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("failed_append_does_not_record_its_command");
     let stream_id = stream("conformance-failed-command");
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::NoStream,
-        numbered(ids, [1]),
-    )
-    .await;
+    start_stream(&store, &stream_id, numbered(ids, [1])).await;
     let command_id = ids.command(1);
 
     let conflict = append_err(
