@@ -13,8 +13,8 @@ use crate::store::log::EventFilter;
 use crate::stream::{ExpectedVersion, StreamVersion};
 
 use super::helpers::{
-    Ids, NUMBERED, OrFail as _, append_ok, id_list, load, load_all, new_event, numbered, payload,
-    raw, read_log, start_stream, stream, version_list, version_of, versions,
+    Ids, NUMBERED, OrFail as _, append_any, append_ok, id_list, load, load_all, new_event,
+    numbered, payload, raw, read_log, start_stream, stream, version_list, version_of, versions,
 };
 
 /// An appended event loads back unchanged: id, stream, version, type, schema version, payload,
@@ -192,13 +192,7 @@ pub async fn stream_version_follows_appends<S: EventStore + CheckpointStore>(sto
 /// A stream that was never written loads empty and has version 0, also when others exist.
 pub async fn unknown_stream_loads_empty_at_version_zero<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("unknown_stream_loads_empty_at_version_zero");
-    append_ok(
-        &store,
-        &stream("conformance-known"),
-        ExpectedVersion::Any,
-        numbered(ids, 1..=3),
-    )
-    .await;
+    append_any(&store, &stream("conformance-known"), numbered(ids, 1..=3)).await;
     let unknown = stream("conformance-unknown");
     assert!(load_all(&store, &unknown).await.is_empty());
     assert!(load(&store, &unknown, StreamVersion(2)).await.is_empty());

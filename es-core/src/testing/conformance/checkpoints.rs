@@ -3,10 +3,10 @@
 use crate::store::checkpoint::CheckpointStore;
 use crate::store::event_store::EventStore;
 use crate::store::log::EventFilter;
-use crate::stream::{ExpectedVersion, LogPosition};
+use crate::stream::LogPosition;
 
 use super::helpers::{
-    Ids, OrFail as _, append_ok, checkpoint, move_checkpoint, numbered, read_log, stream,
+    Ids, OrFail as _, append_any, checkpoint, move_checkpoint, numbered, read_log, stream,
 };
 
 /// A projection that never ran stands at the start of the log.
@@ -16,10 +16,9 @@ pub async fn checkpoint_starts_at_start<S: EventStore + CheckpointStore>(store: 
         checkpoint(&store, "conformance.never-ran").await,
         LogPosition::START
     );
-    append_ok(
+    append_any(
         &store,
         &stream("conformance-checkpoint-events"),
-        ExpectedVersion::Any,
         numbered(ids, 1..=2),
     )
     .await;
@@ -33,10 +32,9 @@ pub async fn checkpoint_starts_at_start<S: EventStore + CheckpointStore>(store: 
 /// returns it to the start.
 pub async fn checkpoint_commit_and_reset<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("checkpoint_commit_and_reset");
-    append_ok(
+    append_any(
         &store,
         &stream("conformance-checkpoint"),
-        ExpectedVersion::Any,
         numbered(ids, 1..=4),
     )
     .await;

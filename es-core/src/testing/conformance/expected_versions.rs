@@ -9,9 +9,9 @@ use crate::store::log::{AppendRequest, Committed, EventFilter, ReadVersion};
 use crate::stream::{ExpectedVersion, StreamId, StreamVersion};
 
 use super::helpers::{
-    Ids, OrFail as _, append_err, append_ok, assert_conflict, assert_duplicate_event_id, head,
-    id_list, join, load_all, new_event, numbered, payload, read_log, settle, start_stream, stream,
-    version_list, version_of, versions,
+    Ids, OrFail as _, append_any, append_err, append_ok, assert_conflict,
+    assert_duplicate_event_id, head, id_list, join, load_all, new_event, numbered, payload,
+    read_log, settle, start_stream, stream, version_list, version_of, versions,
 };
 
 /// `NoStream` on a stream with events is a conflict naming the actual version.
@@ -263,23 +263,11 @@ pub async fn any_always_appends<S: EventStore + CheckpointStore>(store: S) {
     let mut next = 1;
     for size in [1, 2, 1, 3] {
         let version_before = version_of(&store, &stream_id).await;
-        let committed = append_ok(
-            &store,
-            &stream_id,
-            ExpectedVersion::Any,
-            numbered(ids, next..next + size),
-        )
-        .await;
+        let committed = append_any(&store, &stream_id, numbered(ids, next..next + size)).await;
         next += size;
         assert_eq!(committed.version_before, version_before);
         assert_eq!(committed.version_after, version_before.advanced_by(size));
-        append_ok(
-            &store,
-            &other,
-            ExpectedVersion::Any,
-            numbered(ids, [1_000 + next]),
-        )
-        .await;
+        append_any(&store, &other, numbered(ids, [1_000 + next])).await;
     }
     assert_eq!(
         version_list(&load_all(&store, &stream_id).await),

@@ -11,8 +11,8 @@ use crate::store::log::EventFilter;
 use crate::stream::{ExpectedVersion, LogPosition, StreamVersion};
 
 use super::helpers::{
-    Ids, NUMBERED, OrFail as _, append_ok, assert_strictly_increasing, find_command, head, id_list,
-    join, load_all, new_event, numbered, payload, read_all, read_log, stream,
+    Ids, NUMBERED, OrFail as _, append_any, append_ok, assert_strictly_increasing, find_command,
+    head, id_list, join, load_all, new_event, numbered, payload, read_all, read_log, stream,
 };
 
 /// An empty store has no head, reads nothing and finds no commands.
@@ -53,10 +53,9 @@ pub async fn read_all_follows_global_order_across_streams<S: EventStore + Checkp
         ("conformance-a", &[9]),
     ];
     for (name, numbers) in plan {
-        append_ok(
+        append_any(
             &store,
             &stream(name),
-            ExpectedVersion::Any,
             numbered(ids, numbers.iter().copied()),
         )
         .await;
@@ -92,20 +91,8 @@ pub async fn read_all_follows_global_order_across_streams<S: EventStore + Checkp
 /// Reading after a log position excludes the event at that position.
 pub async fn read_all_after_is_exclusive<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("read_all_after_is_exclusive");
-    append_ok(
-        &store,
-        &stream("conformance-after-1"),
-        ExpectedVersion::Any,
-        numbered(ids, 1..=3),
-    )
-    .await;
-    append_ok(
-        &store,
-        &stream("conformance-after-2"),
-        ExpectedVersion::Any,
-        numbered(ids, 4..=5),
-    )
-    .await;
+    append_any(&store, &stream("conformance-after-1"), numbered(ids, 1..=3)).await;
+    append_any(&store, &stream("conformance-after-2"), numbered(ids, 4..=5)).await;
     let log = read_log(&store, EventFilter::All).await;
     assert_eq!(log.len(), 5);
     for (index, event) in log.iter().enumerate() {
@@ -129,20 +116,8 @@ pub async fn read_all_after_is_exclusive<S: EventStore + CheckpointStore>(store:
 /// limit beyond the log returns all of it, and limit 0 returns nothing.
 pub async fn read_all_respects_the_limit<S: EventStore + CheckpointStore>(store: S) {
     let ids = Ids::new("read_all_respects_the_limit");
-    append_ok(
-        &store,
-        &stream("conformance-limit-1"),
-        ExpectedVersion::Any,
-        numbered(ids, 1..=4),
-    )
-    .await;
-    append_ok(
-        &store,
-        &stream("conformance-limit-2"),
-        ExpectedVersion::Any,
-        numbered(ids, 5..=7),
-    )
-    .await;
+    append_any(&store, &stream("conformance-limit-1"), numbered(ids, 1..=4)).await;
+    append_any(&store, &stream("conformance-limit-2"), numbered(ids, 5..=7)).await;
     let everything = (1..=7).map(|n| ids.event(n)).collect::<Vec<_>>();
 
     let mut paged = Vec::new();
@@ -261,13 +236,7 @@ pub async fn log_positions_strictly_increase<S: EventStore + CheckpointStore>(st
     for round in 0..4_u64 {
         for name in names {
             let size = 1 + (round + n) % 3;
-            append_ok(
-                &store,
-                &stream(name),
-                ExpectedVersion::Any,
-                numbered(ids, n..n + size),
-            )
-            .await;
+            append_any(&store, &stream(name), numbered(ids, n..n + size)).await;
             n += size;
         }
     }
@@ -296,13 +265,7 @@ pub async fn head_is_the_last_event_position<S: EventStore + CheckpointStore>(st
     ];
     let mut n = 0;
     for (name, size) in plan {
-        let committed = append_ok(
-            &store,
-            &stream(name),
-            ExpectedVersion::Any,
-            numbered(ids, n..n + size),
-        )
-        .await;
+        let committed = append_any(&store, &stream(name), numbered(ids, n..n + size)).await;
         n += size;
         let head = head(&store).await;
         assert!(head.is_some(), "no head after an append");
@@ -344,10 +307,9 @@ pub async fn read_with_head_reads_the_head_with_the_events<S: EventStore + Check
     let types = ["t.a", "t.b", "t.a", "t.b", "t.c"];
     for (n, event_type) in (1..).zip(types) {
         let event = new_event(ids.event(n), event_type, &json!({ "n": n }));
-        append_ok(
+        append_any(
             &store,
             &stream(&format!("conformance-with-head-{}", n % 2)),
-            ExpectedVersion::Any,
             vec![event],
         )
         .await;

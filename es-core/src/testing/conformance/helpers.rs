@@ -132,6 +132,15 @@ pub(super) async fn append_ok<S: EventStore>(
     committed
 }
 
+/// Appends `events` to `stream_id` whatever its version ([`ExpectedVersion::Any`]).
+pub(super) async fn append_any<S: EventStore>(
+    store: &S,
+    stream_id: &StreamId,
+    events: Vec<NewEvent>,
+) -> Committed {
+    append_ok(store, stream_id, ExpectedVersion::Any, events).await
+}
+
 /// Starts `stream_id` with `events` ([`ExpectedVersion::NoStream`]), as most cases do first.
 pub(super) async fn start_stream<S: EventStore>(
     store: &S,

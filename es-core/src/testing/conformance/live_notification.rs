@@ -4,7 +4,7 @@ use crate::store::checkpoint::CheckpointStore;
 use crate::store::event_store::EventStore;
 use crate::stream::ExpectedVersion;
 
-use super::helpers::{Ids, OrFail as _, WAIT, append_ok, numbered, stream};
+use super::helpers::{Ids, OrFail as _, WAIT, append_any, append_ok, numbered, stream};
 
 /// A watch wakes after an append, again after the next one, and a watch taken later wakes too.
 pub async fn watch_wakes_after_append<S: EventStore + CheckpointStore>(store: S) {
@@ -17,13 +17,7 @@ pub async fn watch_wakes_after_append<S: EventStore + CheckpointStore>(store: S)
         .or_fail("waiting for the watch to wake after an append");
 
     let mut later = store.watch();
-    append_ok(
-        &store,
-        &stream_id,
-        ExpectedVersion::Any,
-        numbered(ids, [2, 3]),
-    )
-    .await;
+    append_any(&store, &stream_id, numbered(ids, [2, 3])).await;
     tokio::time::timeout(WAIT, watch.changed())
         .await
         .or_fail("waiting for the watch to wake after a second append");

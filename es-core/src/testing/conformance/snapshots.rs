@@ -5,9 +5,9 @@ use serde_json::{Value, json};
 use crate::snapshot::Snapshot;
 use crate::store::checkpoint::CheckpointStore;
 use crate::store::event_store::EventStore;
-use crate::stream::{ExpectedVersion, StreamVersion};
+use crate::stream::StreamVersion;
 
-use super::helpers::{Ids, OrFail as _, append_ok, load_snapshot, numbered, raw, stream};
+use super::helpers::{Ids, OrFail as _, append_any, load_snapshot, numbered, raw, stream};
 
 /// A saved snapshot loads back with its stream version, schema version and state.
 pub async fn snapshot_round_trips<S: EventStore + CheckpointStore>(store: S) {
@@ -74,13 +74,7 @@ pub async fn snapshot_of_unknown_stream_is_none<S: EventStore + CheckpointStore>
         )
         .await
         .or_fail("saving a snapshot");
-    append_ok(
-        &store,
-        &with_events,
-        ExpectedVersion::Any,
-        numbered(ids, 1..=3),
-    )
-    .await;
+    append_any(&store, &with_events, numbered(ids, 1..=3)).await;
     assert!(
         load_snapshot(&store, &with_events).await.is_none(),
         "a snapshot appeared for a stream that has none"
