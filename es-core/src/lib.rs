@@ -40,10 +40,13 @@
 //! # Where things are
 //!
 //! - [`mod@event`], [`aggregate`], [`projection`]: what the macros implement and you implement.
-//! - [`store`]: the [`EventStore`] contract and the in-memory [`MemoryStore`];
+//! - [`store`]: the store contract, one trait per job ([`EventLog`], [`SnapshotStore`],
+//!   [`CommandLog`], [`CheckpointStore`], [`LeaseStore`]; [`EventStore`] is the first three),
+//!   and the in-memory [`MemoryStore`];
 //!   `testing::conformance` (feature `testing`) is the suite every store passes.
 //! - [`command`]: load, decide, append, bounded retry, idempotent command ids.
-//! - [`registry`]: wires aggregates and projections to a store; [`runner`] runs projections.
+//! - [`registry`]: wires aggregates and projections to a store and builds the [`App`];
+//!   [`runner`] runs projections and process managers (batches, leases, workers, rebuilds).
 //! - [`subscription`]: catch up on the global log, then follow it live.
 //! - [`process`]: process managers, which react to events with commands, exactly once.
 //! - [`codec`], [`upcast`], [`snapshot`]: how events and states are stored and evolve.
