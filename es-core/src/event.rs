@@ -187,20 +187,6 @@ impl RecordedEvent {
     pub const fn log_position(&self) -> LogPosition {
         LogPosition::new(self.transaction, self.position)
     }
-
-    /// The type of the aggregate whose stream holds the event (see
-    /// [`StreamId::aggregate_parts`]); `None` for a stream not named `{aggregate}-{id}`.
-    #[must_use]
-    pub fn aggregate_type(&self) -> Option<&str> {
-        self.stream_id.aggregate_parts().map(|(name, _)| name)
-    }
-
-    /// The id of that aggregate as its commands were sent to it; `None` for a stream not
-    /// named `{aggregate}-{id}`.
-    #[must_use]
-    pub fn aggregate_id(&self) -> Option<&str> {
-        self.stream_id.aggregate_parts().map(|(_, id)| id)
-    }
 }
 
 /// A decoded event with its envelope: what projections and process managers receive.
