@@ -96,7 +96,7 @@ impl PostgresStore {
         .bind(command_id)
         .fetch_optional(executor)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         row.map(|row| column::command_record(BACKEND, command_id, row, context))
             .transpose()
             .map_err(LoadError::from)
@@ -393,7 +393,7 @@ impl PostgresStore {
                 .await
             {
                 Ok(Some(record)) => Attempt::Failed(AppendError::DuplicateCommand(record)),
-                Ok(None) => Attempt::Failed(classify(context, &error).with_source(error).into()),
+                Ok(None) => Attempt::Failed(classify(context, error).into()),
                 Err(lookup) => Attempt::Failed(lookup),
             },
             Some("events_event_id_key") => {
@@ -413,12 +413,10 @@ impl PostgresStore {
                         stream_id: request.stream_id.clone(),
                         event_id: first_repeated(&ids).map_or_else(EventId::new, EventId),
                     }),
-                    Err(lookup) => {
-                        Attempt::Failed(classify(context, &lookup).with_source(lookup).into())
-                    }
+                    Err(lookup) => Attempt::Failed(classify(context, lookup).into()),
                 }
             }
-            _ => Attempt::Failed(classify(context, &error).with_source(error).into()),
+            _ => Attempt::Failed(classify(context, error).into()),
         }
     }
 

@@ -24,7 +24,7 @@ impl CheckpointStore for PostgresStore {
                 .bind(projection)
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(|error| classify(context(), &error).with_source(error))?;
+                .map_err(|error| classify(context(), error))?;
         match row {
             None => Ok(LogPosition::START),
             Some((transaction, position)) => log_position(transaction, position, &context),
@@ -36,7 +36,7 @@ impl CheckpointStore for PostgresStore {
         self.pool
             .begin_with(sqlx::AssertSqlSafe(self.inner.begin_batch.clone()))
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))
+            .map_err(|error| classify(context(), error))
     }
 
     async fn commit(
@@ -54,11 +54,11 @@ impl CheckpointStore for PostgresStore {
         .bind(to_i64(checkpoint.position.get(), &context)?)
         .execute(&mut *transaction)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         transaction
             .commit()
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))
+            .map_err(|error| classify(context(), error))
     }
 
     async fn commit_fenced(
@@ -79,7 +79,7 @@ impl CheckpointStore for PostgresStore {
         .bind(to_i64(lease.epoch, &context)?)
         .fetch_optional(&mut *transaction)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         if saved.is_none() {
             // Dropping the transaction rolls the batch back.
             return Err(lease.lost(BACKEND, projection, checkpoint));
@@ -87,7 +87,7 @@ impl CheckpointStore for PostgresStore {
         transaction
             .commit()
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))
+            .map_err(|error| classify(context(), error))
     }
 
     async fn reset_checkpoint(&self, projection: &str) -> Result<(), BackendError> {
@@ -100,9 +100,8 @@ impl CheckpointStore for PostgresStore {
         .map_err(|error| {
             classify(
                 format!("reset the checkpoint of projection `{projection}`"),
-                &error,
+                error,
             )
-            .with_source(error)
         })?;
         Ok(())
     }
@@ -124,7 +123,7 @@ impl LeaseStore for PostgresStore {
         .bind(millis(ttl))
         .fetch_optional(&self.pool)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         epoch
             .map(|epoch| {
                 Ok(Lease::new(
@@ -150,7 +149,7 @@ impl LeaseStore for PostgresStore {
                 .bind(millis(ttl))
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(|error| classify(context(), &error).with_source(error))?;
+                .map_err(|error| classify(context(), error))?;
         Ok(match renewed {
             None => LeaseRenewal::Lost,
             Some(None) => LeaseRenewal::Renewed,
@@ -173,7 +172,7 @@ impl LeaseStore for PostgresStore {
         .bind(millis(ttl))
         .fetch_optional(&self.pool)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         holder
             .map(|(owner, epoch, left, requested_by)| {
                 Ok(LeaseHolder::new(
@@ -201,7 +200,7 @@ impl LeaseStore for PostgresStore {
         .bind(millis(ttl))
         .fetch_one(&self.pool)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         Ok(Lease::new(
             projection,
             owner,
@@ -219,7 +218,7 @@ impl LeaseStore for PostgresStore {
         .bind(to_i64(lease.epoch, &context)?)
         .execute(&self.pool)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         Ok(())
     }
 
@@ -231,9 +230,8 @@ impl LeaseStore for PostgresStore {
             .map_err(|error| {
                 classify(
                     format!("read the lease on projection `{projection}`"),
-                    &error,
+                    error,
                 )
-                .with_source(error)
             })
     }
 }

@@ -55,11 +55,13 @@ pub(crate) fn corrupt(
     BackendError::new(BACKEND, BackendErrorKind::Corrupt, context).with_source(error)
 }
 
+/// `error` as a [`BackendError`] that says what was being done (`context`), classified by
+/// [`error_kind`], with `error` as its source.
 pub(crate) fn classify(
     context: impl Into<std::borrow::Cow<'static, str>>,
-    error: &sqlx::Error,
+    error: sqlx::Error,
 ) -> BackendError {
-    BackendError::new(BACKEND, error_kind(error), context)
+    BackendError::new(BACKEND, error_kind(&error), context).with_source(error)
 }
 
 /// A lease's time to live in whole milliseconds, for `interval` arithmetic in SQL.

@@ -41,9 +41,8 @@ impl EventLog for PostgresStore {
                 .bind(sql::NO_LIMIT)
                 .fetch(&self.pool)
                 .map(move |row| {
-                    let row = row.map_err(|error| {
-                        classify(format!("load stream `{stream_id}`"), &error).with_source(error)
-                    })?;
+                    let row =
+                        row.map_err(|error| classify(format!("load stream `{stream_id}`"), error))?;
                     Ok(recorded_event_of(&row, Some(stream_id))?)
                 })
                 .boxed(),
@@ -106,7 +105,7 @@ impl EventLog for PostgresStore {
         .bind(types)
         .fetch_one(&self.pool)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         Ok(from_i64(count, &context)?.get())
     }
 
@@ -116,7 +115,7 @@ impl EventLog for PostgresStore {
             sqlx::query_as(sqlx::AssertSqlSafe(self.inner.queries.head.as_str()))
                 .fetch_optional(&self.pool)
                 .await
-                .map_err(|error| classify(context(), &error).with_source(error))?;
+                .map_err(|error| classify(context(), error))?;
         Ok(head
             .map(|(transaction, position)| log_position(transaction, position, &context))
             .transpose()?)
@@ -145,7 +144,7 @@ impl SnapshotStore for PostgresStore {
         .bind(snapshot.state.get())
         .execute(&self.pool)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         Ok(())
     }
 
@@ -157,7 +156,7 @@ impl SnapshotStore for PostgresStore {
         .bind(stream_id.as_str())
         .fetch_optional(&self.pool)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         let Some((version, schema_version, state)) = row else {
             return Ok(None);
         };

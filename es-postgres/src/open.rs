@@ -28,7 +28,7 @@ impl PostgresOptions {
             .acquire_timeout(self.connect_timeout)
             .connect(url)
             .await
-            .map_err(|error| classify("connect to the database", &error).with_source(error))?;
+            .map_err(|error| classify("connect to the database", error))?;
         self.with_pool(pool).await
     }
 

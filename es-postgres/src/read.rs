@@ -30,7 +30,7 @@ impl PostgresStore {
         .bind(stream_id.as_str())
         .fetch_one(executor)
         .await
-        .map_err(|error| classify(context(), &error).with_source(error))?;
+        .map_err(|error| classify(context(), error))?;
         Ok(from_i64(version, &context)?)
     }
 
@@ -64,7 +64,7 @@ impl PostgresStore {
         while let Some(row) = rows
             .try_next()
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))?
+            .map_err(|error| classify(context(), error))?
         {
             // Borrowed from the row: nothing is allocated per event before it is decoded.
             let stream_version = from_i64(row.try_get_unchecked(0).map_err(bad)?, &context)?;
@@ -104,7 +104,7 @@ impl PostgresStore {
         while let Some(row) = rows
             .try_next()
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))?
+            .map_err(|error| classify(context(), error))?
         {
             if row.try_get_raw(3).map_err(bad)?.is_null() {
                 head = Some(log_position(

@@ -106,7 +106,7 @@ impl PostgresStore {
         sqlx::raw_sql(sqlx::AssertSqlSafe(set_path))
             .execute(&mut *connection)
             .await
-            .map_err(|error| classify("migrate", &error).with_source(error))?;
+            .map_err(|error| classify("migrate", error))?;
         let migrated = migrator.run_direct(None, &mut *connection, false).await;
         let reset = sqlx::raw_sql("RESET search_path")
             .execute(&mut *connection)
@@ -155,7 +155,7 @@ impl PostgresStore {
         self.pool
             .acquire()
             .await
-            .map_err(|error| classify(context(), &error).with_source(error))
+            .map_err(|error| classify(context(), error))
     }
 }
 
