@@ -80,8 +80,7 @@ use crate::aggregate::Aggregate;
 use crate::app::App;
 use crate::command::error::CommandError;
 use crate::command::outcome::Executed;
-use crate::event::RecordedEvent;
-use crate::runner::batch::CheckpointKeeper;
+use crate::runner::batch::{BatchStep, CheckpointKeeper};
 use crate::store::checkpoint::CheckpointStore;
 use crate::store::error::BackendError;
 use crate::store::event_store::EventStore;
@@ -95,6 +94,10 @@ pub struct Commands<S> {
     process: &'static str,
     event_id: Uuid,
     correlation_id: Uuid,
+    /// Which step of the batch issues the commands: `""` for an event's handler,
+    /// `"begin_batch/"` or `"end_batch/"` for a batch hook, so a hook's commands never take
+    /// the ids of its event's handler's.
+    step: &'static str,
     issued: u32,
 }
 
@@ -109,23 +112,33 @@ impl<S> fmt::Debug for Commands<S> {
 }
 
 impl<S> Commands<S> {
-    /// The command path of `process`, before its first event.
-    const fn new(app: App<S>, process: &'static str) -> Self {
+    /// The command path of `process`, before it is pointed at an event: commands sent then
+    /// (from a reset hook) get ids of their own (a fresh UUID v7 to derive them from), never
+    /// another batch's.
+    fn new(app: App<S>, process: &'static str) -> Self {
+        let unique = Uuid::now_v7();
         Self {
             app,
             process,
-            event_id: Uuid::nil(),
-            correlation_id: Uuid::nil(),
+            event_id: unique,
+            correlation_id: unique,
+            step: "",
             issued: 0,
         }
     }
 
-    /// Points the commands that follow at `event`: their causation, correlation and
-    /// idempotency ids come from it.
-    fn handle(&mut self, event: &RecordedEvent) {
+    /// Points the commands that follow at the event of `step`: their causation, correlation
+    /// and idempotency ids come from it (and from the step, for a batch hook's).
+    fn point_at(&mut self, step: BatchStep<'_>) {
+        let (event, step) = match step {
+            BatchStep::Begin(event) => (event, "begin_batch/"),
+            BatchStep::Event(event) => (event, ""),
+            BatchStep::End(event) => (event, "end_batch/"),
+        };
         let event_id = *event.id.as_uuid();
         self.event_id = event_id;
         self.correlation_id = event.metadata.correlation_id.unwrap_or(event_id);
+        self.step = step;
         self.issued = 0;
     }
 }
@@ -158,9 +171,10 @@ impl<S: EventStore> Commands<S> {
         &self.app
     }
 
-    /// A name-based (version 5) UUID of the process, the event and the command's place.
+    /// A name-based (version 5) UUID of the process, the event, the step and the command's
+    /// place. An event handler's ids are those of earlier releases (`"{process}/{n}"`).
     fn next_command_id(&mut self) -> Uuid {
-        let name = format!("{}/{}", self.process, self.issued);
+        let name = format!("{}/{}{}", self.process, self.step, self.issued);
         self.issued += 1;
         Uuid::new_v5(&self.event_id, name.as_bytes())
     }
@@ -213,7 +227,7 @@ impl<S: CheckpointStore> CheckpointKeeper<App<S>> for ProcessKeeper {
         store.commit_fenced(unit, projection, at, lease).await
     }
 
-    fn before_event(commands: &mut Commands<S>, event: &RecordedEvent) {
-        commands.handle(event);
+    fn before(commands: &mut Commands<S>, step: BatchStep<'_>) {
+        commands.point_at(step);
     }
 }

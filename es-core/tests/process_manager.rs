@@ -219,3 +219,96 @@ async fn one_catch_up_runs_until_nothing_moves_whatever_the_registration_order()
         "the projection missed the shipments the process manager created in the same catch-up"
     );
 }
+
+// A process manager whose batch hooks send commands too.
+
+#[event]
+pub struct Noted;
+
+#[derive(Clone)]
+pub struct Note;
+
+#[derive(Default, Aggregate)]
+#[aggregate(name = "notebook", error = Refused, events(Noted), commands(Note))]
+pub struct Notebook {
+    notes: u32,
+}
+
+impl Apply<Noted> for Notebook {
+    fn apply(&mut self, _: &Noted) {
+        self.notes += 1;
+    }
+}
+
+impl Handle<Note> for Notebook {
+    fn handle(&self, _: Note) -> Result<Events<Self>, Refused> {
+        Ok(Events::one(Noted))
+    }
+}
+
+/// Notes each batch's start and end, and each paid order, in three notebooks.
+#[derive(es_core::Projection)]
+#[projection(name = "audit", events(OrderPaid), begin_batch, end_batch)]
+pub struct Audit;
+
+impl<S: EventStore> es_core::BeginBatch<Commands<S>> for Audit {
+    async fn begin_batch(
+        &mut self,
+        _: &[es_core::RecordedEvent],
+        commands: &mut Commands<S>,
+    ) -> Result<(), HandlerError> {
+        commands.execute::<Notebook>("begin", Note).await?;
+        Ok(())
+    }
+}
+
+impl<S: EventStore> Project<OrderPaid, Commands<S>> for Audit {
+    async fn project(
+        &mut self,
+        _: EventEnvelope<OrderPaid>,
+        commands: &mut Commands<S>,
+    ) -> Result<(), HandlerError> {
+        commands.execute::<Notebook>("event", Note).await?;
+        Ok(())
+    }
+}
+
+impl<S: EventStore> es_core::EndBatch<Commands<S>> for Audit {
+    async fn end_batch(&mut self, commands: &mut Commands<S>) -> Result<(), HandlerError> {
+        commands.execute::<Notebook>("end", Note).await?;
+        Ok(())
+    }
+}
+
+/// A batch hook's commands take ids of their own, derived from the batch's first or last
+/// event and the hook: they never collide with the handlers' commands of that event, and a
+/// replay of the batch answers them from their records instead of sending them again.
+#[tokio::test]
+async fn a_process_managers_batch_hooks_send_their_commands_once_per_batch() {
+    let app = Registry::new(MemoryStore::new())
+        .aggregate::<Order>()
+        .aggregate::<Notebook>()
+        .process_manager(Audit)
+        .build()
+        .await
+        .unwrap();
+    app.execute::<Order>("o1", Pay("o1".into())).await.unwrap();
+    app.execute::<Order>("o2", Pay("o2".into())).await.unwrap();
+    app.catch_up().await.unwrap();
+    let notes = |app: es_core::App<MemoryStore>| async move {
+        let mut notes = Vec::new();
+        for book in ["begin", "event", "end"] {
+            notes.push(app.load::<Notebook>(book).await.unwrap().state.notes);
+        }
+        notes
+    };
+    assert_eq!(notes(app.clone()).await, [1, 2, 1]);
+
+    let replayed = app.rebuild("audit", |_| {}).await.unwrap();
+    assert_eq!(replayed, 2);
+    assert_eq!(
+        notes(app.clone()).await,
+        [1, 2, 1],
+        "a replay sent commands again"
+    );
+}

@@ -27,6 +27,17 @@ pub(crate) trait RunContext: Clone + Send + Sync + 'static {
     fn store(&self) -> &Self::Store;
 }
 
+/// A step of a batch, with the event it is about.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum BatchStep<'e> {
+    /// The `begin_batch` hook, on the batch that starts at this event.
+    Begin(&'e RecordedEvent),
+    /// The handler of this event.
+    Event(&'e RecordedEvent),
+    /// The `end_batch` hook, on the batch that ends at this event.
+    End(&'e RecordedEvent),
+}
+
 /// What one batch did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct BatchOutcome {
@@ -166,10 +177,10 @@ pub(crate) trait CheckpointKeeper<Cx>: Send + 'static {
         lease: &Lease,
     ) -> impl Future<Output = Result<(), BackendError>> + Send;
 
-    /// Called before each event is dispatched in `transaction` (a process manager's commands
-    /// take their ids from the event).
-    fn before_event(transaction: &mut Self::Transaction, event: &RecordedEvent) {
-        let _ = (transaction, event);
+    /// Called before each step of a batch runs in `transaction`: a process manager's commands
+    /// take their ids from the event of the step.
+    fn before(transaction: &mut Self::Transaction, step: BatchStep<'_>) {
+        let _ = (transaction, step);
     }
 }
 
@@ -350,10 +361,12 @@ impl<P, K> Erased<P, K> {
         };
         let mut transaction = self.keeper.begin(cx, P::NAME).await.map_err(store_error)?;
         if let Some(first) = events.first()
-            && let Err(error) = self
-                .projection
-                .run_begin_batch(events, &mut transaction)
-                .await
+            && let Err(error) = {
+                K::before(&mut transaction, BatchStep::Begin(first));
+                self.projection
+                    .run_begin_batch(events, &mut transaction)
+                    .await
+            }
         {
             // The batch is retried whole: nothing of it is dispatched or committed.
             drop(transaction);
@@ -364,7 +377,7 @@ impl<P, K> Erased<P, K> {
             )));
         }
         for (index, event) in events.iter().enumerate() {
-            K::before_event(&mut transaction, event);
+            K::before(&mut transaction, BatchStep::Event(event));
             if let Err(error) = self.projection.dispatch(event, &mut transaction).await {
                 let applied = events.get(..index).unwrap_or_default();
                 self.keep_progress(cx, transaction, applied, lease).await;
@@ -372,7 +385,10 @@ impl<P, K> Erased<P, K> {
             }
         }
         if let Some(last) = events.last()
-            && let Err(error) = self.projection.run_end_batch(&mut transaction).await
+            && let Err(error) = {
+                K::before(&mut transaction, BatchStep::End(last));
+                self.projection.run_end_batch(&mut transaction).await
+            }
         {
             // The batch is retried whole: nothing of it is committed.
             drop(transaction);
@@ -406,10 +422,12 @@ impl<P, K> Erased<P, K> {
             drop(transaction);
             return;
         }
-        let Some(last) = applied.last().map(RecordedEvent::log_position) else {
+        let Some(last_event) = applied.last() else {
             return;
         };
+        let last = last_event.log_position();
         let mut transaction = transaction;
+        K::before(&mut transaction, BatchStep::End(last_event));
         if let Err(error) = self.projection.run_end_batch(&mut transaction).await {
             tracing::error!(%error, "the end-of-batch hook failed before a failed event; the batch is retried whole");
             return;
