@@ -96,7 +96,8 @@ impl ReadBatch {
     }
 }
 
-/// A projection with its store's types erased, so the registry can hold several.
+/// A projection or process manager with its types erased, so the app can hold several; its
+/// one implementation is [`Erased`], over the projection and where its checkpoint is kept.
 ///
 /// A trait object is needed here (projections are a heterogeneous list), hence `async_trait`.
 #[async_trait]
@@ -109,17 +110,13 @@ pub(crate) trait ErasedProjection<Cx>: Send {
 
     /// Whether it runs under a lease kept in the store (one worker at a time). A projection
     /// whose state and checkpoint live in this process runs in every process, unleased.
-    fn leased(&self) -> bool {
-        true
-    }
+    fn leased(&self) -> bool;
 
     /// Whether it can be rebuilt: it has a reset hook, or nothing to clear.
     fn resets(&self) -> bool;
 
     /// Whether handling events makes it append events (a process manager's commands).
-    fn issues_commands(&self) -> bool {
-        false
-    }
+    fn issues_commands(&self) -> bool;
 
     /// Runs one batch, committing it only while `lease` is held.
     async fn run_batch(
